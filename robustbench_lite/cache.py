@@ -1,0 +1,92 @@
+"""The model cache under $RB_HOME: safetensors weights plus a JSON config, keyed by a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from robustbench_lite.errors import RBError
+
+log = logging.getLogger(__name__)
+
+
+def rb_home() -> Path:
+    """$RB_HOME, default ~/.cache/robustbench_lite."""
+    return Path(os.environ.get("RB_HOME") or Path.home() / ".cache" / "robustbench_lite")
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 of the canonical JSON of `config` (sorted keys, no whitespace)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write `obj` as JSON; NaN and infinities are refused (use null)."""
+    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
+class ModelCache:
+    """Trained models stored as `<name>-<hash>.safetensors` + `.json` (loads run no code)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or rb_home()) / "models"
+
+    def paths(self, name: str, key: str) -> tuple[Path, Path]:
+        stem = f"{name}-{key[:16]}"
+        return self.root / f"{stem}.safetensors", self.root / f"{stem}.json"
+
+    def load(self, model: nn.Module, name: str, key: str) -> bool:
+        """Fill `model` from the cache; False if absent. A corrupt file is an RBError."""
+        weights, meta = self.paths(name, key)
+        if not (weights.is_file() and meta.is_file()):
+            return False
+        try:
+            stored = json.loads(meta.read_text())
+            if stored.get("key") != key:
+                raise ValueError("its config does not match its name")
+            missing, unexpected = load_model(model, str(weights), strict=False)
+            if missing or unexpected:
+                raise ValueError(f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        except (SafetensorError, ValueError, OSError, RuntimeError) as exc:
+            raise RBError(f"corrupt checkpoint {weights} ({exc}); delete it to retrain") from None
+        log.info("loaded %s from %s", name, weights)
+        return True
+
+    def save(self, model: nn.Module, name: str, key: str, config: dict[str, Any]) -> Path:
+        """Store weights and config atomically; returns the weights path."""
+        weights, meta = self.paths(name, key)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=weights.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_model(model, tmp)
+            os.replace(tmp, weights)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        write_json(meta, {"key": key, "config": config})
+        return weights

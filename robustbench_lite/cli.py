@@ -1,0 +1,212 @@
+"""`rb`: list plugins, run attacks x defenses, print leaderboards.
+
+User errors print one line on stderr and exit with code 2; an interrupted run exits 130 and keeps
+every finished cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from robustbench_lite import data, leaderboard
+from robustbench_lite.errors import RBError
+from robustbench_lite.plugins import (
+    attack_class,
+    attack_names,
+    defense_class,
+    defense_names,
+    instantiate,
+    parse_value,
+)
+
+log = logging.getLogger("robustbench_lite")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RBError(f"{message} (see `{self.prog} --help`)")
+
+
+def parse_settings(items: Sequence[str], plugins: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--set key=value` / `--set plugin.key=value` -> {plugin: {key: typed value}}.
+
+    A bare key goes to every selected plugin that has it; a key no selected plugin has is an error.
+    """
+    classes = {name: _plugin_class(name) for name in plugins}
+    settings: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise RBError(f"--set expects key=value or plugin.key=value, got {item!r}")
+        scope, _, key = key.strip().rpartition(".")
+        targets = [scope] if scope else [n for n in plugins if key in classes[n].hyperparameters()]
+        if scope and scope not in classes:
+            raise RBError(
+                f"--set {item}: {scope!r} is not a selected plugin ({', '.join(plugins)})"
+            )
+        if not targets:
+            raise RBError(
+                f"--set {item}: no selected plugin has a hyper-parameter {key!r} "
+                f"({'; '.join(f'{n}: ' + ', '.join(classes[n].hyperparameters()) for n in plugins)})"
+            )
+        for name in targets:
+            known = classes[name].hyperparameters()
+            if key not in known:
+                raise RBError(
+                    f"{name} has no hyper-parameter {key!r}; known: {', '.join(known) or '(none)'}"
+                )
+            try:
+                settings.setdefault(name, {})[key] = parse_value(text, known[key])
+            except RBError as exc:
+                raise RBError(f"--set {item}: {exc}") from None
+    return settings
+
+
+def _plugin_class(name: str) -> Any:
+    return attack_class(name) if name in attack_names() else defense_class(name)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rb", description="robustbench_lite: honest adversarial robustness.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="registered attacks and defenses")
+
+    run = sub.add_parser("run", help="evaluate attacks x defenses and print the leaderboard")
+    run.add_argument(
+        "--attack",
+        "-a",
+        action="append",
+        required=True,
+        help="attack name(s); repeat or comma-separate; 'all' for every one",
+    )
+    run.add_argument(
+        "--defense",
+        "-d",
+        action="append",
+        required=True,
+        help="defense name(s); repeat or comma-separate; 'all' for every one",
+    )
+    run.add_argument("--dataset", default="mnist-5k", help=f"one of {', '.join(data.DATASETS)}")
+    run.add_argument("--profile", default="standard", help="quick, standard or paper")
+    run.add_argument("--n", type=int, default=None, help="number of test samples")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        help="perturbation budget (default: the threat model's, per DESIGN.md)",
+    )
+    run.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="per-sample query budget of score/label-based attacks",
+    )
+    run.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyper-parameter of a selected plugin (plugin.key=value to pick one)",
+    )
+    run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    run.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
+    run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+
+    board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
+    board.add_argument("--results", type=Path, default=Path("results"))
+    board.add_argument("--dataset", default="mnist-5k")
+    board.add_argument("--profile", default="standard")
+    board.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
+    return parser
+
+
+def _cmd_list() -> None:
+    lines = []
+    for name in attack_names():
+        try:
+            attack = instantiate(attack_class(name), "standard")
+            lines.append(f"attack   {name:16} {attack.threat_model:8} {attack.knowledge}")
+        except RBError as exc:
+            lines.append(f"attack   {name:16} unavailable: {exc}")
+    for name in defense_names():
+        try:
+            cls = defense_class(name)
+            traits = [t for t in ("randomized", "certifies") if getattr(cls, t)]
+            lines.append(f"defense  {name:16} {', '.join(traits) or 'deterministic'}")
+        except RBError as exc:
+            lines.append(f"defense  {name:16} unavailable: {exc}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from robustbench_lite.runner import Runner, resolve_names
+
+    attacks = resolve_names(args.attack, attack_names(), "attack")
+    defenses = resolve_names(args.defense, defense_names(), "defense")
+    runner = Runner(
+        dataset=args.dataset,
+        profile=args.profile,
+        n=args.n,
+        seed=args.seed,
+        results_dir=args.results,
+        eps=args.eps,
+        budget=args.budget,
+        settings=parse_settings(args.settings, attacks + defenses),
+        quiet=args.quiet,
+    )
+    board = runner.run(attacks, defenses)
+    _emit(board, args.csv)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> None:
+    cell_dir = args.results / args.dataset / args.profile
+    if not cell_dir.is_dir():
+        raise RBError(f"no results in {cell_dir}; run `rb run` first")
+    _emit(leaderboard.build(cell_dir), args.csv)
+
+
+def _emit(board: Any, csv: Path | None) -> None:
+    sys.stdout.write(leaderboard.to_markdown(board))
+    if csv is not None:
+        from robustbench_lite.cache import atomic_write_text
+
+        atomic_write_text(csv, leaderboard.to_csv(board))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rb` console script; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="%(message)s",
+            stream=sys.stderr,
+        )
+        if args.command == "list":
+            _cmd_list()
+        elif args.command == "run":
+            _cmd_run(args)
+        else:
+            _cmd_leaderboard(args)
+    except RBError as exc:
+        sys.stderr.write(f"rb: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("rb: interrupted; every finished cell is saved, rerun to resume\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

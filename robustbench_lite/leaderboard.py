@@ -1,0 +1,129 @@
+"""Result files -> one leaderboard row per defense -> CSV / Markdown.
+
+Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
+is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
+threat model failed on it), evaluated on the samples all those attacks saw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lite.cache import atomic_write_text
+from robustbench_lite.errors import RBError
+
+REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
+TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
+
+
+def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
+    """Every result file `<defense>/<cell>.json` under `cell_dir`; a corrupt one is an RBError."""
+    cells = []
+    for path in sorted(Path(cell_dir).glob("*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
+        missing = [key for key in REQUIRED if key not in record]
+        if missing:
+            raise RBError(f"result file {path} lacks {', '.join(missing)}; delete it and rerun")
+        record["_path"] = str(path)
+        cells.append(record)
+    return cells
+
+
+def _suffix(cell: dict[str, Any]) -> str:
+    """The part of a cell name after the attack's name (e.g. '@eps=0.1'), '' by default."""
+    return str(cell["cell"])[len(str(cell["attack"])) :]
+
+
+def _robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
+    samples = cell["samples"]
+    return dict(zip(samples["index"], samples["robust"], strict=True))
+
+
+def _worst_case(cells: list[dict[str, Any]]) -> float:
+    """Fraction of samples (seen by every cell) that no cell broke."""
+    per_cell = [_robust_by_index(c) for c in cells]
+    common = set(per_cell[0]).intersection(*per_cell[1:])
+    if not common:
+        return math.nan
+    return sum(all(r[i] for r in per_cell) for i in common) / len(common)
+
+
+def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    cells = sorted(cells, key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]))
+    widest = max(cells, key=lambda c: c["n"])
+    row: dict[str, Any] = {"defense": defense, "n": widest["n"], "clean_acc": widest["clean_acc"]}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        row[cell["cell"]] = cell["robust_acc"]
+        groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
+    for name, members in groups.items():
+        row[name] = _worst_case(members)
+    for cell in cells:
+        if cell.get("knowledge") != "gradient":
+            row[f"{cell['cell']}_queries"] = (cell.get("queries") or {}).get("median_success")
+        if cell.get("minimal"):
+            row[f"{cell['cell']}_dist"] = cell.get("median_distance")
+    return row
+
+
+def build(cell_dir: Path) -> pd.DataFrame:
+    """The leaderboard of one dataset/profile folder: one row per defense, numbers as numbers."""
+    by_defense: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    column_tm: dict[str, str] = {}
+    for cell in load_cells(cell_dir):
+        by_defense[cell["defense"]].append(cell)
+        column_tm[cell["cell"]] = cell["threat_model"]
+    rows = [_row(d, cells) for d, cells in sorted(by_defense.items())]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["defense", "n", "clean_acc"])
+    first = ["defense", "n", "clean_acc"]
+    robust = [c for c in frame.columns if c not in first and not c.endswith(("_queries", "_dist"))]
+
+    def order(column: str) -> tuple[int, bool, str]:
+        tm = column_tm.get(column) or column.removeprefix("worst_").split("@")[0]
+        return TM_ORDER.get(tm, len(TM_ORDER)), column.startswith("worst_"), column
+
+    robust.sort(key=order)
+    extra = sorted(c for c in frame.columns if c.endswith(("_queries", "_dist")))
+    return frame[first + robust + extra].astype({"n": "int64"})
+
+
+def save(frame: pd.DataFrame, cell_dir: Path) -> None:
+    """Write leaderboard.csv and leaderboard.md beside the cells (atomically)."""
+    atomic_write_text(Path(cell_dir) / "leaderboard.csv", to_csv(frame))
+    atomic_write_text(Path(cell_dir) / "leaderboard.md", to_markdown(frame))
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV with numbers rounded to 6 decimals, so equal runs give byte-equal files."""
+    return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; accuracies with three decimals, empty cells blank."""
+
+    def fmt(value: Any, column: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.0f}" if column.endswith("_queries") else f"{value:.3f}"
+        return str(value)
+
+    columns = list(frame.columns)
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c == "defense" else "---:" for c in columns) + "|",
+    ]
+    for record in frame.to_dict(orient="records"):
+        lines.append("| " + " | ".join(fmt(record[c], c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""Plugin contracts (Attack, Defense, ThreatModel) and the registry that finds them.
+
+Plugins are found through entry points (groups `robustbench_lite.attacks` and
+`robustbench_lite.defenses`), so built-ins register exactly as a third-party package would.
+Hyper-parameters are keyword-only constructor arguments with defaults (as in foolbox), stored on
+the instance under the same name; `--set key=value` is checked against them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from robustbench_lite.errors import RBError
+
+Knowledge = Literal["gradient", "scores", "labels"]
+KNOWLEDGE: tuple[str, ...] = ("gradient", "scores", "labels")
+ATTACK_GROUP = "robustbench_lite.attacks"
+DEFENSE_GROUP = "robustbench_lite.defenses"
+
+
+class QueryModel(Protocol):
+    """What an attack sees: images in [0,1] -> logits, each row charged to a sample.
+
+    `idx[i]` names the sample (0..N-1 of the batch given to `Attack.run`) that row i belongs to;
+    it may be omitted only when the call holds exactly one row per sample, in order.
+    """
+
+    num_classes: int
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Threat models
+
+
+class ThreatModel(ABC):
+    """A set of allowed perturbations of x, with a default size per dataset."""
+
+    name: ClassVar[str]
+    default_eps: ClassVar[Mapping[str, float]]
+
+    def check_eps(self, eps: float) -> None:
+        """Raise RBError for a budget that makes no sense in this threat model."""
+        if not (math.isfinite(eps) and eps > 0):
+            raise RBError(f"{self.name} eps must be a positive number, got {eps}")
+
+    @abstractmethod
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        """The point of the threat model's set around x (intersected with [0,1]) for x_adv."""
+
+    @abstractmethod
+    def distance(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        """Per-sample size of the perturbation x_adv - x."""
+
+
+class Linf(ThreatModel):
+    """The L-infinity ball: every pixel moves by at most eps."""
+
+    name = "linf"
+    default_eps: ClassVar[Mapping[str, float]] = {
+        "mnist-5k": 0.3,
+        "mnist": 0.3,
+        "fashion-mnist": 0.1,
+    }
+
+    def check_eps(self, eps: float) -> None:
+        super().check_eps(eps)
+        if eps > 1:
+            raise RBError(f"linf eps must be at most 1 for images in [0,1], got {eps}")
+
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+
+    def distance(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        return (x_adv - x).flatten(1).abs().amax(dim=1)
+
+
+class L2(ThreatModel):
+    """The L2 ball of radius eps."""
+
+    name = "l2"
+    default_eps: ClassVar[Mapping[str, float]] = {
+        "mnist-5k": 1.5,
+        "mnist": 1.5,
+        "fashion-mnist": 1.5,
+    }
+
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        delta = (x_adv - x).flatten(1)
+        norm = delta.norm(dim=1, keepdim=True)
+        factor = torch.where(norm > eps, eps / norm.clamp_min(1e-12), torch.ones_like(norm))
+        return (x + (delta * factor).view_as(x)).clamp(0.0, 1.0)
+
+    def distance(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        return (x_adv - x).flatten(1).norm(dim=1)
+
+
+THREAT_MODELS: dict[str, ThreatModel] = {tm.name: tm for tm in (Linf(), L2())}
+
+
+def threat_model(name: str) -> ThreatModel:
+    """Look up a threat model by name."""
+    try:
+        return THREAT_MODELS[name]
+    except KeyError:
+        raise RBError(f"unknown threat model {name!r}; known: {', '.join(THREAT_MODELS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin base classes
+
+
+class Plugin:
+    """Shared by attacks and defenses: a registry name, hyper-parameters and profile overrides."""
+
+    name: ClassVar[str]
+    #: Hyper-parameter overrides per profile (`quick`, `standard`, `paper`).
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: Defaults that a preset (see `preset`) puts over the constructor's own.
+    preset_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        """Keyword-only constructor arguments and their defaults (a preset's defaults applied)."""
+        init = cls.__init__
+        while getattr(init, "__preset_init__", False):
+            init = init.__wrapped__  # type: ignore[attr-defined]
+        params = inspect.signature(init).parameters.values()
+        defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        return {**defaults, **cls.preset_defaults}
+
+    def config(self) -> dict[str, Any]:
+        """The hyper-parameters this instance runs with; recorded in every result."""
+        return {key: getattr(self, key) for key in type(self).hyperparameters()}
+
+
+class Attack(Plugin, ABC):
+    """An attack: `run` returns adversarial candidates; the runner decides whether they succeed."""
+
+    threat_model: str = "linf"
+    knowledge: ClassVar[Knowledge] = "gradient"
+    #: Minimal-perturbation attacks may return points beyond eps; the runner reports distances.
+    minimal: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float,
+        budget: int | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Attack a batch of clean-correct samples.
+
+        Returns x_adv (same shape as x), optionally with per-sample extras to record (tensors whose
+        first dimension is the batch). `budget` is the per-sample query budget (None: unlimited);
+        the runner counts queries itself and refuses results that overspend.
+        """
+
+
+class Defense(Plugin, ABC):
+    """A defense: an architecture, a way to train it, optionally a certificate."""
+
+    randomized: ClassVar[bool] = False
+    certifies: ClassVar[bool] = False
+    #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
+    exposes: ClassVar[frozenset[str]] = frozenset(KNOWLEDGE)
+
+    @abstractmethod
+    def build(self, num_classes: int) -> nn.Module:
+        """The untrained model: images in [0,1] (N,1,28,28) -> logits (N, num_classes)."""
+
+    @abstractmethod
+    def fit(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        progress: bool,
+    ) -> None:
+        """Train `model` in place on the training split."""
+
+    def prediction_draws(self) -> int:
+        """How many stochastic forward passes one prediction takes (majority vote)."""
+        return 1
+
+    def certify(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+    ) -> torch.Tensor:
+        """Per-sample bool: is the prediction provably constant in the eps-ball?"""
+        raise NotImplementedError(f"defense {self.name} does not certify")
+
+
+P = TypeVar("P", bound=Plugin)
+
+
+def preset(base: type[P], name: str, doc: str, **defaults: Any) -> type[P]:
+    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2)."""
+    unknown = set(defaults) - set(base.hyperparameters())
+    if unknown:
+        raise TypeError(f"preset {name}: {base.__name__} has no hyper-parameters {sorted(unknown)}")
+    base_init = base.__init__
+
+    def __init__(self: Any, **kwargs: Any) -> None:
+        base_init(self, **{**defaults, **kwargs})
+
+    __init__.__preset_init__ = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = base_init  # type: ignore[attr-defined]
+    attrs = {
+        "name": name,
+        "__doc__": doc,
+        "__init__": __init__,
+        "__module__": base.__module__,
+        "preset_defaults": {**base.preset_defaults, **defaults},
+    }
+    return type(base.__name__ + "_" + name.replace("-", "_"), (base,), attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered plugin name and where it comes from; loaded only when used."""
+
+    name: str
+    target: str
+    entry_point: importlib.metadata.EntryPoint
+
+    def load(self) -> type[Plugin]:
+        try:
+            obj = self.entry_point.load()
+        except ImportError as exc:
+            raise RBError(
+                f"plugin {self.name} ({self.target}) cannot be loaded: {exc}; "
+                "install its optional dependencies"
+            ) from None
+        if not (isinstance(obj, type) and issubclass(obj, Plugin)):
+            raise RBError(f"plugin {self.name} ({self.target}) is not a Plugin subclass")
+        if obj.name != self.name:
+            raise RBError(
+                f"plugin {self.target} is registered as {self.name!r} but names itself {obj.name!r}"
+            )
+        return obj
+
+
+def _entries(group: str) -> dict[str, Entry]:
+    found: dict[str, Entry] = {}
+    for ep in importlib.metadata.entry_points(group=group):
+        if ep.name in found and found[ep.name].target != ep.value:
+            raise RBError(
+                f"duplicate plugin name {ep.name!r} in {group}: "
+                f"{found[ep.name].target} and {ep.value}"
+            )
+        found[ep.name] = Entry(ep.name, ep.value, ep)
+    return dict(sorted(found.items()))
+
+
+def attack_names() -> list[str]:
+    """Names of all registered attacks, sorted."""
+    return list(_entries(ATTACK_GROUP))
+
+
+def defense_names() -> list[str]:
+    """Names of all registered defenses, sorted."""
+    return list(_entries(DEFENSE_GROUP))
+
+
+def _load(group: str, kind: str, name: str, base: type[P]) -> type[P]:
+    entries = _entries(group)
+    if name not in entries:
+        raise RBError(f"unknown {kind} {name!r}; known: {', '.join(entries) or '(none)'}")
+    cls = entries[name].load()
+    if not issubclass(cls, base):
+        raise RBError(f"plugin {name} is registered as {kind} but is not a {base.__name__}")
+    return cls
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The attack class registered under `name` (RBError listing the known names if none)."""
+    return _load(ATTACK_GROUP, "attack", name, Attack)
+
+
+def defense_class(name: str) -> type[Defense]:
+    """The defense class registered under `name` (RBError listing the known names if none)."""
+    return _load(DEFENSE_GROUP, "defense", name, Defense)
+
+
+def instantiate(cls: type[P], profile: str, overrides: Mapping[str, Any] | None = None) -> P:
+    """Build a plugin with its profile's defaults and the user's overrides (checked by name)."""
+    known = cls.hyperparameters()
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise RBError(
+            f"{cls.name} has no hyper-parameter {', '.join(unknown)}; "
+            f"known: {', '.join(known) or '(none)'}"
+        )
+    kwargs = {**cls.profiles.get(profile, {}), **overrides}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise RBError(f"{cls.name}: {exc}") from None
+
+
+def parse_value(text: str, default: Any) -> Any:
+    """Parse a `--set` value, guided by the type of the hyper-parameter's default."""
+    word = text.strip().lower()
+    booleans = {"true": True, "yes": True, "false": False, "no": False}
+    if word in ("none", "null"):
+        return None
+    if isinstance(default, bool):
+        if word not in booleans:
+            raise RBError(f"expected true or false, got {text!r}")
+        return booleans[word]
+    casters: tuple[Callable[[str], Any], ...]
+    if isinstance(default, int):
+        casters = (int,)
+    elif isinstance(default, float):
+        casters = (float,)
+    else:  # a string or None default: take the narrowest reading
+        if word in booleans:
+            return booleans[word]
+        casters = (int, float, str)
+    for cast in casters:
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    raise RBError(f"expected a number, got {text!r}")
