@@ -121,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     run.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
+    run.add_argument(
+        "--save-adv",
+        action="store_true",
+        help="also keep each cell's verified adversarial inputs (<cell>.adv.safetensors)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
@@ -164,6 +169,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         budget=args.budget,
         settings=parse_settings(args.settings, attacks + defenses),
         quiet=args.quiet,
+        save_adv=args.save_adv,
     )
     board = runner.run(attacks, defenses)
     _emit(board, args.csv)

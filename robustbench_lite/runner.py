@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -135,6 +136,7 @@ class Runner:
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     quiet: bool = False
     batch_size: int = 250
+    save_adv: bool = False  # also write the verified x_adv of each cell beside its JSON
     cache: ModelCache = field(default_factory=ModelCache)
 
     def __post_init__(self) -> None:
@@ -313,6 +315,7 @@ class Runner:
         queries = torch.zeros(n, dtype=torch.int64)
         distance = torch.full((n,), float("nan"))
         extras: dict[str, list[Any]] = {}
+        x_verified = x.clone()
         targets = torch.nonzero(correct).squeeze(1)
         batches = [
             targets[i : i + self.batch_size] for i in range(0, len(targets), self.batch_size)
@@ -340,6 +343,7 @@ class Runner:
                 found = predict(model, x_found, draws) != yb
             distance[batch] = torch.where(found, tm.distance(xb, x_found), float("inf"))
             robust[batch] = ~fooled
+            x_verified[batch] = x_proj
             adv_pred[batch] = pred
             queries[batch] = counter.counts
             for key, value in batch_extras.items():
@@ -357,6 +361,9 @@ class Runner:
             }
         )
         path = self.cell_path(defense, attack)
+        if self.save_adv:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"x_adv": x_verified.contiguous()}, str(adv_path(path)))
         write_json(path, record)
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
@@ -430,6 +437,11 @@ class Runner:
         }
 
 
+def adv_path(cell_path: Path) -> Path:
+    """The sibling file holding a cell's verified adversarial inputs (clean x where unattacked)."""
+    return cell_path.with_suffix(".adv.safetensors")
+
+
 def _stat(values: torch.Tensor, how: str) -> float | None:
     """mean / median / max of a 1-D tensor as a JSON number (None when empty or infinite)."""
     if len(values) == 0:
@@ -452,6 +464,7 @@ def run(
     eps: float | None = None,
     budget: int | None = None,
     quiet: bool = True,
+    save_adv: bool = False,
 ) -> pd.DataFrame:
     """Python API: run attacks x defenses, write the result files, return the leaderboard."""
     runner = Runner(
@@ -464,5 +477,6 @@ def run(
         budget=budget,
         settings=settings or {},
         quiet=quiet,
+        save_adv=save_adv,
     )
     return runner.run(attacks, defenses)

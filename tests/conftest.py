@@ -1,0 +1,55 @@
+"""Shared fixtures: a private model cache, mnist-5k, and the quick-profile baseline model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_lite import data
+from robustbench_lite.cache import ModelCache
+from robustbench_lite.plugins import defense_class, instantiate
+from robustbench_lite.runner import Runner, predict
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test session trains into its own cache, never the user's."""
+    home = tmp_path_factory.mktemp("rb_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RB_HOME", str(home))
+        mp.setenv("RB_OFFLINE", "1")
+        yield home
+
+
+@pytest.fixture(scope="session")
+def mnist_test() -> data.Dataset:
+    return data.load("mnist-5k", "test")
+
+
+@pytest.fixture(scope="session")
+def quick_runner(rb_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    """A quick-profile runner on mnist-5k writing into a temporary results folder."""
+    return Runner(
+        profile="quick",
+        results_dir=tmp_path_factory.mktemp("results"),
+        quiet=True,
+        cache=ModelCache(rb_home),
+    )
+
+
+@pytest.fixture(scope="session")
+def baseline(quick_runner: Runner) -> nn.Module:
+    """The `none` defense trained in the quick profile (a few seconds, cached for the session)."""
+    return quick_runner.model(instantiate(defense_class("none"), "quick"))
+
+
+@pytest.fixture(scope="session")
+def clean_batch(baseline: nn.Module, mnist_test: data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """32 test digits the baseline classifies correctly (what the runner hands an attack)."""
+    x, y = mnist_test.x[:64], mnist_test.y[:64]
+    keep = predict(baseline, x) == y
+    return x[keep][:32], y[keep][:32]

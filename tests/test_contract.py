@@ -1,0 +1,100 @@
+"""The contract every registered attack meets, parametrized over the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from robustbench_lite.plugins import (
+    KNOWLEDGE,
+    THREAT_MODELS,
+    Attack,
+    attack_class,
+    attack_names,
+    defense_class,
+    instantiate,
+)
+from robustbench_lite.queries import QueryCounter
+from robustbench_lite.runner import Runner, adv_path, predict
+
+ATTACKS = attack_names()
+
+
+def _quick(name: str) -> Attack:
+    return instantiate(attack_class(name), "quick")
+
+
+def test_registry_is_not_empty() -> None:
+    assert {"pgd", "pgd-l2"} <= set(ATTACKS)
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_declares_itself(name: str) -> None:
+    attack = _quick(name)
+    assert attack.name == name
+    assert attack.threat_model in THREAT_MODELS
+    assert attack.knowledge in KNOWLEDGE
+    # Every hyper-parameter is keyword-only, has a default, and is recorded as it is used.
+    config = attack.config()
+    assert set(config) == set(type(attack).hyperparameters())
+    json.dumps(config)
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_output_is_valid_and_every_sample_is_charged(
+    name: str, baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    attack = _quick(name)
+    x, y = clean_batch
+    tm = THREAT_MODELS[attack.threat_model]
+    eps = tm.default_eps["mnist-5k"]
+    budget = None if attack.knowledge == "gradient" else 500
+    counter = QueryCounter(baseline, len(x), num_classes=10)
+    output = attack.run(counter, x, y, eps=eps, budget=budget, generator=torch.Generator())
+    x_adv = output[0] if isinstance(output, tuple) else output
+    assert x_adv.shape == x.shape
+    assert x_adv.dtype == x.dtype
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    if not attack.minimal:
+        assert bool((tm.distance(x, x_adv) <= eps + 1e-5).all())
+    assert bool((counter.counts > 0).all()), "every attacked sample must have been queried"
+    if budget is not None:
+        assert int(counter.counts.max()) <= budget
+    # The attack actually attacks: the undefended baseline loses most of its accuracy.
+    fooled = predict(baseline, tm.project(x, x_adv, eps)) != y
+    assert float(fooled.double().mean()) >= 0.5
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_runner_verdict_matches_its_stored_examples(
+    name: str, quick_runner: Runner, baseline: nn.Module, mnist_test
+) -> None:
+    runner = Runner(
+        profile="quick",
+        n=40,
+        results_dir=quick_runner.results_dir / "contract",
+        quiet=True,
+        cache=quick_runner.cache,
+        save_adv=True,
+        budget=500,
+    )
+    runner.run([name], ["none"])
+    defense = instantiate(defense_class("none"), "quick")
+    path = runner.cell_path(defense, _quick(name))
+    record = json.loads(path.read_text())
+    samples = record["samples"]
+    x_adv = load_file(str(adv_path(path)))["x_adv"]
+    y = mnist_test.y[:40]
+    pred = predict(baseline, x_adv)
+    assert pred.tolist() == samples["adv_pred"]
+    correct = torch.tensor(samples["clean_correct"])
+    robust = torch.tensor(samples["robust"])
+    assert robust.tolist() == (correct & (pred == y)).tolist()
+    queries = torch.tensor(samples["queries"])
+    assert bool((queries[correct] > 0).all()) and bool((queries[~correct] == 0).all())
+    assert record["robust_acc"] == pytest.approx(float(robust.double().mean()))
+    assert record["robust_acc"] <= record["clean_acc"]
