@@ -4,6 +4,7 @@ adversarial example itself, counts every query itself, and writes one JSON file 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -89,13 +90,11 @@ def derive_seed(*parts: Any) -> int:
 
 def versions() -> dict[str, str]:
     """Versions that shape the numbers; stored in every result."""
-    import foolbox
-
     return {
         "robustbench_lite": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "foolbox": foolbox.__version__,
+        "foolbox": importlib.metadata.version("foolbox"),
         "python": platform.python_version(),
     }
 
