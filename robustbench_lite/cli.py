@@ -128,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
+    check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
+    check.add_argument("--baseline", type=Path, required=True, help="a leaderboard.csv")
+    check.add_argument("--tolerance", type=float, default=0.01, help="allowed fall (fraction)")
+    check.add_argument("--strict", action="store_true", help="a rise beyond tolerance fails too")
+    check.add_argument("--update", action="store_true", help="rewrite the baseline from the rerun")
+    check.add_argument(
+        "--reuse-models", action="store_true", help="use cached models instead of retraining"
+    )
+    check.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
     board.add_argument("--results", type=Path, default=Path("results"))
     board.add_argument("--dataset", default="mnist-5k")
@@ -175,6 +185,20 @@ def _cmd_run(args: argparse.Namespace) -> None:
     _emit(board, args.csv)
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from robustbench_lite.check import check
+
+    report = check(
+        args.baseline,
+        tolerance=args.tolerance,
+        strict=args.strict,
+        update=args.update,
+        reuse_models=args.reuse_models,
+    )
+    sys.stdout.write(report.render(args.tolerance))
+    return 1 if report.failed else 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> None:
     cell_dir = args.results / args.dataset / args.profile
     if not cell_dir.is_dir():
@@ -203,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_list()
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "check":
+            return _cmd_check(args)
         else:
             _cmd_leaderboard(args)
     except RBError as exc:

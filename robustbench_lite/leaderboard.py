@@ -15,27 +15,48 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.cache import atomic_write_text
+from robustbench_lite.cache import atomic_write_text, config_hash
 from robustbench_lite.errors import RBError
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
 
 
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Add the content hash that lets a later reader detect a hand-edited result file."""
+    body = {k: v for k, v in record.items() if k != "content_hash"}
+    return {**body, "content_hash": config_hash(body)}
+
+
+def tampering(record: dict[str, Any]) -> str | None:
+    """Why a result record cannot be trusted as the runner wrote it, or None."""
+    missing = [
+        key for key in (*REQUIRED, "config", "config_hash", "content_hash") if key not in record
+    ]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if config_hash(record["config"]) != record["config_hash"]:
+        return "its config does not match its config hash"
+    if seal(record)["content_hash"] != record["content_hash"]:
+        return "its content does not match its content hash (edited by hand?)"
+    return None
+
+
+def read_cell(path: Path) -> dict[str, Any]:
+    """One result file, verified; a corrupt or edited one is an RBError."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
+    problem = tampering(record) if isinstance(record, dict) else "it is not a JSON object"
+    if problem:
+        raise RBError(f"refusing result file {path}: {problem}; delete it and rerun")
+    return record
+
+
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
-    """Every result file `<defense>/<cell>.json` under `cell_dir`; a corrupt one is an RBError."""
-    cells = []
-    for path in sorted(Path(cell_dir).glob("*/*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
-        missing = [key for key in REQUIRED if key not in record]
-        if missing:
-            raise RBError(f"result file {path} lacks {', '.join(missing)}; delete it and rerun")
-        record["_path"] = str(path)
-        cells.append(record)
-    return cells
+    """Every result file `<defense>/<cell>.json` under `cell_dir`, each verified."""
+    return [read_cell(path) for path in sorted(Path(cell_dir).glob("*/*.json"))]
 
 
 def _suffix(cell: dict[str, Any]) -> str:

@@ -279,9 +279,9 @@ class Runner:
         if not path.is_file():
             return False
         try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError):
-            log.warning("unreadable result %s: recomputing it", path)
+            stored = leaderboard.read_cell(path)
+        except RBError as exc:
+            log.warning("%s: recomputing it", exc)
             return False
         done = stored.get("config_hash") == config_hash(self.cell_config(defense, attack, n))
         if done:
@@ -363,7 +363,7 @@ class Runner:
         if self.save_adv:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"x_adv": x_verified.contiguous()}, str(adv_path(path)))
-        write_json(path, record)
+        write_json(path, leaderboard.seal(record))
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
             defense.name,
