@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from robustbench_lite import data, leaderboard
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import (
+    THREAT_MODELS,
     attack_class,
     attack_names,
     defense_class,
@@ -101,9 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--eps",
-        type=float,
-        default=None,
-        help="perturbation budget (default: the threat model's, per DESIGN.md)",
+        action="append",
+        default=[],
+        metavar="[TM:]E1,E2,...",
+        help="perturbation budget(s), a sweep if several; TM (linf, l2, ...) limits them to "
+        "that threat model's attacks (default: the threat model's budget, per DESIGN.md)",
     )
     run.add_argument(
         "--budget",
@@ -138,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
+    plot = sub.add_parser("plot", help="eps sweep, query curves and example grids as PNG files")
+    plot.add_argument("--results", type=Path, default=Path("results"))
+    plot.add_argument("--dataset", default="mnist-5k")
+    plot.add_argument("--profile", default="standard")
+
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
     board.add_argument("--results", type=Path, default=Path("results"))
     board.add_argument("--dataset", default="mnist-5k")
@@ -164,25 +172,65 @@ def _cmd_list() -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def parse_eps(items: Sequence[str]) -> list[tuple[str | None, float]]:
+    """`--eps 0.1,0.3 --eps l2:1,2` -> [(None, 0.1), (None, 0.3), ('l2', 1.0), ('l2', 2.0)]."""
+    plan: list[tuple[str | None, float]] = []
+    for item in items:
+        scope, _, values = item.rpartition(":")
+        if scope and scope not in THREAT_MODELS:
+            raise RBError(
+                f"--eps {item}: unknown threat model {scope!r}; known: {', '.join(THREAT_MODELS)}"
+            )
+        for text in values.split(","):
+            try:
+                plan.append((scope or None, float(text)))
+            except ValueError:
+                raise RBError(f"--eps {item}: {text!r} is not a number") from None
+    return plan
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from robustbench_lite.runner import Runner, resolve_names
 
     attacks = resolve_names(args.attack, attack_names(), "attack")
     defenses = resolve_names(args.defense, defense_names(), "defense")
-    runner = Runner(
-        dataset=args.dataset,
-        profile=args.profile,
-        n=args.n,
-        seed=args.seed,
-        results_dir=args.results,
-        eps=args.eps,
-        budget=args.budget,
-        settings=parse_settings(args.settings, attacks + defenses),
-        quiet=args.quiet,
-        save_adv=args.save_adv,
-    )
-    board = runner.run(attacks, defenses)
+    settings = parse_settings(args.settings, attacks + defenses)
+    plan = parse_eps(args.eps) or [(None, None)]
+
+    def runner(eps: float | None) -> Runner:
+        return Runner(
+            dataset=args.dataset,
+            profile=args.profile,
+            n=args.n,
+            seed=args.seed,
+            results_dir=args.results,
+            eps=eps,
+            budget=args.budget,
+            settings=settings,
+            quiet=args.quiet,
+            save_adv=args.save_adv,
+        )
+
+    board = None
+    for scope, eps in plan:
+        chosen = [
+            a
+            for a in attacks
+            if scope is None
+            or instantiate(attack_class(a), args.profile, settings.get(a)).threat_model == scope
+        ]
+        if chosen:
+            board = runner(eps).run(chosen, defenses)
+    if board is None:
+        raise RBError("no selected attack has the threat model of any --eps given")
     _emit(board, args.csv)
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    from robustbench_lite.plots import plot_all
+
+    for path in plot_all(args.results / args.dataset / args.profile):
+        sys.stdout.write(f"{path}\n")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -229,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_run(args)
         elif args.command == "check":
             return _cmd_check(args)
+        elif args.command == "plot":
+            _cmd_plot(args)
         else:
             _cmd_leaderboard(args)
     except RBError as exc:

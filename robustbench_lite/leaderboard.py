@@ -55,8 +55,11 @@ def read_cell(path: Path) -> dict[str, Any]:
 
 
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
-    """Every result file `<defense>/<cell>.json` under `cell_dir`, each verified."""
-    return [read_cell(path) for path in sorted(Path(cell_dir).glob("*/*.json"))]
+    """Every result file `<defense>/<cell>.json` under `cell_dir`, each verified; `_path` says
+    where it was read from."""
+    return [
+        {**read_cell(path), "_path": str(path)} for path in sorted(Path(cell_dir).glob("*/*.json"))
+    ]
 
 
 def _suffix(cell: dict[str, Any]) -> str:
