@@ -1,22 +1,40 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+RB ?= rb
+QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
+STANDARD := results/mnist-5k/standard
 
-.PHONY: install test lint bench leaderboard
+.PHONY: install test lint pytest regress bench leaderboard quick-baseline
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
 
-test: lint
-	$(PYTHON) -m pytest -q
+test: lint pytest regress
 
 lint:
 	$(PYTHON) -m ruff check robustbench_lite attacks defenses tests
 	$(PYTHON) -m ruff format --check robustbench_lite attacks defenses tests
 
+pytest:
+	$(PYTHON) -m pytest -q
+
+# Rerun every cell of the committed quick leaderboard (models retrained) and fail on a fall.
+regress:
+	$(RB) --quiet check --baseline $(QUICK_BASELINE)
+
 bench:
 	$(PYTHON) -m tests.bench
 
+# The committed quick grid that `regress` compares against (rewrite after a deliberate change).
+quick-baseline:
+	$(RB) --quiet run --attack all --defense all --profile quick
+
+# The standard grid, an eps sweep for the plot, the plots, and README's table.
 leaderboard:
-	rb run --attack all --defense all --profile standard --quiet
+	$(RB) --quiet run --attack all --defense all --profile standard
+	$(RB) --quiet run --attack pgd,pgd-l2 --defense all --profile standard \
+		--eps linf:0.05,0.1,0.2 --eps l2:0.5,1.0,2.0
+	$(RB) --quiet plot --results results --profile standard
+	$(RB) leaderboard --results results --profile standard --readme README.md > /dev/null

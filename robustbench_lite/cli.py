@@ -151,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--dataset", default="mnist-5k")
     board.add_argument("--profile", default="standard")
     board.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
+    board.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="replace the block between <!-- leaderboard:start/end --> in this file",
+    )
     return parser
 
 
@@ -251,7 +257,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     cell_dir = args.results / args.dataset / args.profile
     if not cell_dir.is_dir():
         raise RBError(f"no results in {cell_dir}; run `rb run` first")
-    _emit(leaderboard.build(cell_dir), args.csv)
+    board = leaderboard.build(cell_dir)
+    _emit(board, args.csv)
+    if args.readme is not None:
+        leaderboard.update_readme(args.readme, board, cell_dir)
 
 
 def _emit(board: Any, csv: Path | None) -> None:

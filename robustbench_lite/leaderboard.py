@@ -151,3 +151,23 @@ def to_markdown(frame: pd.DataFrame) -> str:
     for record in frame.to_dict(orient="records"):
         lines.append("| " + " | ".join(fmt(record[c], c) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+
+
+def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
+    """Put the Markdown leaderboard (and the grid's attack wall time) between the markers."""
+    text = Path(readme).read_text()
+    if README_START not in text or README_END not in text:
+        raise RBError(f"{readme} has no {README_START} ... {README_END} block")
+    cells = load_cells(cell_dir)
+    seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
+    at_default_eps = frame[[c for c in frame.columns if "@" not in c]]  # sweeps go to the plot
+    block = (
+        f"{README_START}\n{to_markdown(at_default_eps)}\n"
+        f"{len(cells)} cells from `{cell_dir.as_posix()}`; attack wall time "
+        f"{seconds / 60:.1f} min on the machine that made them.\n{README_END}"
+    )
+    head, rest = text.split(README_START, 1)
+    atomic_write_text(Path(readme), head + block + rest.split(README_END, 1)[1])
