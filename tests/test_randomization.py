@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_lite import data, leaderboard
+from robustbench_lite.check import check
 from robustbench_lite.eot import EOT
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import Defense, defense_class, instantiate
@@ -96,3 +97,10 @@ def test_eot_is_not_weaker_and_no_eot_is_a_marked_cell(
         ).read_text()
     )
     assert again["samples"] == eot["samples"]
+    # `rb check` reruns each cell as it was made, the no-EOT one without EOT.
+    report = check(cells.parent / "leaderboard.csv", reuse_models=True)
+    assert not report.failed
+    assert {c.cell for c in report.changes if c.verdict == "ok"} >= {
+        "randomization/pgd@eps=0.05",
+        "randomization/pgd@eps=0.05@no-eot",
+    }
