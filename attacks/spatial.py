@@ -27,6 +27,8 @@ class Spatial(Attack):
     spread evenly over the allowed range (the paper's MNIST grid: 31 x 5 x 5 = 775), in
     foolbox's order (angle outermost). `random`: `tries` transforms drawn uniformly from the
     range for each sample (the paper's worst-of-10). Samples leave the search once fooled.
+    Against a randomized defense "fooled" is the runner's EOT view (mean of m draws); the
+    runner's majority vote may still flip a borderline transform back, which then counts robust.
     """
 
     name = "spatial"
