@@ -24,6 +24,9 @@ class PGD(Attack):
 
     Each sample keeps the first iterate that fools the model (per-sample worst case over
     restarts) and is dropped from the batch once it does; later restarts attack only the rest.
+    Against a stochastic model no single answer is proof, so every sample takes all steps and
+    keeps its last iterate (as in Athalye et al. 2018's EOT attacks): stopping at the first
+    fooled draw leaves x_adv on the decision boundary, where a majority vote flips it back.
     """
 
     name = "pgd"
@@ -85,6 +88,7 @@ class PGD(Attack):
     ) -> torch.Tensor:
         ball = THREAT_MODELS[self.norm]
         alpha = self.step_size(eps)
+        early_exit = not getattr(model, "stochastic", False)
         x_adv = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool)
         for _ in range(self.restarts):
@@ -99,7 +103,7 @@ class PGD(Attack):
                 hit = logits.argmax(dim=1) != y0
                 x_adv[active] = xt.detach()  # the latest iterate; final for samples that hold
                 fooled[active[hit]] = True
-                keep = ~hit
+                keep = ~hit if early_exit else torch.ones_like(hit)
                 if t == self.steps or not bool(keep.any()):
                     break
                 per_sample = (

@@ -132,6 +132,7 @@ def _runner_for(cell: dict[str, Any], workdir: Path, cache: ModelCache) -> Runne
         settings={attack["name"]: attack["config"], defense["name"]: defense["config"]},
         quiet=True,
         cache=cache,
+        eot=not cell.get("no_eot", False),
     )
 
 

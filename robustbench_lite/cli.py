@@ -129,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also keep each cell's verified adversarial inputs (<cell>.adv.safetensors)",
     )
+    run.add_argument(
+        "--no-eot",
+        dest="eot",
+        action="store_false",
+        help="attack randomized defenses without expectation over transformation, only to show "
+        "the difference; written as separate <attack>@no-eot cells",
+    )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
@@ -215,6 +222,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
             settings=settings,
             quiet=args.quiet,
             save_adv=args.save_adv,
+            eot=args.eot,
         )
 
     board = None

@@ -20,6 +20,7 @@ from robustbench_lite.errors import RBError
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
+NO_EOT = "@no-eot"  # cell-name suffix of results made with `rb run --no-eot`
 
 
 def seal(record: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +151,12 @@ def to_markdown(frame: pd.DataFrame) -> str:
     ]
     for record in frame.to_dict(orient="records"):
         lines.append("| " + " | ".join(fmt(record[c], c) for c in columns) + " |")
+    if any(NO_EOT in c for c in columns):
+        lines.append("")
+        lines.append(
+            f"`{NO_EOT}`: a randomized defense attacked without expectation over transformation, "
+            "shown only beside the EOT number it overstates; not a robustness claim."
+        )
     return "\n".join(lines) + "\n"
 
 

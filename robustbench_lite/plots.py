@@ -56,7 +56,8 @@ def eps_sweep(cells: list[dict[str, Any]], path: Path) -> Path:
                     "--",
                     label=f"{cell['defense']} / {cell['attack']} (distances)",
                 )
-            lines[(cell["defense"], cell["attack"])].append((cell["eps"], cell["robust_acc"]))
+            attack = cell["attack"] + (leaderboard.NO_EOT if cell.get("no_eot") else "")
+            lines[(cell["defense"], attack)].append((cell["eps"], cell["robust_acc"]))
         for (defense, attack), points in sorted(lines.items()):
             points.sort()
             clean = next(c["clean_acc"] for c in cells if c["defense"] == defense)

@@ -12,6 +12,7 @@ class QueryCounter:
 
     Attacks never report their own counts. A row costs `draws` queries when one prediction of the
     model takes several stochastic forward passes (expectation over transformation).
+    `stochastic` tells attacks that the model is randomized: one fooled answer proves nothing.
     """
 
     def __init__(
@@ -21,11 +22,13 @@ class QueryCounter:
         *,
         num_classes: int,
         draws: int = 1,
+        stochastic: bool = False,
     ) -> None:
         self.model = model
         self.n = n
         self.num_classes = num_classes
         self.draws = draws
+        self.stochastic = stochastic
         self.counts = torch.zeros(n, dtype=torch.int64)
         self.calls = 0
 

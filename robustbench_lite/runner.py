@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from robustbench_lite import __version__, data, leaderboard
 from robustbench_lite.cache import ModelCache, config_hash, write_json
+from robustbench_lite.eot import EOT
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import (
     Attack,
@@ -44,17 +45,19 @@ RESULT_SCHEMA = 1
 
 @dataclass(frozen=True)
 class Profile:
-    """How much work a run does: test samples and the per-sample query budget."""
+    """How much work a run does: test samples, the per-sample query budget, and the EOT draws
+    (forward passes averaged per query of a randomized defense)."""
 
     name: str
     n: int | None  # test samples; None: the whole test split
     budget: int  # per-sample queries of score- and label-based attacks
+    eot_draws: int = 10
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", n=200, budget=1_000),
-    "standard": Profile("standard", n=1_000, budget=10_000),
-    "paper": Profile("paper", n=None, budget=10_000),
+    "quick": Profile("quick", n=200, budget=1_000, eot_draws=4),
+    "standard": Profile("standard", n=1_000, budget=10_000, eot_draws=10),
+    "paper": Profile("paper", n=None, budget=10_000, eot_draws=30),
 }
 
 
@@ -136,6 +139,7 @@ class Runner:
     quiet: bool = False
     batch_size: int = 250
     save_adv: bool = False  # also write the verified x_adv of each cell beside its JSON
+    eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
     cache: ModelCache = field(default_factory=ModelCache)
 
     def __post_init__(self) -> None:
@@ -249,18 +253,26 @@ class Runner:
 
     # -- cells ---------------------------------------------------------------------------------
 
-    def cell_name(self, attack: Attack) -> str:
-        """The leaderboard column of an attack: its name, plus the eps when not the default."""
+    def eot_draws(self, defense: Defense) -> int:
+        """Forward passes averaged per attack query: the profile's EOT count if randomized."""
+        return self._profile.eot_draws if defense.randomized and self.eot else 1
+
+    def cell_name(self, attack: Attack, defense: Defense | None = None) -> str:
+        """The leaderboard column of an attack: its name, plus the eps when not the default,
+        plus `@no-eot` when a randomized defense was attacked without EOT."""
         tm = threat_model(attack.threat_model)
         eps = self._eps(attack)
         default = tm.default_eps[self.dataset]
-        return attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
+        name = attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
+        if defense is not None and defense.randomized and not self.eot:
+            name += leaderboard.NO_EOT
+        return name
 
     def cell_path(self, defense: Defense, attack: Attack) -> Path:
-        return self.cell_dir / defense.name / f"{self.cell_name(attack)}.json"
+        return self.cell_dir / defense.name / f"{self.cell_name(attack, defense)}.json"
 
     def cell_config(self, defense: Defense, attack: Attack, n: int) -> dict[str, Any]:
-        return {
+        config = {
             "schema": RESULT_SCHEMA,
             "dataset": self.dataset,
             "n": n,
@@ -273,6 +285,9 @@ class Runner:
             "budget": self._budget(attack),
             "prediction_draws": defense.prediction_draws(),
         }
+        if defense.randomized:  # keyed only here, so deterministic cells keep their hashes
+            config["eot_draws"] = self.eot_draws(defense)
+        return config
 
     def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
         path = self.cell_path(defense, attack)
@@ -303,9 +318,10 @@ class Runner:
         eps, budget = config["eps"], config["budget"]
         tm = threat_model(attack.threat_model)
         draws = defense.prediction_draws()
-        cell_seed = derive_seed(
-            self.seed, "attack", self.dataset, defense.name, self.cell_name(attack)
-        )
+        m = self.eot_draws(defense)
+        view = EOT(model, m) if m > 1 else model  # what the attack queries
+        cell = self.cell_name(attack, defense)
+        cell_seed = derive_seed(self.seed, "attack", self.dataset, defense.name, cell)
         torch.manual_seed(cell_seed)
         generator = torch.Generator().manual_seed(cell_seed)
         correct = clean_pred == y
@@ -322,7 +338,9 @@ class Runner:
         desc = f"{defense.name} x {attack.name}"
         for batch in tqdm(batches, desc=desc, disable=self.quiet, leave=False):
             xb, yb = x[batch], y[batch]
-            counter = QueryCounter(model, len(batch), num_classes=10)
+            counter = QueryCounter(
+                view, len(batch), num_classes=10, draws=m, stochastic=defense.randomized
+            )
             output = attack.run(counter, xb, yb, eps=eps, budget=budget, generator=generator)
             x_adv, batch_extras = output if isinstance(output, tuple) else (output, {})
             x_adv = self._checked(attack, x_adv, xb)
@@ -332,7 +350,8 @@ class Runner:
                     f"over its budget of {budget}: the runner refuses to grade it"
                 )
             # The runner's own verdict: project into the threat model, predict uncounted.
-            x_proj = tm.project(xb, x_adv, eps)
+            batch_extras = tm.clip_extras(batch_extras, eps)
+            x_proj = tm.project(xb, x_adv, eps, batch_extras)
             pred = predict(model, x_proj, draws)
             fooled = pred != yb
             found = fooled
@@ -340,7 +359,9 @@ class Runner:
             if attack.minimal:  # the distance of what it found, even beyond eps
                 x_found = x_adv.clamp(0.0, 1.0)
                 found = predict(model, x_found, draws) != yb
-            distance[batch] = torch.where(found, tm.distance(xb, x_found), float("inf"))
+            distance[batch] = torch.where(
+                found, tm.distance(xb, x_found, batch_extras), float("inf")
+            )
             robust[batch] = ~fooled
             x_verified[batch] = x_proj
             adv_pred[batch] = pred
@@ -351,9 +372,13 @@ class Runner:
                 extras.setdefault(key, [None] * n)
                 for i, v in zip(batch.tolist(), value.tolist(), strict=True):
                     extras[key][i] = v
-        record = self._record(config, attack, correct, robust, adv_pred, queries, distance, extras)
+        record = self._record(
+            config, attack, cell, correct, robust, adv_pred, queries, distance, extras
+        )
         record.update(
             {
+                "no_eot": defense.randomized and not self.eot,
+                "eot_draws": m,
                 "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - start, 3),
                 "profile": self.profile,
@@ -367,7 +392,7 @@ class Runner:
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
             defense.name,
-            self.cell_name(attack),
+            cell,
             record["clean_acc"],
             record["robust_acc"],
             path,
@@ -387,6 +412,7 @@ class Runner:
         self,
         config: dict[str, Any],
         attack: Attack,
+        cell: str,
         correct: torch.Tensor,
         robust: torch.Tensor,
         adv_pred: torch.Tensor,
@@ -405,7 +431,7 @@ class Runner:
             },
             "defense": config["defense"]["name"],
             "attack": config["attack"]["name"],
-            "cell": self.cell_name(attack),
+            "cell": cell,
             "knowledge": attack.knowledge,
             "minimal": attack.minimal,
             "config_hash": config_hash(config),
@@ -464,6 +490,7 @@ def run(
     budget: int | None = None,
     quiet: bool = True,
     save_adv: bool = False,
+    eot: bool = True,
 ) -> pd.DataFrame:
     """Python API: run attacks x defenses, write the result files, return the leaderboard."""
     runner = Runner(
@@ -477,5 +504,6 @@ def run(
         settings=settings or {},
         quiet=quiet,
         save_adv=save_adv,
+        eot=eot,
     )
     return runner.run(attacks, defenses)

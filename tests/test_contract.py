@@ -55,17 +55,17 @@ def test_attack_output_is_valid_and_every_sample_is_charged(
     budget = None if attack.knowledge == "gradient" else 500
     counter = QueryCounter(baseline, len(x), num_classes=10)
     output = attack.run(counter, x, y, eps=eps, budget=budget, generator=torch.Generator())
-    x_adv = output[0] if isinstance(output, tuple) else output
+    x_adv, extras = output if isinstance(output, tuple) else (output, {})
     assert x_adv.shape == x.shape
     assert x_adv.dtype == x.dtype
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
     if not attack.minimal:
-        assert bool((tm.distance(x, x_adv) <= eps + 1e-5).all())
+        assert bool((tm.distance(x, x_adv, extras) <= eps + 1e-5).all())
     assert bool((counter.counts > 0).all()), "every attacked sample must have been queried"
     if budget is not None:
         assert int(counter.counts.max()) <= budget
     # The attack actually attacks: the undefended baseline loses most of its accuracy.
-    fooled = predict(baseline, tm.project(x, x_adv, eps)) != y
+    fooled = predict(baseline, tm.project(x, x_adv, eps, extras)) != y
     assert float(fooled.double().mean()) >= 0.5
 
 

@@ -1,0 +1,94 @@
+"""Differentiable geometric transforms of image batches (affine_grid + grid_sample), per sample.
+
+Shared by the `spatial` attack (Engstrom et al. 2019, rotation + translation) and the
+`randomization` defense (Xie et al. 2018, resize + pad). Conventions: bilinear sampling with
+`align_corners=False` (pixel centres, so integer translations and quarter turns are exact), zero
+fill outside the image; angles in degrees, counter-clockwise as displayed; translations in pixels,
++dx moves content right and +dy moves it down.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def affine(
+    x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Sample x (N,C,H,W) at `theta` (N,2,3), which maps output to input normalized coordinates.
+
+    The output has spatial size `size` (default: the input's); points outside x read zero.
+    """
+    n, c = x.shape[:2]
+    height, width = size or (x.shape[2], x.shape[3])
+    grid = F.affine_grid(theta.to(x.dtype), [n, c, height, width], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _per_sample(value: torch.Tensor | float, n: int) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float64)
+    return t.expand(n) if t.dim() == 0 else t
+
+
+def rotate_translate(
+    x: torch.Tensor,
+    angle: torch.Tensor | float,
+    dx: torch.Tensor | float,
+    dy: torch.Tensor | float,
+) -> torch.Tensor:
+    """Translate each image by (dx, dy) pixels, then rotate it by `angle` degrees about its centre.
+
+    This composition (translation first) is the one foolbox's SpatialAttack renders, so a grid
+    of parameters describes the same set of images in both. Parameters are scalars or (N,).
+    """
+    n, _, height, width = x.shape
+    a = _per_sample(angle, n) * (math.pi / 180.0)
+    tx = _per_sample(dx, n) * (2.0 / width)
+    ty = _per_sample(dy, n) * (2.0 / height)
+    cos, sin = torch.cos(a), torch.sin(a)
+    # Content moves as p = R (q + t), R a counter-clockwise turn in (x right, y down)
+    # coordinates; the grid needs the inverse, q = R^-1 p - t.
+    theta = torch.stack(
+        [torch.stack([cos, -sin, -tx], dim=1), torch.stack([sin, cos, -ty], dim=1)], dim=1
+    )
+    return affine(x, theta)
+
+
+def resize_pad(
+    x: torch.Tensor,
+    size: torch.Tensor | int,
+    left: torch.Tensor | int,
+    top: torch.Tensor | int,
+    canvas: int,
+) -> torch.Tensor:
+    """Bilinearly resize each square image to `size` x `size` and place it with its top-left
+    corner at (left, top) on a zero canvas of `canvas` x `canvas` pixels (per-sample values).
+
+    Equals F.interpolate(bilinear, align_corners=False) followed by F.pad, except that resampling
+    reads zeros instead of repeating the border row (identical for images with zero borders).
+    """
+    n, _, height, width = x.shape
+    if height != width:
+        raise ValueError(f"resize_pad expects square images, got {height}x{width}")
+    s = _per_sample(size, n)
+    a = _per_sample(left, n)
+    b = _per_sample(top, n)
+    zero = torch.zeros(n, dtype=torch.float64)
+    scale = canvas / s
+    theta = torch.stack(
+        [
+            torch.stack([scale, zero, (canvas - 2 * a) / s - 1], dim=1),
+            torch.stack([zero, scale, (canvas - 2 * b) / s - 1], dim=1),
+        ],
+        dim=1,
+    )
+    out = affine(x, theta, (canvas, canvas))
+    # Exact zero padding: bilinear sampling bleeds half a pixel past the placed image.
+    pos = torch.arange(canvas, dtype=torch.float64)
+    cols = (pos[None, :] >= a[:, None]) & (pos[None, :] < (a + s)[:, None])
+    rows = (pos[None, :] >= b[:, None]) & (pos[None, :] < (b + s)[:, None])
+    mask = (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)
+    return out * mask.to(out.dtype)
