@@ -209,8 +209,10 @@ class Defense(Plugin, ABC):
 P = TypeVar("P", bound=Plugin)
 
 
-def preset(base: type[P], name: str, doc: str, **defaults: Any) -> type[P]:
-    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2)."""
+def preset(base: type[P], name: str, doc: str, /, **defaults: Any) -> type[P]:
+    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2).
+
+    The first three arguments are positional-only, so a hyper-parameter may be named `base`."""
     unknown = set(defaults) - set(base.hyperparameters())
     if unknown:
         raise TypeError(f"preset {name}: {base.__name__} has no hyper-parameters {sorted(unknown)}")
