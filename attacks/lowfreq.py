@@ -38,6 +38,14 @@ class LowFrequency(Attack):
         self.knowledge = self.inner.knowledge  # type: ignore[misc]
         self.minimal = self.inner.minimal  # type: ignore[misc]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A preset with another base (`lf-nes`) declares that base's traits on the class too."""
+        super().__init_subclass__(**kwargs)
+        inner = BASES[cls.preset_defaults.get("base", "boundary")]
+        cls.threat_model = inner.threat_model
+        cls.knowledge = inner.knowledge
+        cls.minimal = inner.minimal
+
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:
         own = super().hyperparameters()

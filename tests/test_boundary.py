@@ -103,6 +103,8 @@ def test_low_frequency_plugin_takes_its_base_traits_and_hyper_parameters() -> No
     assert lf_nes.config()["sigma"] == 0.01 and lf_nes.config()["ratio"] == 0.5
     lf_ba = instantiate(attack_class("lf-boundary"), "quick")
     assert (lf_ba.threat_model, lf_ba.knowledge, lf_ba.minimal) == ("l2", "labels", True)
+    assert attack_class("lf-nes").knowledge == "scores"
+    assert attack_class("lf-nes").threat_model == "linf"
     generic = instantiate(attack_class("low-frequency"), "quick", {"base": "nes"})
     assert generic.knowledge == "scores"
     assert set(attack_class("lf-nes").hyperparameters()) == {"base", "ratio"} | set(
