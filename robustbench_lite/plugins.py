@@ -208,6 +208,8 @@ class Plugin:
     name: ClassVar[str]
     #: Hyper-parameter overrides per profile (`quick`, `standard`, `paper`).
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: Whether `--attack all` / `--defense all` includes it.
+    in_all: ClassVar[bool] = True
     #: Defaults that a preset (see `preset`) puts over the constructor's own.
     preset_defaults: ClassVar[Mapping[str, Any]] = {}
 
@@ -291,8 +293,10 @@ class Defense(Plugin, ABC):
 P = TypeVar("P", bound=Plugin)
 
 
-def preset(base: type[P], name: str, doc: str, **defaults: Any) -> type[P]:
-    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2)."""
+def preset(base: type[P], name: str, doc: str, /, **defaults: Any) -> type[P]:
+    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2).
+
+    The first three arguments are positional-only, so a hyper-parameter may be named `base`."""
     unknown = set(defaults) - set(base.hyperparameters())
     if unknown:
         raise TypeError(f"preset {name}: {base.__name__} has no hyper-parameters {sorted(unknown)}")

@@ -55,3 +55,10 @@ class QueryCounter:
     def total(self) -> int:
         """All queries made so far."""
         return int(self.counts.sum())
+
+
+def require_budget(budget: int | None, attack: str) -> int:
+    """The per-sample budget a query-based attack runs under; it needs a positive one."""
+    if budget is None or budget < 1:
+        raise ValueError(f"{attack} needs a per-sample query budget of at least 1, got {budget}")
+    return int(budget)

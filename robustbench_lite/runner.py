@@ -68,13 +68,17 @@ def profile_named(name: str) -> Profile:
 
 
 def resolve_names(requested: Iterable[str], known: Sequence[str], kind: str) -> list[str]:
-    """Expand comma lists and `all`, keep order, drop repeats; unknown names are an RBError."""
+    """Expand comma lists and `all`, keep order, drop repeats; unknown names are an RBError.
+
+    `all` means every plugin whose class is `in_all` (a generic plugin whose concrete variants
+    are registered too, like `low-frequency`, is left to them)."""
+    load = attack_class if kind == "attack" else defense_class
     names: list[str] = []
     for item in requested:
         for name in (part.strip() for part in item.split(",")):
             if not name:
                 continue
-            expanded = list(known) if name == "all" else [name]
+            expanded = [n for n in known if load(n).in_all] if name == "all" else [name]
             for one in expanded:
                 if one not in known:
                     raise RBError(f"unknown {kind} {one!r}; known: {', '.join(known)}")

@@ -64,8 +64,11 @@ def test_attack_output_is_valid_and_every_sample_is_charged(
     assert bool((counter.counts > 0).all()), "every attacked sample must have been queried"
     if budget is not None:
         assert int(counter.counts.max()) <= budget
-    # The attack actually attacks: the undefended baseline loses most of its accuracy.
-    fooled = predict(baseline, tm.project(x, x_adv, eps, extras)) != y
+    # The attack actually attacks: the undefended baseline loses most of its accuracy. A
+    # minimal-perturbation attack's candidates must be adversarial; how close it gets within 500
+    # queries is for its own tests (and the runner's median distance), not for eps here.
+    judged = x_adv if attack.minimal else tm.project(x, x_adv, eps, extras)
+    fooled = predict(baseline, judged) != y
     assert float(fooled.double().mean()) >= 0.5
 
 

@@ -1,0 +1,249 @@
+"""Attack `boundary`: decision-based minimal L2 attack, Brendel, Rauber, Bethge 2018,
+"Decision-based adversarial attacks: reliable attacks against black-box machine learning models"."""
+
+from __future__ import annotations
+
+import torch
+
+from robustbench_lite.frequency import Sampler, gaussian
+from robustbench_lite.plugins import Attack, QueryModel
+from robustbench_lite.queries import require_budget
+
+#: Step-size adaptation thresholds of the reference implementation: a spherical success rate above
+#: 0.5 / below 0.2 scales both steps, a success rate of the step towards the original (given an
+#: adversarial spherical point) above 0.5 / below 0.2 scales the source step.
+SPHERICAL_RATES = (0.2, 0.5)
+SOURCE_RATES = (0.2, 0.5)
+MAX_STEP = 0.5
+
+
+class Boundary(Attack):
+    """Walks along the decision boundary towards the original, using only the top-1 label.
+
+    Starts from blended uniform noise (a few noise draws, then a binary search of the blend
+    towards the original; the nearest batch sample of another class if no draw is adversarial).
+    Each round proposes, for every sample in one forward call, an orthogonal (spherical) step on
+    the sphere around the original followed by a step towards it; every `stats_every` rounds the
+    spherical point alone is queried too, and both step sizes adapt by success-rate statistics.
+    The noise comes from `sampler` (pixel Gaussian; low-frequency DCT noise for `lf-boundary`).
+
+    Defaults are tuned for budgets of 10^3-10^4 queries on 28x28 inputs: the reference's
+    (spherical step 0.01, statistics every 10 steps over windows of 100 and 30) adapts only after
+    1000 steps; here a spherical step of 0.05, statistics every 5 steps over windows of 5 and 10.
+    """
+
+    name = "boundary"
+    knowledge = "labels"
+    threat_model = "l2"
+    minimal = True
+
+    def __init__(
+        self,
+        sampler: Sampler = gaussian,
+        /,
+        *,
+        spherical_step: float = 0.05,
+        source_step: float = 1e-2,
+        step_adaptation: float = 1.5,
+        stats_every: int = 5,
+        spherical_window: int = 5,
+        source_window: int = 10,
+        init_tries: int = 10,
+        init_search: int = 10,
+    ) -> None:
+        for label, value in (("spherical_step", spherical_step), ("source_step", source_step)):
+            if not 0 < value <= MAX_STEP:
+                raise ValueError(f"{label} must lie in (0, {MAX_STEP}], got {value}")
+        if not step_adaptation > 1:
+            raise ValueError(f"step_adaptation must be above 1, got {step_adaptation}")
+        for label, count in (
+            ("stats_every", stats_every),
+            ("spherical_window", spherical_window),
+            ("source_window", source_window),
+            ("init_tries", init_tries),
+        ):
+            if count < 1:
+                raise ValueError(f"{label} must be at least 1, got {count}")
+        if init_search < 0:
+            raise ValueError(f"init_search must be non-negative, got {init_search}")
+        self.sampler = sampler
+        self.spherical_step = spherical_step
+        self.source_step = source_step
+        self.step_adaptation = step_adaptation
+        self.stats_every = stats_every
+        self.spherical_window = spherical_window
+        self.source_window = source_window
+        self.init_tries = init_tries
+        self.init_search = init_search
+
+    @torch.no_grad()
+    def run(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float,
+        budget: int | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        budget = require_budget(budget, self.name)
+        spent = torch.zeros(len(x), dtype=torch.int64)
+        best, found = self.start(model, x, y, spent, budget, generator)
+        self.walk(model, x, y, best, found, spent, budget, generator)
+        return best
+
+    # -- starting point ------------------------------------------------------------------------
+
+    def start(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        spent: torch.Tensor,
+        budget: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adversarial starting points near x (x itself where none was found) and a found mask."""
+        start = x.clone()
+        found = torch.zeros(len(x), dtype=torch.bool)
+
+        def query(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            spent[idx] += 1
+            return _labels(model, points, idx) != y[idx]
+
+        for _ in range(self.init_tries):
+            idx = torch.nonzero(~found & (spent < budget)).squeeze(1)
+            if len(idx) == 0:
+                break
+            noise = torch.rand((len(idx), *x.shape[1:]), generator=generator)
+            hit = query(noise, idx)
+            start[idx[hit]], found[idx[hit]] = noise[hit], True
+        # Uniform noise may always fall in the sample's own class (on MNIST, often one class):
+        # fall back on the nearest batch sample of another class.
+        idx = torch.nonzero(~found & (spent < budget)).squeeze(1)
+        if len(idx):
+            dist = torch.cdist(x[idx].flatten(1), x.flatten(1))
+            dist[y[idx][:, None] == y[None, :]] = float("inf")
+            other = dist.argmin(dim=1)
+            usable = torch.isfinite(dist.gather(1, other[:, None]).squeeze(1))
+            idx, other = idx[usable], other[usable]
+            hit = query(x[other], idx)
+            start[idx[hit]], found[idx[hit]] = x[other[hit]], True
+        # Binary search of the blend (1 - a) x + a start for the smallest adversarial a.
+        low = torch.zeros(len(x))
+        high = torch.ones(len(x))
+        for _ in range(self.init_search):
+            idx = torch.nonzero(found & (spent < budget)).squeeze(1)
+            if len(idx) == 0:
+                break
+            mid = (low[idx] + high[idx]) / 2
+            hit = query(_blend(x[idx], start[idx], mid), idx)
+            high[idx[hit]] = mid[hit]
+            low[idx[~hit]] = mid[~hit]
+        return torch.where(found.view(-1, 1, 1, 1), _blend(x, start, high), x), found
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def walk(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        best: torch.Tensor,
+        found: torch.Tensor,
+        spent: torch.Tensor,
+        budget: int,
+        generator: torch.Generator,
+    ) -> None:
+        """Improve `best` in place until each found sample's budget is spent."""
+        n = len(x)
+        spherical = torch.full((n,), self.spherical_step)
+        source = torch.full((n,), self.source_step)
+        sph_hits, sph_seen = torch.zeros(n), torch.zeros(n, dtype=torch.int64)
+        src_hits, src_seen = torch.zeros(n), torch.zeros(n, dtype=torch.int64)
+        sph_rate = torch.full((n,), 0.5)  # the latest window's spherical success rate
+        dist = _dist(x, best)
+        step = 0
+        while True:
+            step += 1
+            check = step % self.stats_every == 0
+            cost = 2 if check else 1
+            idx = torch.nonzero(found & (spent + cost <= budget)).squeeze(1)
+            if len(idx) == 0:
+                break
+            sphere, candidate = self.propose(
+                x[idx], best[idx], spherical[idx], source[idx], generator
+            )
+            points = torch.cat([candidate, sphere]) if check else candidate
+            rows = torch.cat([idx, idx]) if check else idx
+            adv = _labels(model, points, rows) != y[rows]
+            spent[idx] += cost
+            cand_adv = adv[: len(idx)]
+            cand_dist = _dist(x[idx], candidate)
+            accept = cand_adv & (cand_dist < dist[idx])
+            best[idx[accept]], dist[idx[accept]] = candidate[accept], cand_dist[accept]
+            src_hits[idx] += cand_adv.float()
+            src_seen[idx] += 1
+            if check:
+                sph_hits[idx] += adv[len(idx) :].float()
+                sph_seen[idx] += 1
+                full = sph_seen >= self.spherical_window
+                sph_rate[full] = sph_hits[full] / sph_seen[full]
+                factor = self._factor(sph_rate, full, SPHERICAL_RATES)
+                spherical.mul_(factor).clamp_(max=MAX_STEP)
+                source.mul_(factor).clamp_(max=MAX_STEP)
+                sph_hits[full], sph_seen[full] = 0, 0
+            # The step towards x is judged by its success given an adversarial spherical point,
+            # as in the original implementation (estimated as a ratio of the two rates).
+            full = src_seen >= self.source_window
+            rate = src_hits / src_seen.clamp_min(1) / sph_rate.clamp_min(0.05)
+            source.mul_(self._factor(rate, full, SOURCE_RATES)).clamp_(max=MAX_STEP)
+            src_hits[full], src_seen[full] = 0, 0
+
+    def propose(
+        self,
+        x: torch.Tensor,
+        adv: torch.Tensor,
+        spherical: torch.Tensor,
+        source: torch.Tensor,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A point on the sphere around x through adv, moved orthogonally by `spherical` times
+        the radius; and that point moved towards x by `source` times the radius."""
+        shape = x.shape
+        diff = (adv - x).flatten(1)
+        radius = diff.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        unit = diff / radius
+        eta = self.sampler(tuple(shape), generator).flatten(1)
+        eta = eta - (eta * unit).sum(dim=1, keepdim=True) * unit
+        eta = eta * (spherical[:, None] * radius / eta.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        on_sphere = (diff + eta) / torch.sqrt(1 + spherical[:, None] ** 2)
+        sphere = (x + on_sphere.view(shape)).clamp(0.0, 1.0)
+        shrink = (1 - source).view(-1, 1, 1, 1)
+        candidate = (x + shrink * (sphere - x)).clamp(0.0, 1.0)
+        return sphere, candidate
+
+    def _factor(
+        self, rate: torch.Tensor, full: torch.Tensor, rates: tuple[float, float]
+    ) -> torch.Tensor:
+        """Per-sample step factor: up where a full window's success rate exceeds rates[1], down
+        where it is below rates[0], else 1."""
+        factor = torch.ones_like(rate)
+        factor[full & (rate > rates[1])] = self.step_adaptation
+        factor[full & (rate < rates[0])] = 1 / self.step_adaptation
+        return factor
+
+
+def _labels(model: QueryModel, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Top-1 labels: all a decision-based attack may use of the output."""
+    return model(x, idx=idx).argmax(dim=1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    a = alpha.view(-1, *([1] * (x.dim() - 1)))
+    return (1 - a) * x + a * other
+
+
+def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).flatten(1).norm(dim=1)

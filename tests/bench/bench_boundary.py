@@ -1,0 +1,206 @@
+"""Query-based attacks side by side, on one model, one set of samples and one query budget:
+our `boundary` vs foolbox's BoundaryAttack (median L2, wall time), and the low-frequency
+variants vs the plain ones (queries to success for NES, median L2 at equal queries for boundary).
+
+Run: `python -m tests.bench.bench_boundary` (or `make bench`). Timings share a busy machine, so
+compare the ratios of one run, not absolute seconds across runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustbench_lite import data
+from robustbench_lite.plugins import Attack, attack_class, defense_class, instantiate
+from robustbench_lite.queries import QueryCounter
+from robustbench_lite.runner import Runner, predict
+
+log = logging.getLogger(__name__)
+
+N_SAMPLES = 20
+BUDGET = 2_000  # per-sample queries of every attack below
+NES_BUDGET = 2_000
+SEED = 0
+REPEATS = 2  # wall time: the fastest of this many identical runs (the machine is shared)
+
+
+@dataclass
+class Row:
+    name: str
+    success: float  # fraction of samples adversarial (at eps where it applies)
+    median_l2: float  # of the returned points (nan for Linf)
+    mean_queries: float  # over successful samples
+    median_queries: float
+    max_queries: int
+    seconds: float
+
+
+class _Counted(nn.Module):
+    """An nn.Module face for a QueryCounter, so foolbox's calls are counted like ours."""
+
+    def __init__(self, counter: QueryCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.counter(x)
+
+
+def fastest(run: Callable[[], Row]) -> Row:
+    """The row of the fastest of REPEATS runs (seeded, so the numbers repeat)."""
+    rows = []
+    for _ in range(REPEATS):
+        torch.manual_seed(SEED)  # foolbox draws from torch's global generator
+        rows.append(run())
+    return min(rows, key=lambda row: row.seconds)
+
+
+def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The quick-profile `none` baseline and the first N clean-correct mnist-5k test digits."""
+    model = Runner(profile="quick", quiet=True).model(instantiate(defense_class("none"), "quick"))
+    test = data.load("mnist-5k", "test")
+    x, y = test.x[: 2 * N_SAMPLES], test.y[: 2 * N_SAMPLES]
+    keep = predict(model, x) == y
+    return model, x[keep][:N_SAMPLES], y[keep][:N_SAMPLES]
+
+
+def ours(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: int) -> Row:
+    attack: Attack = instantiate(attack_class(name), "standard")
+    counter = QueryCounter(model, len(x), num_classes=10)
+    eps = 0.3 if attack.threat_model == "linf" else 1.5
+    start = time.perf_counter()
+    output = attack.run(
+        counter, x, y, eps=eps, budget=budget, generator=torch.Generator().manual_seed(SEED)
+    )
+    seconds = time.perf_counter() - start
+    x_adv = output[0] if isinstance(output, tuple) else output
+    return _row(name, model, x, y, x_adv, counter.counts, seconds, linf=not attack.minimal)
+
+
+def foolbox_boundary(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    budget: int,
+    starts: Callable[[QueryCounter], torch.Tensor] | None = None,
+) -> Row:
+    """foolbox.attacks.BoundaryAttack (its defaults), with as many steps as the budget allows:
+    a step queries the candidates, every 10th step the spherical candidates too."""
+    import foolbox as fb
+
+    counter = QueryCounter(model, len(x), num_classes=10)
+    fmodel = fb.PyTorchModel(_Counted(counter).eval(), bounds=(0.0, 1.0))
+    criterion = fb.criteria.Misclassification(y)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if starts is None:  # foolbox's own default start, counted
+            init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50)
+            x0 = init.run(fmodel, x, criterion)
+            name = "foolbox BoundaryAttack"
+        else:
+            x0 = starts(counter)
+            name = "foolbox BoundaryAttack, our starts"
+        spent = int(counter.counts.max())
+        steps = max(1, int((budget - spent - 1) / 1.1))
+        attack = fb.attacks.BoundaryAttack(steps=steps)
+        x_adv = attack.run(fmodel, x, criterion, starting_points=x0)
+    seconds = time.perf_counter() - start
+    return _row(name, model, x, y, x_adv, counter.counts, seconds, linf=False)
+
+
+def our_starts(
+    x: torch.Tensor, y: torch.Tensor, budget: int
+) -> Callable[[QueryCounter], torch.Tensor]:
+    """Starting points of our boundary attack (its blended uniform noise), charged to foolbox."""
+
+    def starts(counter: QueryCounter) -> torch.Tensor:
+        from attacks.boundary import Boundary
+
+        spent = torch.zeros(len(x), dtype=torch.int64)
+        attack = Boundary()
+        generator = torch.Generator().manual_seed(SEED)
+        x0, found = attack.start(counter, x, y, spent, budget, generator)
+        if not bool(found.all()):
+            raise RuntimeError("no starting point for some samples")
+        return x0
+
+    return starts
+
+
+def _row(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_adv: torch.Tensor,
+    counts: torch.Tensor,
+    seconds: float,
+    *,
+    linf: bool,
+) -> Row:
+    if linf:
+        x_adv = torch.minimum(torch.maximum(x_adv, x - 0.3), x + 0.3).clamp(0, 1)
+    fooled = predict(model, x_adv) != y
+    dist = (x_adv - x).flatten(1).norm(dim=1)
+    q = counts[fooled].double()
+    return Row(
+        name=name,
+        success=float(fooled.double().mean()),
+        median_l2=float("nan") if linf else float(dist[fooled].median()),
+        mean_queries=float(q.mean()) if len(q) else float("nan"),
+        median_queries=float(q.median()) if len(q) else float("nan"),
+        max_queries=int(counts.max()),
+        seconds=seconds,
+    )
+
+
+def _table(rows: list[Row]) -> str:
+    head = f"{'attack':40} {'success':>7} {'med L2':>7} {'q mean':>7} {'q med':>7} {'q max':>6} {'s':>7}"
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r.name:40} {r.success:7.3f} {r.median_l2:7.3f} {r.mean_queries:7.0f} "
+            f"{r.median_queries:7.0f} {r.max_queries:6d} {r.seconds:7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    model, x, y = setup()
+    print(f"quick `none` baseline, {len(x)} clean-correct mnist-5k test digits")
+
+    print(f"\nboundary (L2, minimal) at a budget of {BUDGET} queries per sample")
+    mine = fastest(lambda: ours("boundary", model, x, y, BUDGET))
+    fb_default = fastest(lambda: foolbox_boundary(model, x, y, BUDGET))
+    fb_same = fastest(lambda: foolbox_boundary(model, x, y, BUDGET, our_starts(x, y, BUDGET)))
+    lf = fastest(lambda: ours("lf-boundary", model, x, y, BUDGET))
+    print(_table([mine, fb_default, fb_same, lf]))
+    for label, other in (("foolbox default", fb_default), ("foolbox, our starts", fb_same)):
+        print(
+            f"ours / {label}: median L2 x{mine.median_l2 / other.median_l2:.2f}, "
+            f"wall time x{mine.seconds / other.seconds:.2f}"
+        )
+    print(f"lf-boundary / boundary: median L2 x{lf.median_l2 / mine.median_l2:.2f}")
+
+    print(f"\nNES (Linf 0.3) at a budget of {NES_BUDGET} queries per sample")
+    nes = ours("nes", model, x, y, NES_BUDGET)
+    lf_nes = ours("lf-nes", model, x, y, NES_BUDGET)
+    print(_table([nes, lf_nes]))
+    print(
+        f"lf-nes / nes: mean queries to success x{lf_nes.mean_queries / nes.mean_queries:.2f}, "
+        f"median x{lf_nes.median_queries / nes.median_queries:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()
