@@ -11,11 +11,12 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from defenses.abs_model import reference_logits
+from defenses.abs_model import ABSModel, reference_logits
 from robustbench_lite import data
 from robustbench_lite.plugins import defense_class, instantiate
 from robustbench_lite.runner import Runner
@@ -25,19 +26,22 @@ LOOPED_IMAGES = 2
 PGD_IMAGES = 100
 
 
-def _rate(fn, images: int) -> float:
+def _rate(fn: Callable[[], object], images: int) -> float:
     start = time.perf_counter()
     fn()
     return images / (time.perf_counter() - start)
 
 
-def throughput(model: torch.nn.Module, x: torch.Tensor) -> None:
+def throughput(model: ABSModel, x: torch.Tensor) -> None:
     """Images per second of the batched inference and of the per-image, per-class loop."""
     with torch.no_grad():
         model(x[:2])  # warm-up
         batched = _rate(lambda: model(x[:BATCHED_IMAGES]), BATCHED_IMAGES)
     looped = _rate(lambda: reference_logits(model, x[:LOOPED_IMAGES]), LOOPED_IMAGES)
-    print(f"ABS inference (2 threads, {len(model.candidates)} candidates, {model.steps} steps)")
+    threads = torch.get_num_threads()
+    print(
+        f"ABS inference ({threads} threads, {len(model.candidates)} candidates, {model.steps} steps)"
+    )
     print(f"  batched          {batched:8.2f} images/s  ({BATCHED_IMAGES} images)")
     print(f"  per-image loop   {looped:8.2f} images/s  ({LOOPED_IMAGES} images)")
     print(f"  speed-up         {batched / looped:8.1f}x")
@@ -63,6 +67,7 @@ def main() -> None:
     model = Runner(profile="standard", quiet=True).model(
         instantiate(defense_class("abs"), "standard")
     )
+    assert isinstance(model, ABSModel)
     throughput(model, data.load("mnist-5k", "test").x)
     pgd_evaluation()
 
