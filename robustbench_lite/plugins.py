@@ -262,6 +262,9 @@ class Defense(Plugin, ABC):
     certifies: ClassVar[bool] = False
     #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
     exposes: ClassVar[frozenset[str]] = frozenset(KNOWLEDGE)
+    #: Per profile, at most this many test samples (for defenses too costly to evaluate on all);
+    #: an explicit `--n` overrides it. The n used is in every result and the leaderboard.
+    max_eval_samples: ClassVar[Mapping[str, int]] = {}
 
     @abstractmethod
     def build(self, num_classes: int) -> nn.Module:

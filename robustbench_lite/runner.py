@@ -175,9 +175,11 @@ class Runner:
             if self._profile.n is None and self.n is None
             else min(self.n or self._profile.n or len(test), len(test))
         )
-        x, y = test.x[:n], test.y[:n]
         for defense in built_defenses:
-            pending = [a for a in built_attacks if not self._is_done(defense, a, n)]
+            cap = defense.max_eval_samples.get(self.profile)
+            nd = n if cap is None or self.n is not None else min(n, cap)
+            x, y = test.x[:nd], test.y[:nd]
+            pending = [a for a in built_attacks if not self._is_done(defense, a, nd)]
             runnable = []
             for attack in pending:
                 reason = incompatibility(attack, defense)
@@ -386,6 +388,7 @@ class Runner:
                 "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - start, 3),
                 "profile": self.profile,
+                "max_eval_samples": defense.max_eval_samples.get(self.profile),
             }
         )
         path = self.cell_path(defense, attack)
