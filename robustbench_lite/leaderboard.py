@@ -2,7 +2,8 @@
 
 Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
 is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
-threat model failed on it), evaluated on the samples all those attacks saw.
+threat model failed on it), evaluated on the samples all those attacks saw. Defenses that certify
+get `certified_acc` columns from their certificate files (certified.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite import certified
 from robustbench_lite.cache import atomic_write_text
 from robustbench_lite.errors import RBError
 
@@ -26,6 +28,8 @@ def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
     """Every result file `<defense>/<cell>.json` under `cell_dir`; a corrupt one is an RBError."""
     cells = []
     for path in sorted(Path(cell_dir).glob("*/*.json")):
+        if certified.is_certificate(path):
+            continue
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -83,6 +87,9 @@ def build(cell_dir: Path) -> pd.DataFrame:
         by_defense[cell["defense"]].append(cell)
         column_tm[cell["cell"]] = cell["threat_model"]
     rows = [_row(d, cells) for d, cells in sorted(by_defense.items())]
+    certificates = certified.columns(cell_dir)
+    for row in rows:
+        row.update(certificates.get(row["defense"], {}))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,8 +31,12 @@ def train(
     progress: bool,
     loss: BatchLoss = cross_entropy_loss,
     desc: str = "train",
+    lr_milestones: Sequence[float] = (),
 ) -> None:
-    """Adam over shuffled minibatches (shuffled by `generator`), then eval mode."""
+    """Adam over shuffled minibatches (shuffled by `generator`), then eval mode.
+
+    The learning rate drops tenfold at each of `lr_milestones` (fractions of training).
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = (len(x) + batch_size - 1) // batch_size
     total = epochs * steps_per_epoch
@@ -42,7 +46,10 @@ def train(
             order = torch.randperm(len(x), generator=generator)
             for step in range(steps_per_epoch):
                 batch = order[step * batch_size : (step + 1) * batch_size]
-                value = loss(model, x[batch], y[batch], (epoch * steps_per_epoch + step) / total)
+                done = (epoch * steps_per_epoch + step) / total
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * 0.1 ** sum(done >= m for m in lr_milestones)
+                value = loss(model, x[batch], y[batch], done)
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
                 optimizer.step()
