@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from robustbench_lite.models import mnist_cnn
 from robustbench_lite.plugins import Attack, Defense, attack_class, preset
 from robustbench_lite.queries import QueryCounter
-from robustbench_lite.training import train
+from robustbench_lite.training import fit_defense
 
 
 def pairing_loss(
@@ -139,18 +139,14 @@ class ALP(Defense):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
-        train(
+        fit_defense(
+            self,
             model,
             x,
             y,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
             generator=generator,
             progress=progress,
             loss=partial(self.loss, attack=self.attack(), generator=generator),
-            lr_milestones=() if self.lr_decay_at is None else (self.lr_decay_at,),
-            desc=f"train {self.name}",
         )
 
 

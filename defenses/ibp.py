@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from robustbench_lite import ibp
 from robustbench_lite.models import ibp_cnn
 from robustbench_lite.plugins import Defense
-from robustbench_lite.training import train
+from robustbench_lite.training import fit_defense
 
 
 def ramp(progress: float, warmup: float, length: float) -> float:
@@ -108,19 +108,7 @@ class IBP(Defense):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
-        train(
-            model,
-            x,
-            y,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            generator=generator,
-            progress=progress,
-            loss=self.loss,
-            lr_milestones=() if self.lr_decay_at is None else (self.lr_decay_at,),
-            desc="train ibp",
-        )
+        fit_defense(self, model, x, y, generator=generator, progress=progress, loss=self.loss)
 
     def certify(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float

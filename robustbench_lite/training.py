@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,3 +57,30 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{value.item():.3f}", refresh=False)
     model.eval()
+
+
+def fit_defense(
+    defense: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    progress: bool,
+    loss: BatchLoss = cross_entropy_loss,
+) -> None:
+    """`train` with a defense's own `epochs`, `batch_size`, `lr` and optional `lr_decay_at`."""
+    decay = getattr(defense, "lr_decay_at", None)
+    train(
+        model,
+        x,
+        y,
+        epochs=defense.epochs,
+        batch_size=defense.batch_size,
+        lr=defense.lr,
+        generator=generator,
+        progress=progress,
+        loss=loss,
+        desc=f"train {defense.name}",
+        lr_milestones=() if decay is None else (decay,),
+    )
