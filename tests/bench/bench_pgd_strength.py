@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     test = data.load("mnist-5k", "test")
     runner = Runner(profile="standard", quiet=True)
-    rows = []
+    print(f"{'defense':8} {'pgd setting':34} {'robust':>7} {'cpu s':>6}", flush=True)
     names = os.environ.get("BENCH_DEFENSES")
     for name in names.split(",") if names else DEFENSES:
         defense = instantiate(defense_class(name), "standard")
@@ -71,10 +71,7 @@ def main() -> None:
         for label, config in settings:
             start = time.process_time()
             acc = robust_accuracy(model, test.x, test.y, **config)
-            rows.append((name, label, acc, time.process_time() - start))
-    print(f"{'defense':8} {'pgd setting':28} {'robust':>7} {'cpu s':>6}")
-    for name, label, acc, cpu in rows:
-        print(f"{name:8} {label:28} {acc:7.3f} {cpu:6.1f}")
+            print(f"{name:8} {label:34} {acc:7.3f} {time.process_time() - start:6.1f}", flush=True)
 
 
 if __name__ == "__main__":
