@@ -141,3 +141,10 @@ class PGD(Attack):
 
 
 PGDL2 = preset(PGD, "pgd-l2", "PGD in the L2 ball (Madry et al. 2018).", norm="l2")
+PGDMargin = preset(
+    PGD,
+    "pgd-margin",
+    "PGD on the CW margin loss (Carlini & Wagner 2017): finds what cross-entropy misses on "
+    "models with squashed logits such as ALP's (Engstrom, Ilyas and Athalye 2018).",
+    loss="margin",
+)
