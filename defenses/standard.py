@@ -9,7 +9,7 @@ from torch import nn
 
 from robustbench_lite.models import mnist_cnn
 from robustbench_lite.plugins import Defense
-from robustbench_lite.training import train
+from robustbench_lite.training import fit_defense
 
 
 class Standard(Defense):
@@ -42,14 +42,4 @@ class Standard(Defense):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
-        train(
-            model,
-            x,
-            y,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            generator=generator,
-            progress=progress,
-            desc="train none",
-        )
+        fit_defense(self, model, x, y, generator=generator, progress=progress)

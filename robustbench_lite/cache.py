@@ -50,6 +50,25 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Add the content hash that lets a later reader detect a hand-edited result file."""
+    body = {k: v for k, v in record.items() if k != "content_hash"}
+    return {**body, "content_hash": config_hash(body)}
+
+
+def tampering(record: dict[str, Any], required: tuple[str, ...] = ()) -> str | None:
+    """Why a result record cannot be trusted as the runner wrote it, or None."""
+    needed = (*required, "config", "config_hash", "content_hash")
+    missing = [key for key in needed if key not in record]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if config_hash(record["config"]) != record["config_hash"]:
+        return "its config does not match its config hash"
+    if seal(record)["content_hash"] != record["content_hash"]:
+        return "its content does not match its content hash (edited by hand?)"
+    return None
+
+
 class ModelCache:
     """Trained models stored as `<name>-<hash>.safetensors` + `.json` (loads run no code)."""
 

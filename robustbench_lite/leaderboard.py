@@ -2,7 +2,8 @@
 
 Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
 is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
-threat model failed on it), evaluated on the samples all those attacks saw.
+threat model failed on it), evaluated on the samples all those attacks saw. Defenses that certify
+get `certified_acc` columns from their certificate files (certified.py).
 """
 
 from __future__ import annotations
@@ -15,32 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.cache import atomic_write_text, config_hash
+from robustbench_lite import certified
+from robustbench_lite.cache import atomic_write_text, tampering
 from robustbench_lite.errors import RBError
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
 NO_EOT = "@no-eot"  # cell-name suffix of results made with `rb run --no-eot`
-
-
-def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """Add the content hash that lets a later reader detect a hand-edited result file."""
-    body = {k: v for k, v in record.items() if k != "content_hash"}
-    return {**body, "content_hash": config_hash(body)}
-
-
-def tampering(record: dict[str, Any]) -> str | None:
-    """Why a result record cannot be trusted as the runner wrote it, or None."""
-    missing = [
-        key for key in (*REQUIRED, "config", "config_hash", "content_hash") if key not in record
-    ]
-    if missing:
-        return f"it lacks {', '.join(missing)}"
-    if config_hash(record["config"]) != record["config_hash"]:
-        return "its config does not match its config hash"
-    if seal(record)["content_hash"] != record["content_hash"]:
-        return "its content does not match its content hash (edited by hand?)"
-    return None
 
 
 def read_cell(path: Path) -> dict[str, Any]:
@@ -49,17 +31,19 @@ def read_cell(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
-    problem = tampering(record) if isinstance(record, dict) else "it is not a JSON object"
+    problem = tampering(record, REQUIRED) if isinstance(record, dict) else "not a JSON object"
     if problem:
         raise RBError(f"refusing result file {path}: {problem}; delete it and rerun")
     return record
 
 
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
-    """Every result file `<defense>/<cell>.json` under `cell_dir`, each verified; `_path` says
-    where it was read from."""
+    """Every attack result file `<defense>/<cell>.json` under `cell_dir`, each verified;
+    `_path` says where it was read from. Certificates (certified.py) are read apart."""
     return [
-        {**read_cell(path), "_path": str(path)} for path in sorted(Path(cell_dir).glob("*/*.json"))
+        {**read_cell(path), "_path": str(path)}
+        for path in sorted(Path(cell_dir).glob("*/*.json"))
+        if not certified.is_certificate(path)
     ]
 
 
@@ -108,6 +92,9 @@ def build(cell_dir: Path) -> pd.DataFrame:
         by_defense[cell["defense"]].append(cell)
         column_tm[cell["cell"]] = cell["threat_model"]
     rows = [_row(d, cells) for d, cells in sorted(by_defense.items())]
+    certificates = certified.columns(cell_dir)
+    for row in rows:
+        row.update(certificates.get(row["defense"], {}))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])

@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustbench_lite import __version__, data, leaderboard
-from robustbench_lite.cache import ModelCache, config_hash, write_json
+from robustbench_lite import __version__, certified, data, leaderboard
+from robustbench_lite.cache import ModelCache, config_hash, seal, write_json
 from robustbench_lite.eot import EOT
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import (
@@ -179,6 +179,8 @@ class Runner:
             cap = defense.max_eval_samples.get(self.profile)
             nd = n if cap is None or self.n is not None else min(n, cap)
             x, y = test.x[:nd], test.y[:nd]
+            if defense.certifies:
+                self._certify(defense, x, y)
             pending = [a for a in built_attacks if not self._is_done(defense, a, nd)]
             runnable = []
             for attack in pending:
@@ -395,7 +397,7 @@ class Runner:
         if self.save_adv:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"x_adv": x_verified.contiguous()}, str(adv_path(path)))
-        write_json(path, leaderboard.seal(record))
+        write_json(path, seal(record))
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
             defense.name,
@@ -404,6 +406,38 @@ class Runner:
             record["robust_acc"],
             path,
         )
+
+    def _certify(self, defense: Defense, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Certificates of a certifying defense on the attacks' samples (see certified.py)."""
+        default = threat_model(certified.THREAT_MODEL).default_eps[self.dataset]
+        for eps in certified.eps_values(default, self.eps):
+            suffix = certified.suffix(eps, default)
+            config = {
+                "schema": RESULT_SCHEMA,
+                "dataset": self.dataset,
+                "n": len(y),
+                "seed": self.seed,
+                "model_key": self.model_key(defense)[0],
+                "defense": {"name": defense.name, "config": defense.config()},
+                "threat_model": certified.THREAT_MODEL,
+                "eps": eps,
+                "column": certified.COLUMN + suffix,
+            }
+            digest = config_hash(config)
+            path = self.cell_dir / defense.name / f"{certified.STEM}{suffix}.json"
+            if certified.is_current(path, digest):
+                continue
+            start = time.perf_counter()
+            model = self.model(defense)
+            torch.manual_seed(derive_seed(self.seed, "clean", self.dataset, defense.name))
+            correct = predict(model, x, defense.prediction_draws()) == y
+            flags = defense.certify(model, x, y, eps).to(torch.bool)
+            record = certified.record(config, digest, correct, flags)
+            record.update(
+                {"versions": versions(), "wall_time_s": round(time.perf_counter() - start, 3)}
+            )
+            write_json(path, seal(record))
+            log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
 
     @staticmethod
     def _checked(attack: Attack, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pytest
 
 from defenses.standard import Standard
 from robustbench_lite import leaderboard
-from robustbench_lite.cache import ModelCache
+from robustbench_lite.cache import ModelCache, seal
 from robustbench_lite.check import check, compare
 from robustbench_lite.cli import main
 from robustbench_lite.errors import RBError
@@ -116,7 +116,7 @@ def test_hand_edited_result_is_refused(baseline_dir: Path, tmp_path: Path) -> No
     ):
         leaderboard.build(cell_dir)
     record["config"]["eps"] = 0.1
-    path.write_text(json.dumps(leaderboard.seal(record)))
+    path.write_text(json.dumps(seal(record)))
     with pytest.raises(RBError, match="its config does not match its config hash"):
         leaderboard.build(cell_dir)
 

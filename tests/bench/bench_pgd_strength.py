@@ -1,0 +1,79 @@
+"""Is the standard `pgd` strong enough? Robust accuracy of the trained defenses vs PGD steps,
+restarts, step-size rule and loss (Engstrom, Ilyas and Athalye 2018: ALP fell under more steps).
+
+Uses the standard-profile models from the model cache ($RB_HOME; trained on first use) and the
+whole mnist-5k test split at the default Linf eps. `python -m tests.bench.bench_pgd_strength`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import torch
+
+from robustbench_lite import data
+from robustbench_lite.plugins import attack_class, defense_class, instantiate
+from robustbench_lite.queries import QueryCounter
+from robustbench_lite.runner import Runner, predict
+
+log = logging.getLogger(__name__)
+
+DEFENSES = ("pgd-at", "alp", "ibp")
+EPS = 0.3
+#: (label, pgd hyper-parameters); the standard profile is steps=40, restarts=1.
+SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("steps=10", {"steps": 10}),
+    ("steps=40 (standard)", {"steps": 40}),
+    ("steps=100", {"steps": 100}),
+    ("steps=200", {"steps": 200}),
+    ("steps=40 restarts=5", {"steps": 40, "restarts": 5}),
+    ("steps=40 restarts=10", {"steps": 40, "restarts": 10}),
+    ("steps=40 step=eps/10", {"steps": 40, "rel_step_size": 0.1}),
+    ("steps=100 step=eps/10", {"steps": 100, "rel_step_size": 0.1}),
+    ("steps=40 step=eps/10 restarts=5", {"steps": 40, "rel_step_size": 0.1, "restarts": 5}),
+    ("steps=40 step=eps/10 restarts=10", {"steps": 40, "rel_step_size": 0.1, "restarts": 10}),
+    ("steps=100 step=eps/10 restarts=10", {"steps": 100, "rel_step_size": 0.1, "restarts": 10}),
+    ("steps=100 margin loss", {"steps": 100, "loss": "margin"}),
+)
+
+
+def robust_accuracy(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, **config: Any
+) -> float:
+    """Fraction of samples classified correctly and not fooled by pgd(**config) at EPS."""
+    attack = attack_class("pgd")(**config)
+    correct = predict(model, x) == y
+    idx = torch.nonzero(correct).squeeze(1)
+    robust = correct.clone()
+    generator = torch.Generator().manual_seed(0)
+    counter = QueryCounter(model, len(idx), num_classes=10)
+    x_adv = attack.run(counter, x[idx], y[idx], eps=EPS, budget=None, generator=generator)
+    x_adv = torch.minimum(torch.maximum(x_adv, x[idx] - EPS), x[idx] + EPS).clamp(0, 1)
+    robust[idx] = predict(model, x_adv) == y[idx]
+    return float(robust.double().mean())
+
+
+def main() -> None:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    test = data.load("mnist-5k", "test")
+    runner = Runner(profile="standard", quiet=True)
+    print(f"{'defense':8} {'pgd setting':34} {'robust':>7} {'cpu s':>6}", flush=True)
+    names = os.environ.get("BENCH_DEFENSES")
+    for name in names.split(",") if names else DEFENSES:
+        defense = instantiate(defense_class(name), "standard")
+        model = runner.model(defense)
+        settings = list(SETTINGS)
+        if hasattr(defense, "attack"):  # adversarial training: also its own training attack
+            settings.insert(0, ("training attack", defense.attack().config()))
+        for label, config in settings:
+            start = time.process_time()
+            acc = robust_accuracy(model, test.x, test.y, **config)
+            print(f"{name:8} {label:34} {acc:7.3f} {time.process_time() - start:6.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()
