@@ -343,13 +343,20 @@ class Runner:
         batches = [
             targets[i : i + self.batch_size] for i in range(0, len(targets), self.batch_size)
         ]
+        # Under EOT every row an attack sends costs m queries: it may send budget // m rows.
+        rows = None if budget is None else budget // m
+        if rows is not None and rows < 1:
+            raise RBError(
+                f"a query budget of {budget} affords no query of {defense.name} under EOT with "
+                f"{m} draws; raise --budget"
+            )
         desc = f"{defense.name} x {attack.name}"
         for batch in tqdm(batches, desc=desc, disable=self.quiet, leave=False):
             xb, yb = x[batch], y[batch]
             counter = QueryCounter(
                 view, len(batch), num_classes=10, draws=m, stochastic=defense.randomized
             )
-            output = attack.run(counter, xb, yb, eps=eps, budget=budget, generator=generator)
+            output = attack.run(counter, xb, yb, eps=eps, budget=rows, generator=generator)
             x_adv, batch_extras = output if isinstance(output, tuple) else (output, {})
             x_adv = self._checked(attack, x_adv, xb)
             if budget is not None and int(counter.counts.max()) > budget:

@@ -18,10 +18,11 @@ from robustbench_lite.runner import Runner
 
 @pytest.fixture(scope="session")
 def abs_quick(quick_runner: Runner) -> ABSModel:
-    """`abs` in the quick profile, trained (or loaded) through the runner's model cache."""
+    """`abs` in the quick profile, trained (or loaded) through the runner's model cache, with the
+    Adam refinement stage switched on (5 steps; the quick profile itself skips it for speed)."""
     model = quick_runner.model(instantiate(defense_class("abs"), "quick"))
     assert isinstance(model, ABSModel)
-    return model
+    return _copy(model, steps=5)
 
 
 def _copy(model: ABSModel, **changes: object) -> ABSModel:
