@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from robustbench_lite import certified, ibp, leaderboard
+from robustbench_lite.cache import config_hash, seal
 from robustbench_lite.errors import RBError
 from robustbench_lite.models import ibp_cnn, mnist_cnn
 from robustbench_lite.plugins import attack_class, defense_class, instantiate
@@ -103,15 +104,27 @@ def test_certificates_are_sound_and_below_pgd(quick_runner: Runner) -> None:
 
 def test_violations_are_reported(tmp_path) -> None:
     """The soundness check flags a certified sample that an attack cell of that eps broke."""
-    cert = {"defense": "d", "eps": 0.3, "samples": {"index": [0, 1], "certified": [True, False]}}
+    config = {"eps": 0.3}
+    cert = {
+        "defense": "d",
+        "eps": 0.3,
+        "config": config,
+        "config_hash": config_hash(config),
+        "samples": {"index": [0, 1], "certified": [True, False]},
+    }
     (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "certified.json").write_text(json.dumps(cert))
+    sealed = seal(cert)
+    (tmp_path / "d" / "certified.json").write_text(json.dumps(sealed))
     cell = {"defense": "d", "cell": "pgd", "threat_model": "linf", "eps": 0.3}
     broken = {**cell, "samples": {"index": [0, 1], "robust": [False, False]}}
     held = {**cell, "samples": {"index": [0, 1], "robust": [True, False]}}
     assert certified.violations(tmp_path, [broken]) == ["d x pgd: certified but broken [0]"]
     assert certified.violations(tmp_path, [held]) == []
     assert certified.violations(tmp_path, [{**broken, "eps": 0.1}]) == []
+    sealed["certified"] = [True, True]  # a hand edit is refused, not believed
+    (tmp_path / "d" / "certified.json").write_text(json.dumps(sealed))
+    with pytest.raises(RBError, match="refusing certificate"):
+        certified.violations(tmp_path, [broken])
 
 
 def test_a_certificate_of_a_misclassified_sample_is_refused() -> None:

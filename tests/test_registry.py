@@ -69,7 +69,8 @@ def test_preset_changes_defaults_only() -> None:
 def test_profiles_and_overrides_are_applied_and_checked() -> None:
     pgd = plugins.attack_class("pgd")
     assert instantiate(pgd, "quick").steps == 10
-    assert instantiate(pgd, "standard").steps == 40
+    assert instantiate(pgd, "standard").steps == 100
+    assert pgd().steps == 40  # the constructor default; profiles scale it
     assert instantiate(pgd, "quick", {"steps": 3}).steps == 3
     with pytest.raises(RBError, match="has no hyper-parameter stepz; known: norm, steps"):
         instantiate(pgd, "quick", {"stepz": 3})
