@@ -27,11 +27,14 @@ COLUMN = "certified_acc"
 THREAT_MODEL = "linf"  # what `Defense.certify` certifies: the Linf ball of radius eps
 
 
-def eps_values(default: float, given: float | None) -> list[float]:
-    """Certify at the dataset's default eps, and at the run's eps when another valid Linf one."""
-    if given is None or math.isclose(given, default) or not 0 < given <= 1:
-        return [default]
-    return [default, given]
+def eps_values(default: float, attacked: list[float]) -> list[float]:
+    """Certify at the dataset's default eps, and at every other eps a Linf attack runs at (so a
+    spatial or L2 cell's eps never produces a Linf certificate)."""
+    values = [default]
+    for eps in attacked:
+        if 0 < eps <= 1 and not any(math.isclose(eps, v) for v in values):
+            values.append(eps)
+    return values
 
 
 def suffix(eps: float, default: float) -> str:

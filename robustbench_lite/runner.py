@@ -180,7 +180,7 @@ class Runner:
             nd = n if cap is None or self.n is not None else min(n, cap)
             x, y = test.x[:nd], test.y[:nd]
             if defense.certifies:
-                self._certify(defense, x, y)
+                self._certify(defense, x, y, built_attacks)
             pending = [a for a in built_attacks if not self._is_done(defense, a, nd)]
             runnable = []
             for attack in pending:
@@ -414,10 +414,13 @@ class Runner:
             path,
         )
 
-    def _certify(self, defense: Defense, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _certify(
+        self, defense: Defense, x: torch.Tensor, y: torch.Tensor, attacks: list[Attack]
+    ) -> None:
         """Certificates of a certifying defense on the attacks' samples (see certified.py)."""
         default = threat_model(certified.THREAT_MODEL).default_eps[self.dataset]
-        for eps in certified.eps_values(default, self.eps):
+        linf = [self._eps(a) for a in attacks if a.threat_model == certified.THREAT_MODEL]
+        for eps in certified.eps_values(default, linf):
             suffix = certified.suffix(eps, default)
             config = {
                 "schema": RESULT_SCHEMA,

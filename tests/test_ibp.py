@@ -132,3 +132,15 @@ def test_a_certificate_of_a_misclassified_sample_is_refused() -> None:
     config.update({"defense": {"name": "x", "config": {}}, "column": "certified_acc"})
     with pytest.raises(RBError, match="unsound"):
         certified.record(config, "h", torch.tensor([True, False]), torch.tensor([False, True]))
+
+
+def test_certificates_follow_the_linf_attacks_eps_only(quick_runner: Runner, tmp_path) -> None:
+    """A spatial cell at eps 1 must not produce a Linf certificate at eps 1 (rb check reruns
+    every cell at its own eps)."""
+    runner = Runner(profile="quick", n=20, eps=1.0, results_dir=tmp_path, quiet=True,
+                    cache=quick_runner.cache)  # fmt: skip
+    runner.run(["spatial"], ["ibp"])
+    assert [p.name for p in (tmp_path / "mnist-5k" / "quick" / "ibp").glob("certified*")] == [
+        "certified.json"
+    ]
+    assert certified.eps_values(0.3, [0.3, 0.1, 2.0]) == [0.3, 0.1]
