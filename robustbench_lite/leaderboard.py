@@ -157,11 +157,14 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
         raise RBError(f"{readme} has no {README_START} ... {README_END} block")
     cells = load_cells(cell_dir)
     seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
-    at_default_eps = frame[[c for c in frame.columns if "@" not in c]]  # sweeps go to the plot
+    # Accuracies at the default eps only: sweeps go to the plot, query and distance medians to
+    # leaderboard.md beside the cells.
+    shown = [c for c in frame.columns if "@" not in c and not c.endswith(("_queries", "_dist"))]
     block = (
-        f"{README_START}\n{to_markdown(at_default_eps)}\n"
-        f"{len(cells)} cells from `{cell_dir.as_posix()}`; attack wall time "
-        f"{seconds / 60:.1f} min on the machine that made them.\n{README_END}"
+        f"{README_START}\n{to_markdown(frame[shown])}\n"
+        f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "
+        f"medians: `leaderboard.md` there); attack wall time {seconds / 60:.1f} min on the "
+        f"machine that made them.\n{README_END}"
     )
     head, rest = text.split(README_START, 1)
     atomic_write_text(Path(readme), head + block + rest.split(README_END, 1)[1])

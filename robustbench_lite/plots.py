@@ -58,11 +58,15 @@ def eps_sweep(cells: list[dict[str, Any]], path: Path) -> Path:
                 )
             attack = cell["attack"] + (leaderboard.NO_EOT if cell.get("no_eot") else "")
             lines[(cell["defense"], attack)].append((cell["eps"], cell["robust_acc"]))
+        defenses = sorted({d for d, _ in lines})
+        attacks = sorted({a for _, a in lines})
         for (defense, attack), points in sorted(lines.items()):
             points.sort()
             clean = next(c["clean_acc"] for c in cells if c["defense"] == defense)
             xs, ys = [0.0] + [p[0] for p in points], [clean] + [p[1] for p in points]
-            ax.plot(xs, ys, "o-", label=f"{defense} / {attack}")
+            color = plt.get_cmap("tab10")(defenses.index(defense) % 10)  # a colour per defense,
+            style = ("-", "--", ":", "-.")[attacks.index(attack) % 4]  # a line style per attack
+            ax.plot(xs, ys, marker="o", linestyle=style, color=color, label=f"{defense} / {attack}")
         ax.set(title=f"{tm}", xlabel="eps", ylabel="robust accuracy", ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
