@@ -179,8 +179,9 @@ class Runner:
             cap = defense.max_eval_samples.get(self.profile)
             nd = n if cap is None or self.n is not None else min(n, cap)
             x, y = test.x[:nd], test.y[:nd]
+            evaluated = _Evaluated(self, defense, x)  # model and clean predictions, made once
             if defense.certifies:
-                self._certify(defense, x, y, built_attacks)
+                self._certify(defense, x, y, built_attacks, evaluated)
             pending = [a for a in built_attacks if not self._is_done(defense, a, nd)]
             runnable = []
             for attack in pending:
@@ -191,9 +192,7 @@ class Runner:
                     runnable.append(attack)
             if not runnable:
                 continue
-            model = self.model(defense)
-            torch.manual_seed(derive_seed(self.seed, "clean", self.dataset, defense.name))
-            clean_pred = predict(model, x, defense.prediction_draws())
+            model, clean_pred = evaluated.get()
             for attack in runnable:
                 self._run_cell(defense, model, attack, x, y, clean_pred)
         board = leaderboard.build(self.cell_dir)
@@ -415,7 +414,12 @@ class Runner:
         )
 
     def _certify(
-        self, defense: Defense, x: torch.Tensor, y: torch.Tensor, attacks: list[Attack]
+        self,
+        defense: Defense,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        attacks: list[Attack],
+        evaluated: _Evaluated,
     ) -> None:
         """Certificates of a certifying defense on the attacks' samples (see certified.py)."""
         default = threat_model(certified.THREAT_MODEL).default_eps[self.dataset]
@@ -438,9 +442,8 @@ class Runner:
             if certified.is_current(path, digest):
                 continue
             start = time.perf_counter()
-            model = self.model(defense)
-            torch.manual_seed(derive_seed(self.seed, "clean", self.dataset, defense.name))
-            correct = predict(model, x, defense.prediction_draws()) == y
+            model, clean_pred = evaluated.get()
+            correct = clean_pred == y
             flags = defense.certify(model, x, y, eps).to(torch.bool)
             record = certified.record(config, digest, correct, flags)
             record.update(
@@ -511,6 +514,23 @@ class Runner:
                 "extras": extras,
             },
         }
+
+
+class _Evaluated:
+    """A defense's trained model and its clean predictions on the run's samples, made on first
+    use and shared by its certificates and attack cells (a model load can be hundreds of MB)."""
+
+    def __init__(self, runner: Runner, defense: Defense, x: torch.Tensor) -> None:
+        self.runner, self.defense, self.x = runner, defense, x
+        self._value: tuple[nn.Module, torch.Tensor] | None = None
+
+    def get(self) -> tuple[nn.Module, torch.Tensor]:
+        if self._value is None:
+            runner, defense = self.runner, self.defense
+            model = runner.model(defense)
+            torch.manual_seed(derive_seed(runner.seed, "clean", runner.dataset, defense.name))
+            self._value = (model, predict(model, self.x, defense.prediction_draws()))
+        return self._value
 
 
 def adv_path(cell_path: Path) -> Path:
