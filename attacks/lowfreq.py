@@ -27,6 +27,7 @@ class LowFrequency(Attack):
     knowledge = "labels"  # the default base's; each instance takes its base's
     threat_model = "l2"
     minimal = True
+    max_eval_samples = Boundary.max_eval_samples
     in_all = False  # `all` runs its concrete cells, lf-boundary and lf-nes, instead
 
     def __init__(self, *, base: str = "boundary", ratio: float = 0.5, **options: Any) -> None:
@@ -38,6 +39,7 @@ class LowFrequency(Attack):
         self.threat_model = self.inner.threat_model
         self.knowledge = self.inner.knowledge  # type: ignore[misc]
         self.minimal = self.inner.minimal  # type: ignore[misc]
+        self.max_eval_samples = self.inner.max_eval_samples  # type: ignore[misc]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A preset with another base (`lf-nes`) declares that base's traits on the class too."""
@@ -47,6 +49,7 @@ class LowFrequency(Attack):
         cls.threat_model = inner.threat_model
         cls.knowledge = inner.knowledge
         cls.minimal = inner.minimal
+        cls.max_eval_samples = inner.max_eval_samples
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:

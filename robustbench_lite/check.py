@@ -97,7 +97,7 @@ def compare(
         before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
         columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
         for column in dict.fromkeys(columns):
-            if column.endswith(("_queries", "_dist")):
+            if column.endswith(leaderboard.EXTRA):
                 continue
             b, a = _number(before.get(column)), _number(after.get(column))
             verdict = "ok"

@@ -22,7 +22,9 @@ from robustbench_lite.errors import RBError
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
-NO_EOT = "@no-eot"  # cell-name suffix of results made with `rb run --no-eot`
+NO_EOT = "@no-eot"
+#: Column suffixes of per-cell statistics (median queries, median distance, a capped cell's n).
+EXTRA = ("_queries", "_dist", "_n")  # cell-name suffix of results made with `rb run --no-eot`
 
 
 def read_cell(path: Path) -> dict[str, Any]:
@@ -77,6 +79,8 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
     for name, members in groups.items():
         row[name] = _worst_case(members)
     for cell in cells:
+        if cell["n"] != widest["n"]:  # a capped cell (see Plugin.max_eval_samples) says so
+            row[f"{cell['cell']}_n"] = cell["n"]
         if cell.get("knowledge") != "gradient":
             row[f"{cell['cell']}_queries"] = (cell.get("queries") or {}).get("median_success")
         if cell.get("minimal"):
@@ -99,15 +103,16 @@ def build(cell_dir: Path) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])
     first = ["defense", "n", "clean_acc"]
-    robust = [c for c in frame.columns if c not in first and not c.endswith(("_queries", "_dist"))]
+    robust = [c for c in frame.columns if c not in first and not c.endswith(EXTRA)]
 
     def order(column: str) -> tuple[int, bool, str]:
         tm = column_tm.get(column) or column.removeprefix("worst_").split("@")[0]
         return TM_ORDER.get(tm, len(TM_ORDER)), column.startswith("worst_"), column
 
     robust.sort(key=order)
-    extra = sorted(c for c in frame.columns if c.endswith(("_queries", "_dist")))
-    return frame[first + robust + extra].astype({"n": "int64"})
+    extra = sorted(c for c in frame.columns if c.endswith(EXTRA))
+    counts = {"n": "int64", **{c: "Int64" for c in extra if c.endswith("_n")}}
+    return frame[first + robust + extra].astype(counts)
 
 
 def save(frame: pd.DataFrame, cell_dir: Path) -> None:
@@ -128,7 +133,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
         if isinstance(value, float):
-            return f"{value:.0f}" if column.endswith("_queries") else f"{value:.3f}"
+            return f"{value:.0f}" if column.endswith(("_queries", "_n")) else f"{value:.3f}"
         return str(value)
 
     columns = list(frame.columns)
@@ -159,7 +164,7 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
     seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
     # Accuracies at the default eps only: sweeps go to the plot, query and distance medians to
     # leaderboard.md beside the cells.
-    shown = [c for c in frame.columns if "@" not in c and not c.endswith(("_queries", "_dist"))]
+    shown = [c for c in frame.columns if "@" not in c and not c.endswith(EXTRA)]
     block = (
         f"{README_START}\n{to_markdown(frame[shown])}\n"
         f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "

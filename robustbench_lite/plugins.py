@@ -212,6 +212,10 @@ class Plugin:
     in_all: ClassVar[bool] = True
     #: Defaults that a preset (see `preset`) puts over the constructor's own.
     preset_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Per profile, at most this many test samples (a cell takes the smaller of its attack's and
+    #: its defense's cap; an explicit `--n` overrides both). For plugins too costly to evaluate on
+    #: all samples; the n used is in every result and the leaderboard.
+    max_eval_samples: ClassVar[Mapping[str, int]] = {}
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:
@@ -262,9 +266,6 @@ class Defense(Plugin, ABC):
     certifies: ClassVar[bool] = False
     #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
     exposes: ClassVar[frozenset[str]] = frozenset(KNOWLEDGE)
-    #: Per profile, at most this many test samples (for defenses too costly to evaluate on all);
-    #: an explicit `--n` overrides it. The n used is in every result and the leaderboard.
-    max_eval_samples: ClassVar[Mapping[str, int]] = {}
 
     @abstractmethod
     def build(self, num_classes: int) -> nn.Module:

@@ -29,6 +29,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import (
     Attack,
     Defense,
+    Plugin,
     attack_class,
     attack_names,
     defense_class,
@@ -176,13 +177,14 @@ class Runner:
             else min(self.n or self._profile.n or len(test), len(test))
         )
         for defense in built_defenses:
-            cap = defense.max_eval_samples.get(self.profile)
-            nd = n if cap is None or self.n is not None else min(n, cap)
+            nd = self.samples(n, defense)
             x, y = test.x[:nd], test.y[:nd]
             evaluated = _Evaluated(self, defense, x)  # model and clean predictions, made once
             if defense.certifies:
                 self._certify(defense, x, y, built_attacks, evaluated)
-            pending = [a for a in built_attacks if not self._is_done(defense, a, nd)]
+            pending = [
+                a for a in built_attacks if not self._is_done(defense, a, self.samples(nd, a))
+            ]
             runnable = []
             for attack in pending:
                 reason = incompatibility(attack, defense)
@@ -194,10 +196,17 @@ class Runner:
                 continue
             model, clean_pred = evaluated.get()
             for attack in runnable:
-                self._run_cell(defense, model, attack, x, y, clean_pred)
+                na = self.samples(nd, attack)
+                self._run_cell(defense, model, attack, x[:na], y[:na], clean_pred[:na])
         board = leaderboard.build(self.cell_dir)
         leaderboard.save(board, self.cell_dir)
         return board
+
+    def samples(self, n: int, plugin: Plugin) -> int:
+        """How many of the first n test samples `plugin` is evaluated on: its profile's cap,
+        unless `--n` was given explicitly."""
+        cap = plugin.max_eval_samples.get(self.profile)
+        return n if cap is None or self.n is not None else min(n, cap)
 
     # -- plugins -------------------------------------------------------------------------------
 
@@ -396,7 +405,7 @@ class Runner:
                 "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - start, 3),
                 "profile": self.profile,
-                "max_eval_samples": defense.max_eval_samples.get(self.profile),
+                "max_eval_samples": _cap(self.profile, defense, attack),
             }
         )
         path = self.cell_path(defense, attack)
@@ -536,6 +545,12 @@ class _Evaluated:
 def adv_path(cell_path: Path) -> Path:
     """The sibling file holding a cell's verified adversarial inputs (clean x where unattacked)."""
     return cell_path.with_suffix(".adv.safetensors")
+
+
+def _cap(profile: str, *plugins: Plugin) -> int | None:
+    """The smallest sample cap the plugins declare for the profile (None: no cap)."""
+    caps = [c for p in plugins if (c := p.max_eval_samples.get(profile)) is not None]
+    return min(caps) if caps else None
 
 
 def _stat(values: torch.Tensor, how: str) -> float | None:

@@ -168,3 +168,22 @@ def test_bad_settings_are_rb_errors(
 ) -> None:
     with pytest.raises(RBError, match=message):
         _runner(tmp_path, rb_home, **kwargs).run(["pgd"], ["none"])
+
+
+def test_an_attack_cap_limits_its_cells_and_shows_in_the_leaderboard(
+    tmp_path: Path, rb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugins.attack_class("pgd-l2"), "max_eval_samples", {"quick": 7})
+    settings = {"pgd": {"steps": 2}, "pgd-l2": {"steps": 2}}
+    runner = _runner(tmp_path, rb_home, n=None, settings=settings)
+    board = runner.run(["pgd", "pgd-l2"], ["none"]).set_index("defense")
+    capped, full = _cell(tmp_path, "none", "pgd-l2"), _cell(tmp_path, "none", "pgd")
+    assert capped["n"] == len(capped["samples"]["robust"]) == capped["max_eval_samples"] == 7
+    assert full["n"] == 200 and full["max_eval_samples"] is None
+    assert board.loc["none", "n"] == 200 and board.loc["none", "pgd-l2_n"] == 7
+    assert "pgd_n" not in board.columns
+    # An explicit --n overrides the cap; the leaderboard then has no per-cell n.
+    explicit = _runner(tmp_path / "explicit", rb_home, n=20, settings=settings)
+    board = explicit.run(["pgd", "pgd-l2"], ["none"])
+    assert _cell(tmp_path / "explicit", "none", "pgd-l2")["n"] == 20
+    assert "pgd-l2_n" not in board.columns
