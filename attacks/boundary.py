@@ -22,8 +22,8 @@ MAX_STEP = 0.5
 class Boundary(Attack):
     """Walks along the decision boundary towards the original, using only the top-1 label.
 
-    Starts from blended uniform noise (a few noise draws, then a binary search of the blend
-    towards the original; the nearest batch sample of another class if no draw is adversarial).
+    Starts from the closest of several adversarial candidates (uniform noise and the nearest
+    batch samples of another class), each blended towards the original by binary search.
     Each round proposes, for every sample in one forward call, an orthogonal (spherical) step on
     the sphere around the original followed by a step towards it; every `stats_every` rounds the
     spherical point alone is queried too, and both step sizes adapt by success-rate statistics.
@@ -53,7 +53,9 @@ class Boundary(Attack):
         stats_every: int = 5,
         spherical_window: int = 5,
         source_window: int = 10,
-        init_tries: int = 10,
+        init_tries: int = 5,
+        init_neighbors: int = 20,
+        init_coarse: int = 4,
         init_search: int = 10,
     ) -> None:
         for label, value in (("spherical_step", spherical_step), ("source_step", source_step)):
@@ -65,12 +67,19 @@ class Boundary(Attack):
             ("stats_every", stats_every),
             ("spherical_window", spherical_window),
             ("source_window", source_window),
-            ("init_tries", init_tries),
         ):
             if count < 1:
                 raise ValueError(f"{label} must be at least 1, got {count}")
-        if init_search < 0:
-            raise ValueError(f"init_search must be non-negative, got {init_search}")
+        for label, count in (
+            ("init_tries", init_tries),
+            ("init_neighbors", init_neighbors),
+            ("init_coarse", init_coarse),
+            ("init_search", init_search),
+        ):
+            if count < 0:
+                raise ValueError(f"{label} must be non-negative, got {count}")
+        if init_tries + init_neighbors < 1:
+            raise ValueError("init_tries + init_neighbors must be at least 1")
         self.sampler = sampler
         self.spherical_step = spherical_step
         self.source_step = source_step
@@ -79,6 +88,8 @@ class Boundary(Attack):
         self.spherical_window = spherical_window
         self.source_window = source_window
         self.init_tries = init_tries
+        self.init_neighbors = init_neighbors
+        self.init_coarse = init_coarse
         self.init_search = init_search
 
     @torch.no_grad()
@@ -109,44 +120,75 @@ class Boundary(Attack):
         budget: int,
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adversarial starting points near x (x itself where none was found) and a found mask."""
-        start = x.clone()
-        found = torch.zeros(len(x), dtype=torch.bool)
+        """Adversarial starting points near x (x itself where none was found) and a found mask.
 
-        def query(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            spent[idx] += 1
-            return _labels(model, points, idx) != y[idx]
+        Candidates: `init_tries` uniform-noise images and the `init_neighbors` nearest batch
+        samples of another class. Every adversarial candidate's blend (1 - a) x + a c is binary
+        searched for the smallest adversarial a in `init_coarse` steps; the closest one is refined
+        to `init_search` steps in all. The walk is local, so where it starts matters: on MNIST
+        the nearest other-class digits start far closer than noise does.
+        """
+        n = len(x)
+        cands = self.candidates(x, y, generator)  # (n, K, ...)
+        k = cands.shape[1]
+        valid = torch.isfinite(cands.flatten(2)).all(dim=2)  # (n, K); inf marks a missing one
+        cands = torch.where(valid.view(n, k, *([1] * (x.dim() - 1))), cands, 0.0)
 
-        for _ in range(self.init_tries):
-            idx = torch.nonzero(~found & (spent < budget)).squeeze(1)
-            if len(idx) == 0:
+        def query(pairs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+            """Is each (sample, candidate) pair's blend at alpha adversarial? One forward call."""
+            i, j = pairs[:, 0], pairs[:, 1]
+            spent.index_add_(0, i, torch.ones_like(i))
+            return _labels(model, _blend(x[i], cands[i, j], alpha), i) != y[i]
+
+        # Stage 1: which candidates are adversarial at all (a = 1), as far as the budget goes.
+        usable = valid & (torch.arange(k)[None, :] < budget)
+        pairs = torch.nonzero(usable)
+        adv = torch.zeros(n, k, dtype=torch.bool)
+        adv[pairs[:, 0], pairs[:, 1]] = query(pairs, torch.ones(len(pairs)))
+        low, high = torch.zeros(n, k), torch.ones(n, k)
+        # Stage 2: a coarse binary search of every adversarial candidate's blend.
+        for _ in range(min(self.init_coarse, self.init_search)):
+            active = adv & ((spent + adv.sum(dim=1)) <= budget)[:, None]
+            pairs = torch.nonzero(active)
+            if len(pairs) == 0:
                 break
-            noise = torch.rand((len(idx), *x.shape[1:]), generator=generator)
-            hit = query(noise, idx)
-            start[idx[hit]], found[idx[hit]] = noise[hit], True
-        # Uniform noise may always fall in the sample's own class (on MNIST, often one class):
-        # fall back on the nearest batch sample of another class.
-        idx = torch.nonzero(~found & (spent < budget)).squeeze(1)
-        if len(idx):
-            dist = torch.cdist(x[idx].flatten(1), x.flatten(1))
-            dist[y[idx][:, None] == y[None, :]] = float("inf")
-            other = dist.argmin(dim=1)
-            usable = torch.isfinite(dist.gather(1, other[:, None]).squeeze(1))
-            idx, other = idx[usable], other[usable]
-            hit = query(x[other], idx)
-            start[idx[hit]], found[idx[hit]] = x[other[hit]], True
-        # Binary search of the blend (1 - a) x + a start for the smallest adversarial a.
-        low = torch.zeros(len(x))
-        high = torch.ones(len(x))
-        for _ in range(self.init_search):
+            i, j = pairs[:, 0], pairs[:, 1]
+            mid = (low[i, j] + high[i, j]) / 2
+            hit = query(pairs, mid)
+            high[i[hit], j[hit]], low[i[~hit], j[~hit]] = mid[hit], mid[~hit]
+        # Stage 3: the closest candidate of each sample, refined.
+        size = (cands - x[:, None]).flatten(2).norm(dim=2)
+        reach = torch.where(adv, high * size, float("inf"))
+        best = reach.argmin(dim=1)
+        found = torch.isfinite(reach.gather(1, best[:, None]).squeeze(1))
+        rows = torch.arange(n)
+        low, high, chosen = low[rows, best], high[rows, best], cands[rows, best]
+        for _ in range(self.init_search - min(self.init_coarse, self.init_search)):
             idx = torch.nonzero(found & (spent < budget)).squeeze(1)
             if len(idx) == 0:
                 break
             mid = (low[idx] + high[idx]) / 2
-            hit = query(_blend(x[idx], start[idx], mid), idx)
-            high[idx[hit]] = mid[hit]
-            low[idx[~hit]] = mid[~hit]
-        return torch.where(found.view(-1, 1, 1, 1), _blend(x, start, high), x), found
+            pairs = torch.stack([idx, best[idx]], dim=1)
+            hit = query(pairs, mid)
+            high[idx[hit]], low[idx[~hit]] = mid[hit], mid[~hit]
+        return torch.where(found.view(-1, 1, 1, 1), _blend(x, chosen, high), x), found
+
+    def candidates(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """(n, init_tries + init_neighbors, ...) starting candidates per sample: uniform noise,
+        then the nearest batch samples of another class (inf where the batch has too few)."""
+        n = len(x)
+        noise = torch.rand((n, self.init_tries, *x.shape[1:]), generator=generator)
+        m = min(self.init_neighbors, n)
+        dist = torch.cdist(x.flatten(1), x.flatten(1))
+        dist[y[:, None] == y[None, :]] = float("inf")
+        near, order = dist.topk(m, dim=1, largest=False) if m else (dist[:, :0], dist[:, :0].long())
+        neighbors = x[order]  # (n, m, ...)
+        neighbors[~torch.isfinite(near)] = float("inf")
+        missing = self.init_neighbors - m
+        pad = torch.full((n, missing, *x.shape[1:]), float("inf"))
+        return torch.cat([noise, neighbors, pad], dim=1)
 
     # -- the walk ------------------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ def test_falls_back_on_another_class_when_noise_never_fools(
         ({"spherical_step": 0.0}, "spherical_step must lie in"),
         ({"source_step": 0.9}, "source_step must lie in"),
         ({"step_adaptation": 1.0}, "step_adaptation must be above 1"),
-        ({"init_tries": 0}, "init_tries must be at least 1"),
+        ({"init_tries": -1}, "init_tries must be non-negative"),
+        ({"init_tries": 0, "init_neighbors": 0}, r"init_tries \+ init_neighbors must be"),
     ],
 )
 def test_bad_hyper_parameters_are_refused(settings: dict, message: str) -> None:
@@ -117,3 +118,21 @@ def test_low_frequency_plugin_takes_its_base_traits_and_hyper_parameters() -> No
     ):
         with pytest.raises(RBError, match=message):
             instantiate(attack_class("low-frequency"), "quick", settings)
+
+
+def test_starts_from_the_closest_candidate_and_neighbors_beat_noise(
+    baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = clean_batch[0][:40], clean_batch[1][:40]
+    medians = []
+    for attack in (Boundary(init_neighbors=0), Boundary(init_tries=0), Boundary()):
+        counter = QueryCounter(baseline, len(x), num_classes=10)
+        spent = torch.zeros(len(x), dtype=torch.int64)
+        gen = torch.Generator().manual_seed(0)
+        start, found = attack.start(counter, x, y, spent, 1000, gen)
+        assert bool(found.all()) and torch.equal(spent, counter.counts)
+        assert bool((predict(baseline, start) != y).all())
+        medians.append(float(_l2(x, start).median()))
+    noise, neighbors, both = medians
+    assert neighbors < 0.9 * noise
+    assert both <= neighbors + 1e-6
