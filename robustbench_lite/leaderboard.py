@@ -169,7 +169,19 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
         f"{README_START}\n{to_markdown(frame[shown])}\n"
         f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "
         f"medians: `leaderboard.md` there); attack wall time {seconds / 60:.1f} min on the "
-        f"machine that made them.\n{README_END}"
+        f"machine that made them.{_capped(frame)}\n{README_END}"
     )
     head, rest = text.split(README_START, 1)
     atomic_write_text(Path(readme), head + block + rest.split(README_END, 1)[1])
+
+
+def _capped(frame: pd.DataFrame) -> str:
+    """A sentence naming the cells evaluated on fewer samples than their row's n ('' if none)."""
+    parts = []
+    for column in (c for c in frame.columns if c.endswith("_n")):
+        counts = sorted({int(v) for v in frame[column].dropna()})
+        if counts:
+            parts.append(f"{column.removesuffix('_n')} on {'/'.join(map(str, counts))}")
+    if not parts:
+        return ""
+    return f" Cells on fewer test samples than their row's n: {', '.join(parts)}."

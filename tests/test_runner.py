@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from robustbench_lite import plugins
+from robustbench_lite import leaderboard, plugins
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import Attack, QueryModel
@@ -182,6 +182,7 @@ def test_an_attack_cap_limits_its_cells_and_shows_in_the_leaderboard(
     assert full["n"] == 200 and full["max_eval_samples"] is None
     assert board.loc["none", "n"] == 200 and board.loc["none", "pgd-l2_n"] == 7
     assert "pgd_n" not in board.columns
+    assert "pgd-l2 on 7" in leaderboard._capped(board.reset_index())
     # An explicit --n overrides the cap; the leaderboard then has no per-cell n.
     explicit = _runner(tmp_path / "explicit", rb_home, n=20, settings=settings)
     board = explicit.run(["pgd", "pgd-l2"], ["none"])
