@@ -219,15 +219,14 @@ class Boundary(Attack):
             idx = torch.nonzero(found & (spent + cost <= budget)).squeeze(1)
             if len(idx) == 0:
                 break
-            sphere, candidate = self.propose(
-                x[idx], best[idx], spherical[idx], source[idx], generator
-            )
+            xi = x[idx]
+            sphere, candidate = self.propose(xi, best[idx], spherical[idx], source[idx], generator)
             points = torch.cat([candidate, sphere]) if check else candidate
             rows = torch.cat([idx, idx]) if check else idx
             adv = _labels(model, points, rows) != y[rows]
             spent[idx] += cost
             cand_adv = adv[: len(idx)]
-            cand_dist = _dist(x[idx], candidate)
+            cand_dist = _dist(xi, candidate)
             accept = cand_adv & (cand_dist < dist[idx])
             best[idx[accept]], dist[idx[accept]] = candidate[accept], cand_dist[accept]
             src_hits[idx] += cand_adv.float()
@@ -244,9 +243,10 @@ class Boundary(Attack):
             # The step towards x is judged by its success given an adversarial spherical point,
             # as in the original implementation (estimated as a ratio of the two rates).
             full = src_seen >= self.source_window
-            rate = src_hits / src_seen.clamp_min(1) / sph_rate.clamp_min(0.05)
-            source.mul_(self._factor(rate, full, SOURCE_RATES)).clamp_(max=MAX_STEP)
-            src_hits[full], src_seen[full] = 0, 0
+            if bool(full.any()):
+                rate = src_hits / src_seen.clamp_min(1) / sph_rate.clamp_min(0.05)
+                source.mul_(self._factor(rate, full, SOURCE_RATES)).clamp_(max=MAX_STEP)
+                src_hits[full], src_seen[full] = 0, 0
 
     def propose(
         self,
