@@ -59,13 +59,13 @@ def _robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
     return dict(zip(samples["index"], samples["robust"], strict=True))
 
 
-def _worst_case(cells: list[dict[str, Any]]) -> float:
-    """Fraction of samples (seen by every cell) that no cell broke."""
+def _worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
+    """Fraction of samples (seen by every cell) that no cell broke, and how many those are."""
     per_cell = [_robust_by_index(c) for c in cells]
     common = set(per_cell[0]).intersection(*per_cell[1:])
     if not common:
-        return math.nan
-    return sum(all(r[i] for r in per_cell) for i in common) / len(common)
+        return math.nan, 0
+    return sum(all(r[i] for r in per_cell) for i in common) / len(common), len(common)
 
 
 def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,7 +77,9 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
         row[cell["cell"]] = cell["robust_acc"]
         groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
     for name, members in groups.items():
-        row[name] = _worst_case(members)
+        row[name], seen = _worst_case(members)
+        if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
+            row[f"{name}_n"] = seen
     for cell in cells:
         if cell["n"] != widest["n"]:  # a capped cell (see Plugin.max_eval_samples) says so
             row[f"{cell['cell']}_n"] = cell["n"]

@@ -181,7 +181,8 @@ def test_an_attack_cap_limits_its_cells_and_shows_in_the_leaderboard(
     assert capped["n"] == len(capped["samples"]["robust"]) == capped["max_eval_samples"] == 7
     assert full["n"] == 200 and full["max_eval_samples"] is None
     assert board.loc["none", "n"] == 200 and board.loc["none", "pgd-l2_n"] == 7
-    assert "pgd_n" not in board.columns
+    assert "pgd_n" not in board.columns and "worst_linf_n" not in board.columns
+    assert board.loc["none", "worst_l2_n"] == 7  # the worst case covers what all its cells saw
     assert "pgd-l2 on 7" in leaderboard._capped(board.reset_index())
     # An explicit --n overrides the cap; the leaderboard then has no per-cell n.
     explicit = _runner(tmp_path / "explicit", rb_home, n=20, settings=settings)
