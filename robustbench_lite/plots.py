@@ -74,23 +74,32 @@ def eps_sweep(cells: list[dict[str, Any]], path: Path) -> Path:
 
 
 def query_curve(cells: list[dict[str, Any]], path: Path) -> Path | None:
-    """Success rate of score- and label-based attacks against queries spent per sample."""
+    """Success rate of score- and label-based attacks against queries spent per sample (log
+    scale); a colour per defense, a line style per attack."""
     chosen = [c for c in cells if c.get("knowledge") != "gradient" and not c.get("minimal")]
     if not chosen:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    defenses = sorted({c["defense"] for c in chosen})
+    attacks = sorted({c["cell"] for c in chosen})
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for cell in sorted(chosen, key=lambda c: (c["defense"], c["cell"])):
         s = cell["samples"]
         attacked = np.array(s["clean_correct"], dtype=bool)
         won = attacked & ~np.array(s["robust"], dtype=bool)
         queries = np.array(s["queries"], dtype=float)
         top = cell.get("budget") or max(1.0, float(queries.max()))
-        grid = np.linspace(0, top, 200)
+        grid = np.geomspace(1, max(top, 2), 200)
         rate = [(won & (queries <= q)).sum() / max(1, attacked.sum()) for q in grid]
-        ax.plot(grid, rate, label=f"{cell['defense']} / {cell['cell']}")
-    ax.set(xlabel="queries per sample", ylabel="success rate", ylim=(-0.02, 1.02))
+        ax.plot(
+            grid,
+            rate,
+            color=plt.get_cmap("tab10")(defenses.index(cell["defense"]) % 10),
+            linestyle=("-", "--", ":", "-.")[attacks.index(cell["cell"]) % 4],
+            label=f"{cell['defense']} / {cell['cell']}",
+        )
+    ax.set(xlabel="queries per sample", ylabel="success rate", ylim=(-0.02, 1.02), xscale="log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 
