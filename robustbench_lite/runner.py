@@ -183,7 +183,9 @@ class Runner:
             if defense.certifies:
                 self._certify(defense, x, y, built_attacks, evaluated)
             pending = [
-                a for a in built_attacks if not self._is_done(defense, a, self.samples(nd, a))
+                a
+                for a in built_attacks
+                if not self._is_done(defense, a, self.samples(n, defense, a))
             ]
             runnable = []
             for attack in pending:
@@ -196,16 +198,16 @@ class Runner:
                 continue
             model, clean_pred = evaluated.get()
             for attack in runnable:
-                na = self.samples(nd, attack)
+                na = self.samples(n, defense, attack)
                 self._run_cell(defense, model, attack, x[:na], y[:na], clean_pred[:na])
         board = leaderboard.build(self.cell_dir)
         leaderboard.save(board, self.cell_dir)
         return board
 
-    def samples(self, n: int, plugin: Plugin) -> int:
-        """How many of the first n test samples `plugin` is evaluated on: its profile's cap,
-        unless `--n` was given explicitly."""
-        cap = plugin.max_eval_samples.get(self.profile)
+    def samples(self, n: int, *plugins: Plugin) -> int:
+        """How many of the first n test samples the plugins are evaluated on: the smallest of
+        their profile's caps, unless `--n` was given explicitly."""
+        cap = _cap(self.profile, *plugins)
         return n if cap is None or self.n is not None else min(n, cap)
 
     # -- plugins -------------------------------------------------------------------------------
