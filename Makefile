@@ -4,7 +4,7 @@ RB ?= rb
 QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
 STANDARD := results/mnist-5k/standard
 
-.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep
+.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep site
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
@@ -42,3 +42,7 @@ leaderboard:
 	$(RB) --quiet run --attack all --defense all --profile standard
 	$(RB) --quiet plot --results results --profile standard
 	$(RB) leaderboard --results results --profile standard --readme README.md > /dev/null
+
+# The static leaderboard website of every grid under results/ (open site/index.html; no server).
+site:
+	$(RB) --quiet site --results results --out site

@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     run.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
+    run.add_argument("--wide", action="store_true", help="every column, as Markdown")
     run.add_argument(
         "--save-adv",
         action="store_true",
@@ -159,11 +160,18 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--profile", default="standard")
     board.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
     board.add_argument(
+        "--wide", action="store_true", help="every column, as Markdown (default: fit the terminal)"
+    )
+    board.add_argument(
         "--readme",
         type=Path,
         default=None,
         help="replace the block between <!-- leaderboard:start/end --> in this file",
     )
+
+    site = sub.add_parser("site", help="a static leaderboard website from the result files")
+    site.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    site.add_argument("--out", type=Path, default=Path("site"), help="where to write the site")
     return parser
 
 
@@ -225,7 +233,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
             eot=args.eot,
         )
 
-    board = None
+    board, runs = None, []
     for scope, eps in plan:
         chosen = [
             a
@@ -234,10 +242,31 @@ def _cmd_run(args: argparse.Namespace) -> None:
             or instantiate(attack_class(a), args.profile, settings.get(a)).threat_model == scope
         ]
         if chosen:
-            board = runner(eps).run(chosen, defenses)
+            runs.append((runner(eps), chosen))
+            board = runs[-1][0].run(chosen, defenses)
     if board is None:
         raise RBError("no selected attack has the threat model of any --eps given")
-    _emit(board, args.csv)
+    _emit_run(board, runs, defenses, args)
+
+
+def _emit_run(
+    board: Any, runs: list[tuple[Any, list[str]]], defenses: list[str], args: Any
+) -> None:
+    """This run's rows and cells, fitted to the terminal; which cells were reused from where."""
+    from robustbench_lite import run_view
+
+    cells = [c for runner, chosen in runs for c in run_view.columns(runner, chosen, defenses)]
+    cell_dir = runs[0][0].cell_dir
+    hint = (
+        f"`rb leaderboard --results {args.results} --dataset {args.dataset} "
+        f"--profile {args.profile} --wide` shows them"
+    )
+    _emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
+    sys.stdout.write(run_view.report([runner for runner, _ in runs], cell_dir))
+    if args.csv is not None:
+        from robustbench_lite.cache import atomic_write_text
+
+        atomic_write_text(args.csv, leaderboard.to_csv(board))
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -266,13 +295,26 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     if not cell_dir.is_dir():
         raise RBError(f"no results in {cell_dir}; run `rb run` first")
     board = leaderboard.build(cell_dir)
-    _emit(board, args.csv)
+    _emit(board, args.csv, wide=args.wide)
     if args.readme is not None:
         leaderboard.update_readme(args.readme, board, cell_dir)
 
 
-def _emit(board: Any, csv: Path | None) -> None:
-    sys.stdout.write(leaderboard.to_markdown(board))
+def _cmd_site(args: argparse.Namespace) -> None:
+    from robustbench_lite.site import build
+
+    sys.stdout.write(f"{build(args.results, args.out)}\n")
+
+
+def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None = None) -> None:
+    """The leaderboard on stdout, fitted to the terminal (or every column as Markdown if `wide`);
+    the whole of it into `csv` if given."""
+    from robustbench_lite import terminal
+
+    if wide:
+        sys.stdout.write(leaderboard.to_markdown(board))
+    else:
+        sys.stdout.write(terminal.render(board, hint=hint or terminal.WIDE_HINT))
     if csv is not None:
         from robustbench_lite.cache import atomic_write_text
 
@@ -296,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check(args)
         elif args.command == "plot":
             _cmd_plot(args)
+        elif args.command == "site":
+            _cmd_site(args)
         else:
             _cmd_leaderboard(args)
     except RBError as exc:

@@ -35,16 +35,22 @@ def test_run_prints_the_leaderboard_and_writes_csv(
     csv = tmp_path / "board.csv"
     code, out, _ = _rb(
         capsys, "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "30",
-        "--results", str(tmp_path / "res"), "--csv", str(csv), "--quiet",
+        "--results", str(tmp_path / "res"), "--csv", str(csv), "--quiet", "--wide",
     )  # fmt: skip
     assert code == 0
     assert out.startswith("| defense | n | clean_acc | pgd | worst_linf |")
     assert csv.read_text().splitlines()[0] == "defense,n,clean_acc,pgd,worst_linf"
     assert (tmp_path / "res" / "mnist-5k" / "quick" / "none" / "pgd.json").is_file()
     code, out2, _ = _rb(
-        capsys, "leaderboard", "--results", str(tmp_path / "res"), "--profile", "quick"
+        capsys, "leaderboard", "--results", str(tmp_path / "res"), "--profile", "quick", "--wide"
     )
-    assert code == 0 and out2 == out
+    assert code == 0 and out.startswith(out2)  # then what was computed, what reused
+    code, fitted, _ = _rb(
+        capsys, "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "30",
+        "--results", str(tmp_path / "res"), "--quiet",
+    )  # fmt: skip
+    assert code == 0 and fitted.split()[:5] == ["defense", "n", "clean_acc", "pgd", "worst_linf"]
+    assert "Reused 1 file" in fitted and "none/: pgd.json" in fitted
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,109 @@
+"""`rb site`: a static leaderboard website built from the result files alone.
+
+    SITE/index.html                         every dataset/profile grid found under the results
+    SITE/<grid>/<defense>.html               one page per defense of a grid
+    SITE/<grid>/<defense>/<plot>.png          its eps curve, query curve and adversarial examples
+
+No server, no network: CSS and the table-sorting script are inline, every link is relative. A grid
+is a folder `<dataset>/<profile>` holding `<defense>/<cell>.json` files (at any depth under the
+results folder, so `results/sweep/mnist-5k/quick` is a grid too); its leaderboard is rebuilt with
+`leaderboard.build`, so a hand-edited result file is refused here as everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from robustbench_lite import certified, leaderboard, plots
+from robustbench_lite.cache import atomic_write_text
+from robustbench_lite.errors import RBError
+from robustbench_lite.site_defense import defense_page
+from robustbench_lite.site_pages import Grid, index_page, relative
+
+log = logging.getLogger(__name__)
+
+PROFILE_ORDER = {"paper": 0, "standard": 1, "quick": 2}
+
+
+def find_grids(results: Path) -> list[Path]:
+    """Every folder under `results` (or `results` itself) laid out as `<defense>/<cell>.json`:
+    by results sub-root, dataset, then profile (paper, standard, quick)."""
+    results = Path(results)
+    found = {p.parent.parent for p in results.rglob("*/*.json")}
+    grids = [d for d in found if any(not certified.is_certificate(p) for p in d.glob("*/*.json"))]
+
+    def order(d: Path) -> tuple[Any, ...]:
+        rel = _rel(d, results).parts
+        return len(rel), rel[:-1], PROFILE_ORDER.get(rel[-1], 9), rel[-1]
+
+    return sorted(grids, key=order)
+
+
+def _rel(folder: Path, results: Path) -> PurePosixPath:
+    """The grid's path below the results folder ('<dataset>/<profile>' for the folder itself)."""
+    if folder == results:
+        return PurePosixPath(results.resolve().parent.name, results.resolve().name)
+    return PurePosixPath(folder.relative_to(results).as_posix())
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe version of a plugin name."""
+    return re.sub(r"[^A-Za-z0-9._@=-]", "_", name)
+
+
+def load_grid(folder: Path, results: Path) -> Grid:
+    """A grid's leaderboard, cells and certificates (each file verified)."""
+    rel = _rel(folder, results)
+    cells = leaderboard.load_cells(folder)
+    return Grid(
+        label=" / ".join(rel.parts),
+        slug=str(rel),
+        frame=leaderboard.build(folder),
+        cells=cells,
+        certificates=certified.load(folder),
+    )
+
+
+def _figures(cells: list[dict[str, Any]], folder: Path, page_dir: Path) -> list[tuple[str, str]]:
+    """The defense's plots, drawn into `folder`; (link relative to the page, caption)."""
+    made = [
+        (plots.eps_sweep(cells, folder / "eps_sweep.png"), "robust accuracy against eps"),
+        (plots.query_curve(cells, folder / "queries.png"), "success rate against queries"),
+        (
+            plots.examples(cells, folder / "examples.png"),
+            "adversarial examples: clean, adversarial (-> predicted class), perturbation",
+        ),
+    ]
+    return [(relative(path, page_dir), caption) for path, caption in made if path is not None]
+
+
+def build(results: Path, out: Path) -> Path:
+    """Write the site for every grid under `results` into `out`; returns index.html's path."""
+    results, out = Path(results), Path(out)
+    folders = find_grids(results)
+    if not folders:
+        raise RBError(f"no results under {results}; run `rb run` first")
+    grids = [load_grid(folder, results) for folder in folders]
+    out.mkdir(parents=True, exist_ok=True)
+    for grid in grids:
+        grid_dir = out / grid.slug
+        if grid_dir.exists():  # a rebuild replaces the grid's pages and plots
+            shutil.rmtree(grid_dir)
+        grid_dir.mkdir(parents=True)
+        for defense in grid.frame["defense"]:
+            name = _slug(str(defense))
+            page_path = grid_dir / f"{name}.html"
+            cells = [c for c in grid.cells if c["defense"] == defense]
+            figures = _figures(cells, grid_dir / name, grid_dir) if cells else []
+            index_href = relative(out / "index.html", grid_dir)
+            atomic_write_text(page_path, defense_page(grid, str(defense), figures, index_href))
+            grid.pages[str(defense)] = relative(page_path, out)
+        log.info("site: %s (%d defenses)", grid.label, len(grid.pages))
+    index = out / "index.html"
+    atomic_write_text(index, index_page(grids, results.as_posix()))
+    log.info("wrote %s", index)
+    return index
