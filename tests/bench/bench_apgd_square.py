@@ -1,0 +1,119 @@
+"""APGD (Croce & Hein 2020) vs our PGD at equal steps, APGD-T, and Square (Andriushchenko et al.
+2020) vs NES at equal query budget: robust accuracy and wall time on the same model and digits.
+
+Models: the standard `none` baseline (trained on first use) and, only if already in the model
+cache, the standard `pgd-at` model. `BENCH_N` (default 200) clean-correct digits,
+`BENCH_STEPS` (default 100) gradient steps, `BENCH_BUDGET` (default 1000) queries per sample.
+`python -m tests.bench apgd_square`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from attacks.apgd import APGD
+from attacks.nes import NES
+from attacks.pgd import PGD
+from attacks.square import Square
+from robustbench_lite.plugins import THREAT_MODELS, Attack, defense_class, instantiate
+from robustbench_lite.queries import QueryCounter
+from robustbench_lite.runner import Runner, predict
+from tests.bench.common import baseline, clean_correct, table, timed
+
+N = int(os.environ.get("BENCH_N", "200"))
+STEPS = int(os.environ.get("BENCH_STEPS", "100"))
+BUDGET = int(os.environ.get("BENCH_BUDGET", "1000"))
+#: Linf eps per model: 0.3 leaves the undefended baseline nothing to measure.
+EPS = {"none": 0.1, "pgd-at": 0.3}
+
+
+def cached(name: str) -> nn.Module | None:
+    """The standard-profile model of defense `name` if the cache has it (never trains)."""
+    runner = Runner(profile="standard", quiet=True)
+    defense = instantiate(defense_class(name), "standard")
+    key, _ = runner.model_key(defense)
+    if not all(path.exists() for path in runner.cache.paths(defense.name, key)):
+        return None
+    return runner.model(defense)
+
+
+def evaluate(
+    attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> tuple[float, float, float]:
+    """Robust accuracy, wall seconds and mean queries per sample of one seeded run."""
+    budget = None if attack.knowledge == "gradient" else BUDGET
+    counter = QueryCounter(model, len(x), num_classes=10, knowledge=attack.knowledge, budget=budget)
+
+    def run() -> torch.Tensor:
+        gen = torch.Generator().manual_seed(0)
+        out = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen)
+        return out[0] if isinstance(out, tuple) else out
+
+    x_adv, seconds = timed(run, repeats=1)
+    x_adv = THREAT_MODELS["linf"].project(x, x_adv, eps)
+    robust = float((predict(model, x_adv) == y).double().mean())
+    return robust, seconds, float(counter.counts.double().mean())
+
+
+def main() -> None:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    models = {"none": baseline("standard")}
+    at = cached("pgd-at")
+    if at is None:
+        print(
+            "pgd-at: not in the model cache, skipped (train it with `rb run -a pgd -d pgd-at --profile standard`)"
+        )
+    else:
+        models["pgd-at"] = at
+    pairs: list[tuple[str, Callable[[], Attack], str, Callable[[], Attack]]] = [
+        (
+            f"apgd {STEPS} steps",
+            lambda: APGD(steps=STEPS),
+            f"pgd {STEPS} steps eps/10",
+            lambda: PGD(steps=STEPS, rel_step_size=0.1),
+        ),
+        (
+            f"apgd-t {STEPS} steps x 9",
+            lambda: APGD(steps=STEPS, loss="dlr-targeted", n_target_classes=9),
+            f"pgd {STEPS} x 9 restarts",
+            lambda: PGD(steps=STEPS, rel_step_size=0.1, restarts=9),
+        ),
+        (f"square {BUDGET} q", Square, f"nes {BUDGET} q", NES),
+    ]
+    rows = [("model", "eps", "attack", "robust acc", "wall s", "mean q", "acc - ref", "s / ref")]
+    for name, model in models.items():
+        eps = EPS[name]
+        x, y = clean_correct(model, N)
+        for label, make, ref_label, make_ref in pairs:
+            acc_ref, t_ref, q_ref = evaluate(make_ref(), model, x, y, eps)
+            acc, t, q = evaluate(make(), model, x, y, eps)
+            rows.append(
+                (
+                    name,
+                    f"{eps}",
+                    ref_label,
+                    f"{acc_ref:.3f}",
+                    f"{t_ref:.1f}",
+                    f"{q_ref:.0f}",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    name,
+                    f"{eps}",
+                    label,
+                    f"{acc:.3f}",
+                    f"{t:.1f}",
+                    f"{q:.0f}",
+                    f"{acc - acc_ref:+.3f}",
+                    f"{t / t_ref:.2f}",
+                )
+            )
+    print(f"Linf, {N} clean-correct mnist-5k test digits per model, seed 0")
+    table(rows)
