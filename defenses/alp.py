@@ -119,7 +119,7 @@ class ALP(Defense):
         x_adv = x
         if eps > 0:
             counter = QueryCounter(model, len(x), num_classes=self.num_classes)
-            x_adv = attack.run(counter, x, y, eps=eps, budget=None, generator=generator)
+            x_adv = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
             if isinstance(x_adv, tuple):
                 x_adv = x_adv[0]
             x_adv = x_adv.detach()

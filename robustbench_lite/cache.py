@@ -30,6 +30,19 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the mode the user's umask asks for, then rename it into
+    place (mkstemp makes files 0600)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +52,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -51,7 +64,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """Add the content hash that lets a later reader detect a hand-edited result file."""
+    """Add the content hash: an unkeyed SHA-256 that detects a corrupted or carelessly edited
+    result file. Anyone can recompute it, so it detects corruption, not forgery."""
     body = {k: v for k, v in record.items() if k != "content_hash"}
     return {**body, "content_hash": config_hash(body)}
 
@@ -65,12 +79,24 @@ def tampering(record: dict[str, Any], required: tuple[str, ...] = ()) -> str | N
     if config_hash(record["config"]) != record["config_hash"]:
         return "its config does not match its config hash"
     if seal(record)["content_hash"] != record["content_hash"]:
-        return "its content does not match its content hash (edited by hand?)"
+        return "its content does not match its content hash (corrupted or edited?)"
     return None
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ModelCache:
-    """Trained models stored as `<name>-<hash>.safetensors` + `.json` (loads run no code)."""
+    """Trained models stored as `<name>-<hash>.safetensors` + `.json` (loads run no code).
+
+    The JSON records the SHA-256 of the weights file, checked at every load: a well-formed
+    checkpoint with other weights (NaN, zeros, another run's) is refused, not evaluated."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or rb_home()) / "models"
@@ -88,10 +114,15 @@ class ModelCache:
             stored = json.loads(meta.read_text())
             if stored.get("key") != key:
                 raise ValueError("its config does not match its name")
+            if "weights_sha256" not in stored:
+                log.warning("%s predates weight hashes: retraining %s", meta, name)
+                return False
+            if file_sha256(weights) != stored["weights_sha256"]:
+                raise ValueError("its weights do not match the SHA-256 recorded when it was saved")
             missing, unexpected = load_model(model, str(weights), strict=False)
             if missing or unexpected:
                 raise ValueError(f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-        except (SafetensorError, ValueError, OSError, RuntimeError) as exc:
+        except (SafetensorError, ValueError, OSError, RuntimeError, AttributeError) as exc:
             raise RBError(f"corrupt checkpoint {weights} ({exc}); delete it to retrain") from None
         log.info("loaded %s from %s", name, weights)
         return True
@@ -104,8 +135,9 @@ class ModelCache:
         os.close(fd)
         try:
             save_model(model, tmp)
-            os.replace(tmp, weights)
+            digest = file_sha256(Path(tmp))
+            _publish(tmp, weights)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        write_json(meta, {"key": key, "config": config})
+        write_json(meta, {"key": key, "config": config, "weights_sha256": digest})
         return weights

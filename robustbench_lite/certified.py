@@ -99,11 +99,12 @@ def load(cell_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def columns(cell_dir: Path) -> dict[str, dict[str, float]]:
-    """defense -> {certified_acc[@eps=e]: accuracy}."""
-    out: dict[str, dict[str, float]] = defaultdict(dict)
+def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(defense, model key) -> {certified_acc[@eps=e]: accuracy}."""
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for cert in load(cell_dir):
-        out[cert["defense"]][cert["column"]] = cert["certified_acc"]
+        key = str(cert["config"].get("model_key", ""))
+        out[cert["defense"], key][cert["column"]] = cert["certified_acc"]
     return dict(out)
 
 
@@ -114,6 +115,8 @@ def violations(cell_dir: Path, cells: list[dict[str, Any]]) -> list[str]:
         flags = dict(zip(cert["samples"]["index"], cert["samples"]["certified"], strict=True))
         for cell in cells:
             same = cell["defense"] == cert["defense"] and cell["threat_model"] == THREAT_MODEL
+            keys = ((r.get("config") or {}).get("model_key") for r in (cell, cert))
+            same = same and len(set(keys)) == 1  # the same model's certificate and cell
             if not (same and math.isclose(cell["eps"], cert["eps"])):
                 continue
             robust = dict(zip(cell["samples"]["index"], cell["samples"]["robust"], strict=True))

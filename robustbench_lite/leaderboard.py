@@ -49,34 +49,60 @@ def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def model_key(record: dict[str, Any]) -> str:
+    """The key of the model a cell or certificate was computed on ('' in files that predate it)."""
+    return str((record.get("config") or {}).get("model_key", ""))
+
+
 def _suffix(cell: dict[str, Any]) -> str:
     """The part of a cell name after the attack's name (e.g. '@eps=0.1'), '' by default."""
     return str(cell["cell"])[len(str(cell["attack"])) :]
 
 
-def _robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
+def robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
     samples = cell["samples"]
     return dict(zip(samples["index"], samples["robust"], strict=True))
 
 
 def _worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
     """Fraction of samples (seen by every cell) that no cell broke, and how many those are."""
-    per_cell = [_robust_by_index(c) for c in cells]
+    per_cell = [robust_by_index(c) for c in cells]
     common = set(per_cell[0]).intersection(*per_cell[1:])
     if not common:
         return math.nan, 0
     return sum(all(r[i] for r in per_cell) for i in common) / len(common), len(common)
 
 
+def worst_groups(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`worst_<threat model>[suffix]` -> the cells of one row whose per-sample minimum it is."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
+    return dict(groups)
+
+
+def rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(row label, model key, cells) per model: one model per row, sorted. A defense with cells of
+    two models (other hyper-parameters or seed) gets one row per model, labelled by its key."""
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        by_model[cell["defense"], model_key(cell)].append(cell)
+    models: dict[str, int] = defaultdict(int)
+    for defense, _ in by_model:
+        models[defense] += 1
+    return [
+        (defense if models[defense] == 1 else f"{defense}@{key[:8]}", key, group)
+        for (defense, key), group in sorted(by_model.items())
+    ]
+
+
 def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
     cells = sorted(cells, key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]))
     widest = max(cells, key=lambda c: c["n"])
     row: dict[str, Any] = {"defense": defense, "n": widest["n"], "clean_acc": widest["clean_acc"]}
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in cells:
         row[cell["cell"]] = cell["robust_acc"]
-        groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
-    for name, members in groups.items():
+    for name, members in worst_groups(cells).items():
         row[name], seen = _worst_case(members)
         if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
             row[f"{name}_n"] = seen
@@ -92,16 +118,15 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build(cell_dir: Path) -> pd.DataFrame:
     """The leaderboard of one dataset/profile folder: one row per defense, numbers as numbers."""
-    by_defense: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    column_tm: dict[str, str] = {}
-    for cell in load_cells(cell_dir):
-        by_defense[cell["defense"]].append(cell)
-        column_tm[cell["cell"]] = cell["threat_model"]
-    rows = [_row(d, cells) for d, cells in sorted(by_defense.items())]
+    cells = load_cells(cell_dir)
+    column_tm = {cell["cell"]: cell["threat_model"] for cell in cells}
     certificates = certified.columns(cell_dir)
-    for row in rows:
-        row.update(certificates.get(row["defense"], {}))
-    frame = pd.DataFrame(rows)
+    table = []
+    for label, key, group in rows(cells):
+        row = _row(label, group)
+        row.update(certificates.get((group[0]["defense"], key), {}))
+        table.append(row)
+    frame = pd.DataFrame(table)
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])
     first = ["defense", "n", "clean_acc"]

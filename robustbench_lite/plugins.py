@@ -19,17 +19,30 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import torch
 from torch import nn
 
-from robustbench_lite import transforms
 from robustbench_lite.errors import RBError
+from robustbench_lite.queries import KNOWLEDGE
+from robustbench_lite.threat_models import (  # noqa: F401  (re-exported for plugins)
+    L2,
+    SPATIAL,
+    THREAT_MODELS,
+    Extras,
+    Linf,
+    Spatial,
+    ThreatModel,
+    threat_model,
+)
 
 Knowledge = Literal["gradient", "scores", "labels"]
-KNOWLEDGE: tuple[str, ...] = ("gradient", "scores", "labels")
 ATTACK_GROUP = "robustbench_lite.attacks"
 DEFENSE_GROUP = "robustbench_lite.defenses"
 
 
 class QueryModel(Protocol):
-    """What an attack sees: images in [0,1] -> logits, each row charged to a sample.
+    """What an attack sees (queries.Oracle): images in [0,1] -> one row per image, each row
+    charged to a sample, answered at the attack's declared `knowledge`: `gradient` attacks get
+    differentiable logits, `scores` attacks detached logits (no autograd), `labels` attacks a
+    one-hot of the predicted label. Asking for more (e.g. a query that requires grad from a
+    `scores` attack) is an error naming the attack.
 
     `idx[i]` names the sample (0..N-1 of the batch given to `Attack.run`) that row i belongs to;
     it may be omitted only when the call holds exactly one row per sample, in order.
@@ -39,163 +52,9 @@ class QueryModel(Protocol):
 
     num_classes: int
     stochastic: bool
+    knowledge: str
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Threat models
-
-#: Per-sample tensors an attack returns beside x_adv (e.g. the spatial transform it used).
-Extras = Mapping[str, torch.Tensor]
-
-
-class ThreatModel(ABC):
-    """A set of allowed perturbations of x, with a default size per dataset.
-
-    `extras` are the attack's per-sample records; pixel balls ignore them, while a threat model
-    whose set is not a pixel ball (spatial) verifies by re-rendering x from them.
-    """
-
-    name: ClassVar[str]
-    default_eps: ClassVar[Mapping[str, float]]
-
-    def check_eps(self, eps: float) -> None:
-        """Raise RBError for a budget that makes no sense in this threat model."""
-        if not (math.isfinite(eps) and eps > 0):
-            raise RBError(f"{self.name} eps must be a positive number, got {eps}")
-
-    def clip_extras(self, extras: Extras, eps: float) -> dict[str, torch.Tensor]:
-        """The extras as the runner records them: clipped to what this threat model allows."""
-        return dict(extras)
-
-    @abstractmethod
-    def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
-    ) -> torch.Tensor:
-        """The point of the threat model's set around x (intersected with [0,1]) for x_adv."""
-
-    @abstractmethod
-    def distance(
-        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
-    ) -> torch.Tensor:
-        """Per-sample size of the perturbation x_adv - x."""
-
-
-class Linf(ThreatModel):
-    """The L-infinity ball: every pixel moves by at most eps."""
-
-    name = "linf"
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 0.3,
-        "mnist": 0.3,
-        "fashion-mnist": 0.1,
-    }
-
-    def check_eps(self, eps: float) -> None:
-        super().check_eps(eps)
-        if eps > 1:
-            raise RBError(f"linf eps must be at most 1 for images in [0,1], got {eps}")
-
-    def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
-    ) -> torch.Tensor:
-        return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
-
-    def distance(
-        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
-    ) -> torch.Tensor:
-        return (x_adv - x).flatten(1).abs().amax(dim=1)
-
-
-class L2(ThreatModel):
-    """The L2 ball of radius eps."""
-
-    name = "l2"
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 1.5,
-        "mnist": 1.5,
-        "fashion-mnist": 1.5,
-    }
-
-    def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
-    ) -> torch.Tensor:
-        delta = (x_adv - x).flatten(1)
-        norm = delta.norm(dim=1, keepdim=True)
-        factor = torch.where(norm > eps, eps / norm.clamp_min(1e-12), torch.ones_like(norm))
-        return (x + (delta * factor).view_as(x)).clamp(0.0, 1.0)
-
-    def distance(
-        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
-    ) -> torch.Tensor:
-        return (x_adv - x).flatten(1).norm(dim=1)
-
-
-class Spatial(ThreatModel):
-    """Rotations within +-30 degrees and translations within +-3 pixels (Engstrom et al. 2019).
-
-    eps scales that range (eps=1: the paper's MNIST setting; eps=0.5: +-15 degrees, +-1.5 px).
-    The runner never trusts the attack's pixels here: it re-renders x from the recorded per-sample
-    `angle` (degrees), `dx` and `dy` (pixels), clipped to the range (transforms.rotate_translate).
-    """
-
-    name = "spatial"
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 1.0,
-        "mnist": 1.0,
-        "fashion-mnist": 1.0,
-    }
-    max_angle: ClassVar[float] = 30.0
-    max_shift: ClassVar[float] = 3.0
-    params: ClassVar[tuple[str, ...]] = ("angle", "dx", "dy")
-
-    def limits(self, eps: float) -> dict[str, float]:
-        """The largest |angle| (degrees), |dx| and |dy| (pixels) allowed at eps."""
-        shift = self.max_shift * eps
-        return {"angle": self.max_angle * eps, "dx": shift, "dy": shift}
-
-    def clip_extras(self, extras: Extras, eps: float) -> dict[str, torch.Tensor]:
-        missing = [k for k in self.params if k not in extras]
-        if missing:
-            raise RBError(
-                f"a spatial attack must record {', '.join(self.params)} per sample; "
-                f"missing {', '.join(missing)}"
-            )
-        clipped = dict(extras)
-        for key, limit in self.limits(eps).items():
-            value = torch.as_tensor(extras[key]).detach().to(torch.float64)
-            if value.dim() != 1 or not bool(torch.isfinite(value).all()):
-                raise RBError(f"spatial extra {key!r} must be one finite number per sample")
-            clipped[key] = value.clamp(-limit, limit)
-        return clipped
-
-    def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
-    ) -> torch.Tensor:
-        """x re-rendered from the recorded transform; x_adv itself is ignored."""
-        p = self.clip_extras(extras or {}, eps)
-        return transforms.rotate_translate(x, p["angle"], p["dx"], p["dy"]).clamp(0.0, 1.0)
-
-    def distance(
-        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
-    ) -> torch.Tensor:
-        """The transform's size in units of eps: max(|angle|/30, |dx|/3, |dy|/3)."""
-        p = self.clip_extras(extras or {}, math.inf)
-        ratios = [p[key].abs() / limit for key, limit in self.limits(1.0).items()]
-        return torch.stack(ratios).amax(dim=0).to(x.dtype)
-
-
-SPATIAL = Spatial()
-THREAT_MODELS: dict[str, ThreatModel] = {tm.name: tm for tm in (Linf(), L2(), SPATIAL)}
-
-
-def threat_model(name: str) -> ThreatModel:
-    """Look up a threat model by name."""
-    try:
-        return THREAT_MODELS[name]
-    except KeyError:
-        raise RBError(f"unknown threat model {name!r}; known: {', '.join(THREAT_MODELS)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,10 +269,16 @@ def instantiate(cls: type[P], profile: str, overrides: Mapping[str, Any] | None 
 
 
 def parse_value(text: str, default: Any) -> Any:
-    """Parse a `--set` value, guided by the type of the hyper-parameter's default."""
+    """Parse a `--set` value, guided by the type of the hyper-parameter's default.
+
+    A number where the default is a number must be finite (`inf`, `nan` and `none` are refused);
+    `none` is taken only where the default itself is None or a string."""
     word = text.strip().lower()
     booleans = {"true": True, "yes": True, "false": False, "no": False}
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
     if word in ("none", "null"):
+        if numeric or isinstance(default, bool):
+            raise RBError(f"expected a number, got {text!r}")
         return None
     if isinstance(default, bool):
         if word not in booleans:
@@ -430,7 +295,10 @@ def parse_value(text: str, default: Any) -> Any:
         casters = (int, float, str)
     for cast in casters:
         try:
-            return cast(text)
+            value = cast(text)
         except ValueError:
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RBError(f"expected a finite number, got {text!r}")
+        return value
     raise RBError(f"expected a number, got {text!r}")

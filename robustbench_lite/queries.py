@@ -1,18 +1,68 @@
-"""Query accounting: the runner's own count of every forward row an attack makes."""
+"""Query accounting and access control: the runner's own count of every forward row an attack
+makes, and the narrow face of the model that an attack is handed.
+
+The runner holds a `QueryCounter` (the model, the per-sample counts, the budget); the attack gets
+only `counter.view()`, an `Oracle` whose single entry point answers at the level of access the
+attack declared (`gradient`: differentiable logits; `scores`: detached logits computed without
+autograd; `labels`: a one-hot of the predicted label). The oracle has no public attribute that
+leads to the model or the counts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+
+from robustbench_lite.errors import RBError
+
+KNOWLEDGE: tuple[str, ...] = ("gradient", "scores", "labels")
+
+
+class AccessError(RBError):
+    """An attack used more access or more queries than it declared or was given."""
+
+
+class Oracle:
+    """What an attack holds: `oracle(x, idx=None)` answers at the attack's declared access.
+
+    `idx[i]` names the sample (0..N-1 of the batch given to `Attack.run`) that row i belongs to;
+    it may be omitted only when the call holds exactly one row per sample, in order.
+    `stochastic` is True for a randomized defense: one fooled answer proves nothing.
+    """
+
+    __slots__ = ("_ask", "knowledge", "num_classes", "stochastic")
+
+    def __init__(
+        self,
+        ask: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+        *,
+        knowledge: str,
+        num_classes: int,
+        stochastic: bool,
+    ) -> None:
+        self._ask = ask
+        self.knowledge = knowledge
+        self.num_classes = num_classes
+        self.stochastic = stochastic
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self._ask(x, idx)
+
+    def __repr__(self) -> str:
+        return f"Oracle(knowledge={self.knowledge!r}, num_classes={self.num_classes})"
 
 
 class QueryCounter:
-    """Wraps a model and charges every row of every forward call to the sample it belongs to.
+    """Runner side: wraps a model and charges every row of every call to the sample it belongs to.
 
-    Attacks never report their own counts. A row costs `draws` queries when one prediction of the
-    model takes several stochastic forward passes (expectation over transformation).
-    `stochastic` tells attacks that the model is randomized: one fooled answer proves nothing.
+    Attacks never report their own counts and never see this object, only `view()`. A row costs
+    `draws` queries when one prediction takes several stochastic forward passes (EOT). With a
+    `budget`, a call that would take any sample past it is refused before the model runs; since
+    every row is charged to some sample, the rows of a batch are thereby capped at
+    budget x batch size. Which sample a row belongs to is the attack's word (`idx`): a minimal
+    attack queries far from its sample, so the runner cannot check it.
     """
 
     def __init__(
@@ -23,33 +73,70 @@ class QueryCounter:
         num_classes: int,
         draws: int = 1,
         stochastic: bool = False,
+        knowledge: str = "gradient",
+        budget: int | None = None,
+        owner: str = "the attack",
     ) -> None:
-        self.model = model
+        if knowledge not in KNOWLEDGE:
+            raise RBError(f"{owner} declares unknown knowledge {knowledge!r}; known: {KNOWLEDGE}")
+        self._model = model
         self.n = n
         self.num_classes = num_classes
         self.draws = draws
         self.stochastic = stochastic
+        self.knowledge = knowledge
+        self.budget = budget
+        self.owner = owner
         self.counts = torch.zeros(n, dtype=torch.int64)
         self.calls = 0
 
-    def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    def view(self) -> Oracle:
+        """The face of the model an attack may hold (no reference to the model or the counts)."""
+        return Oracle(
+            lambda x, idx: self._query(x, idx),
+            knowledge=self.knowledge,
+            num_classes=self.num_classes,
+            stochastic=self.stochastic,
+        )
+
+    def _query(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.layout != torch.strided or x.is_meta:
+            raise AccessError(f"{self.owner} queried with {type(x).__name__}, not a dense tensor")
+        if x.requires_grad and self.knowledge != "gradient":
+            raise AccessError(
+                f"{self.owner} declares {self.knowledge} access but asked for gradients "
+                "(its query requires grad); declare knowledge = 'gradient'"
+            )
         if idx is None:
             if len(x) != self.n:
-                raise ValueError(
-                    f"a query of {len(x)} rows for a batch of {self.n} samples must say whose rows "
-                    "they are: pass idx= (the sample index of each row)"
+                raise AccessError(
+                    f"a query of {len(x)} rows for a batch of {self.n} samples must say whose "
+                    "rows they are: pass idx= (the sample index of each row)"
                 )
             idx = torch.arange(self.n)
-        idx = torch.as_tensor(idx, dtype=torch.int64)
+        idx = torch.as_tensor(idx, dtype=torch.int64).detach().cpu()
         if idx.shape != (len(x),):
-            raise ValueError(
+            raise AccessError(
                 f"idx must have one entry per row: {tuple(idx.shape)} vs {len(x)} rows"
             )
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
-            raise ValueError(f"idx out of range 0..{self.n - 1}")
-        self.counts.index_add_(0, idx, torch.full_like(idx, self.draws))
+            raise AccessError(f"idx out of range 0..{self.n - 1}")
+        counts = self.counts.index_add(0, idx, torch.full_like(idx, self.draws))
+        if self.budget is not None and len(idx) and int(counts.max()) > self.budget:
+            worst = int(counts.argmax())
+            raise AccessError(
+                f"{self.owner} queried sample {worst} {int(counts[worst])} times, over its "
+                f"budget of {self.budget}: the runner refuses to grade it"
+            )
+        self.counts = counts
         self.calls += 1
-        return self.model(x)
+        if self.knowledge == "gradient":
+            return self._model(x)
+        with torch.no_grad():
+            out = self._model(x.detach()).detach()
+        if self.knowledge == "scores":
+            return out.clone()
+        return F.one_hot(out.argmax(dim=1), out.shape[1]).to(out.dtype)
 
     @property
     def total(self) -> int:

@@ -1,31 +1,37 @@
-"""The runner: crosses attacks x defenses, trains or loads each model once, verifies every
-adversarial example itself, counts every query itself, and writes one JSON file per cell."""
+"""The runner: crosses attacks x defenses, trains or loads each model once, and hands each cell to
+the protocol's evaluation (cell.py), which verifies every adversarial example and counts every
+query itself; one JSON file per cell (store.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
+import copy
 import logging
 import math
-import platform
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from tqdm.auto import tqdm
 
-from robustbench_lite import __version__, certified, data, leaderboard
+from robustbench_lite import cell, certified, data, invariants, leaderboard
 from robustbench_lite.cache import ModelCache, config_hash, seal, write_json
-from robustbench_lite.eot import EOT
+from robustbench_lite.cell import predict
 from robustbench_lite.errors import RBError
+from robustbench_lite.plan import (
+    PROFILES,
+    CellSpec,
+    Profile,
+    derive_seed,
+    incompatibility,
+    profile_named,
+    resolve_names,
+)
 from robustbench_lite.plugins import (
     Attack,
     Defense,
@@ -37,96 +43,35 @@ from robustbench_lite.plugins import (
     instantiate,
     threat_model,
 )
-from robustbench_lite.queries import QueryCounter
+from robustbench_lite.store import RESULT_SCHEMA, adv_path, cell_record, versions
+
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "Runner",
+    "adv_path",
+    "derive_seed",
+    "predict",
+    "resolve_names",
+    "run",
+    "versions",
+]
 
 log = logging.getLogger(__name__)
 
-RESULT_SCHEMA = 1
 
-
-@dataclass(frozen=True)
-class Profile:
-    """How much work a run does: test samples, the per-sample query budget, and the EOT draws
-    (forward passes averaged per query of a randomized defense)."""
-
-    name: str
-    n: int | None  # test samples; None: the whole test split
-    budget: int  # per-sample queries of score- and label-based attacks
-    eot_draws: int = 10
-
-
-PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", n=200, budget=1_000, eot_draws=4),
-    "standard": Profile("standard", n=1_000, budget=10_000, eot_draws=10),
-    "paper": Profile("paper", n=None, budget=10_000, eot_draws=30),
-}
-
-
-def profile_named(name: str) -> Profile:
-    if name not in PROFILES:
-        raise RBError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
-    return PROFILES[name]
-
-
-def resolve_names(requested: Iterable[str], known: Sequence[str], kind: str) -> list[str]:
-    """Expand comma lists and `all`, keep order, drop repeats; unknown names are an RBError.
-
-    `all` means every plugin whose class is `in_all` (a generic plugin whose concrete variants
-    are registered too, like `low-frequency`, is left to them)."""
-    load = attack_class if kind == "attack" else defense_class
-    names: list[str] = []
-    for item in requested:
-        for name in (part.strip() for part in item.split(",")):
-            if not name:
-                continue
-            expanded = [n for n in known if load(n).in_all] if name == "all" else [name]
-            for one in expanded:
-                if one not in known:
-                    raise RBError(f"unknown {kind} {one!r}; known: {', '.join(known)}")
-                if one not in names:
-                    names.append(one)
-    if not names:
-        raise RBError(f"no {kind} given; known: {', '.join(known)}")
-    return names
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from the run seed and names: stable across runs, never from the clock."""
-    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
-
-
-def versions() -> dict[str, str]:
-    """Versions that shape the numbers; stored in every result."""
-    return {
-        "robustbench_lite": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "foolbox": importlib.metadata.version("foolbox"),
-        "python": platform.python_version(),
-    }
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, x: torch.Tensor, draws: int = 1, batch_size: int = 500
-) -> torch.Tensor:
-    """Labels from the model; with draws > 1, the majority over that many stochastic passes."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        votes = torch.stack([model(xb).argmax(dim=1) for _ in range(draws)])
-        out.append(votes[0] if draws == 1 else torch.mode(votes, dim=0).values)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
-
-
-def incompatibility(attack: Attack, defense: Defense) -> str | None:
-    """Why this pair cannot be run (decided up front from what the plugins declare), or None."""
-    if attack.knowledge not in defense.exposes:
-        return f"{attack.name} needs {attack.knowledge} access, {defense.name} exposes only " + (
-            ", ".join(sorted(defense.exposes)) or "nothing"
-        )
-    return None
+def writable_dir(path: Path, what: str) -> Path:
+    """`path` as a directory this process can write into (created if missing), else an RBError."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RBError(f"{what} {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RBError(f"{what} {path} cannot be created ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RBError(f"{what} {path} is not writable")
+    return path
 
 
 @dataclass
@@ -146,6 +91,9 @@ class Runner:
     save_adv: bool = False  # also write the verified x_adv of each cell beside its JSON
     eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
     cache: ModelCache = field(default_factory=ModelCache)
+    #: After `run`: the cell files taken from earlier runs, and those computed now.
+    reused: list[Path] = field(default_factory=list, init=False)
+    computed: list[Path] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
@@ -165,11 +113,7 @@ class Runner:
 
     def run(self, attacks: Iterable[str], defenses: Iterable[str]) -> pd.DataFrame:
         """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir."""
-        attack_list = resolve_names(attacks, attack_names(), "attack")
-        defense_list = resolve_names(defenses, defense_names(), "defense")
-        self._check_settings(attack_list + defense_list)
-        built_attacks = [self._attack(name) for name in attack_list]
-        built_defenses = [self._defense(name) for name in defense_list]
+        built_attacks, built_defenses = self.prepare(attacks, defenses)
         test = data.load(self.dataset, "test")
         n = (
             len(test)
@@ -202,7 +146,24 @@ class Runner:
                 self._run_cell(defense, model, attack, x[:na], y[:na], clean_pred[:na])
         board = leaderboard.build(self.cell_dir)
         leaderboard.save(board, self.cell_dir)
+        broken = invariants.violations(self.cell_dir)
+        if broken:
+            raise RBError("soundness invariant broken: " + "; ".join(broken))
         return board
+
+    def prepare(
+        self, attacks: Iterable[str], defenses: Iterable[str]
+    ) -> tuple[list[Attack], list[Defense]]:
+        """Every check that needs no work (names, settings, eps, writable folders), so bad input
+        fails before anything is trained or attacked; returns the built plugins."""
+        attack_list = resolve_names(attacks, attack_names(), "attack")
+        defense_list = resolve_names(defenses, defense_names(), "defense")
+        self._check_settings(attack_list + defense_list)
+        built = [self._attack(name) for name in attack_list]
+        built_defenses = [self._defense(name) for name in defense_list]
+        writable_dir(self.results_dir, "results folder")
+        writable_dir(self.cache.root.parent, "RB_HOME")
+        return built, built_defenses
 
     def samples(self, n: int, *plugins: Plugin) -> int:
         """How many of the first n test samples the plugins are evaluated on: the smallest of
@@ -262,8 +223,9 @@ class Runner:
             )
             start = time.perf_counter()
             defense.fit(model, train.x, train.y, generator=generator, progress=not self.quiet)
-            log.info("trained %s in %.1f s", defense.name, time.perf_counter() - start)
-            self.cache.save(model, defense.name, key, config)
+            seconds = time.perf_counter() - start
+            log.info("trained %s in %.1f s", defense.name, seconds)
+            self.cache.save(model, defense.name, key, {**config, "train_time_s": round(seconds, 3)})
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -307,6 +269,22 @@ class Runner:
             config["eot_draws"] = self.eot_draws(defense)
         return config
 
+    def cell_spec(self, defense: Defense, attack: Attack) -> CellSpec:
+        """The resolved spec of one cell, made once and passed down to its evaluation."""
+        name = self.cell_name(attack, defense)
+        return CellSpec(
+            defense=defense.name,
+            cell=name,
+            threat_model=threat_model(attack.threat_model),
+            eps=self._eps(attack),
+            budget=self._budget(attack),
+            eot_draws=self.eot_draws(defense),
+            prediction_draws=defense.prediction_draws(),
+            randomized=defense.randomized,
+            seed=derive_seed(self.seed, "attack", self.dataset, defense.name, name),
+            batch_size=self.batch_size,
+        )
+
     def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
         path = self.cell_path(defense, attack)
         if not path.is_file():
@@ -318,7 +296,8 @@ class Runner:
             return False
         done = stored.get("config_hash") == config_hash(self.cell_config(defense, attack, n))
         if done:
-            log.info("%s x %s: cached in %s", defense.name, attack.name, path)
+            log.info("%s x %s: reused %s", defense.name, attack.name, path)
+            self.reused.append(path)
         return done
 
     def _run_cell(
@@ -331,79 +310,20 @@ class Runner:
         clean_pred: torch.Tensor,
     ) -> None:
         start = time.perf_counter()
-        n = len(y)
-        config = self.cell_config(defense, attack, n)
-        eps, budget = config["eps"], config["budget"]
-        tm = threat_model(attack.threat_model)
-        draws = defense.prediction_draws()
-        m = self.eot_draws(defense)
-        view = EOT(model, m) if m > 1 else model  # what the attack queries
-        cell = self.cell_name(attack, defense)
-        cell_seed = derive_seed(self.seed, "attack", self.dataset, defense.name, cell)
-        torch.manual_seed(cell_seed)
-        generator = torch.Generator().manual_seed(cell_seed)
-        correct = clean_pred == y
-        robust = correct.clone()
-        adv_pred = clean_pred.clone()
-        queries = torch.zeros(n, dtype=torch.int64)
-        distance = torch.full((n,), float("nan"))
-        extras: dict[str, list[Any]] = {}
-        x_verified = x.clone()
-        targets = torch.nonzero(correct).squeeze(1)
-        batches = [
-            targets[i : i + self.batch_size] for i in range(0, len(targets), self.batch_size)
-        ]
-        # Under EOT every row an attack sends costs m queries: it may send budget // m rows.
-        rows = None if budget is None else budget // m
-        if rows is not None and rows < 1:
-            raise RBError(
-                f"a query budget of {budget} affords no query of {defense.name} under EOT with "
-                f"{m} draws; raise --budget"
-            )
-        desc = f"{defense.name} x {attack.name}"
-        for batch in tqdm(batches, desc=desc, disable=self.quiet, leave=False):
-            xb, yb = x[batch], y[batch]
-            counter = QueryCounter(
-                view, len(batch), num_classes=10, draws=m, stochastic=defense.randomized
-            )
-            output = attack.run(counter, xb, yb, eps=eps, budget=rows, generator=generator)
-            x_adv, batch_extras = output if isinstance(output, tuple) else (output, {})
-            x_adv = self._checked(attack, x_adv, xb)
-            if budget is not None and int(counter.counts.max()) > budget:
-                raise RBError(
-                    f"attack {attack.name} spent {int(counter.counts.max())} queries on one sample, "
-                    f"over its budget of {budget}: the runner refuses to grade it"
-                )
-            # The runner's own verdict: project into the threat model, predict uncounted.
-            batch_extras = tm.clip_extras(batch_extras, eps)
-            x_proj = tm.project(xb, x_adv, eps, batch_extras)
-            pred = predict(model, x_proj, draws)
-            fooled = pred != yb
-            found = fooled
-            x_found = x_proj
-            if attack.minimal:  # the distance of what it found, even beyond eps
-                x_found = x_adv.clamp(0.0, 1.0)
-                found = predict(model, x_found, draws) != yb
-            distance[batch] = torch.where(
-                found, tm.distance(xb, x_found, batch_extras), float("inf")
-            )
-            robust[batch] = ~fooled
-            x_verified[batch] = x_proj
-            adv_pred[batch] = pred
-            queries[batch] = counter.counts
-            for key, value in batch_extras.items():
-                if len(value) != len(batch):
-                    raise RBError(f"attack {attack.name}: extra {key!r} is not one row per sample")
-                extras.setdefault(key, [None] * n)
-                for i, v in zip(batch.tolist(), value.tolist(), strict=True):
-                    extras[key][i] = v
-        record = self._record(
-            config, attack, cell, correct, robust, adv_pred, queries, distance, extras
+        config = self.cell_config(defense, attack, len(y))
+        spec = self.cell_spec(defense, attack)
+        arrays = cell.evaluate(spec, attack, model, x, y, clean_pred, progress=not self.quiet)
+        record = cell_record(
+            config,
+            cell=spec.cell,
+            knowledge=attack.knowledge,
+            minimal=attack.minimal,
+            arrays=arrays,
         )
         record.update(
             {
                 "no_eot": defense.randomized and not self.eot,
-                "eot_draws": m,
+                "eot_draws": spec.eot_draws,
                 "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - start, 3),
                 "profile": self.profile,
@@ -413,12 +333,13 @@ class Runner:
         path = self.cell_path(defense, attack)
         if self.save_adv:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"x_adv": x_verified.contiguous()}, str(adv_path(path)))
+            save_file({"x_adv": arrays.x_verified.contiguous()}, str(adv_path(path)))
         write_json(path, seal(record))
+        self.computed.append(path)
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
             defense.name,
-            cell,
+            spec.cell,
             record["clean_acc"],
             record["robust_acc"],
             path,
@@ -455,76 +376,14 @@ class Runner:
             start = time.perf_counter()
             model, clean_pred = evaluated.get()
             correct = clean_pred == y
-            flags = defense.certify(model, x, y, eps).to(torch.bool)
+            # The defense certifies on a copy: nothing it does can touch the grading model.
+            flags = defense.certify(copy.deepcopy(model), x, y, eps).to(torch.bool)
             record = certified.record(config, digest, correct, flags)
             record.update(
                 {"versions": versions(), "wall_time_s": round(time.perf_counter() - start, 3)}
             )
             write_json(path, seal(record))
             log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
-
-    @staticmethod
-    def _checked(attack: Attack, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
-            shape = getattr(x_adv, "shape", type(x_adv).__name__)
-            raise RBError(f"attack {attack.name} returned {shape}, expected {tuple(x.shape)}")
-        x_adv = x_adv.detach().to(x.dtype)
-        if not bool(torch.isfinite(x_adv).all()):
-            raise RBError(f"attack {attack.name} returned non-finite values")
-        return x_adv
-
-    def _record(
-        self,
-        config: dict[str, Any],
-        attack: Attack,
-        cell: str,
-        correct: torch.Tensor,
-        robust: torch.Tensor,
-        adv_pred: torch.Tensor,
-        queries: torch.Tensor,
-        distance: torch.Tensor,
-        extras: dict[str, list[Any]],
-    ) -> dict[str, Any]:
-        attacked = correct
-        success = attacked & ~robust
-        q_att = queries[attacked].double()
-        q_succ = queries[success].double()
-        d_att = distance[attacked]
-        return {
-            **{
-                k: config[k] for k in ("schema", "dataset", "seed", "threat_model", "eps", "budget")
-            },
-            "defense": config["defense"]["name"],
-            "attack": config["attack"]["name"],
-            "cell": cell,
-            "knowledge": attack.knowledge,
-            "minimal": attack.minimal,
-            "config_hash": config_hash(config),
-            "config": config,
-            "n": len(correct),
-            "clean_acc": float(correct.double().mean()),
-            "robust_acc": float(robust.double().mean()),
-            "attacked": int(attacked.sum()),
-            "success_rate": float(success.sum()) / max(1, int(attacked.sum())),
-            "queries": {
-                "total": int(q_att.sum()),
-                "mean": _stat(q_att, "mean"),
-                "median": _stat(q_att, "median"),
-                "max": _stat(q_att, "max"),
-                "mean_success": _stat(q_succ, "mean"),
-                "median_success": _stat(q_succ, "median"),
-            },
-            "median_distance": _stat(d_att, "median"),
-            "samples": {
-                "index": list(range(len(correct))),
-                "clean_correct": correct.tolist(),
-                "robust": robust.tolist(),
-                "adv_pred": adv_pred.tolist(),
-                "queries": queries.tolist(),
-                "distance": [None if not math.isfinite(d) else d for d in distance.tolist()],
-                "extras": extras,
-            },
-        }
 
 
 class _Evaluated:
@@ -544,24 +403,10 @@ class _Evaluated:
         return self._value
 
 
-def adv_path(cell_path: Path) -> Path:
-    """The sibling file holding a cell's verified adversarial inputs (clean x where unattacked)."""
-    return cell_path.with_suffix(".adv.safetensors")
-
-
 def _cap(profile: str, *plugins: Plugin) -> int | None:
     """The smallest sample cap the plugins declare for the profile (None: no cap)."""
     caps = [c for p in plugins if (c := p.max_eval_samples.get(profile)) is not None]
     return min(caps) if caps else None
-
-
-def _stat(values: torch.Tensor, how: str) -> float | None:
-    """mean / median / max of a 1-D tensor as a JSON number (None when empty or infinite)."""
-    if len(values) == 0:
-        return None
-    arr = values.double().numpy()
-    value = {"mean": np.mean, "median": np.median, "max": np.max}[how](arr)
-    return float(value) if math.isfinite(value) else None
 
 
 def run(

@@ -18,7 +18,7 @@ EPS = 1.5
 def _run(attack: Attack, model, x: torch.Tensor, y: torch.Tensor, budget: int):
     counter = QueryCounter(model, len(x), num_classes=10)
     gen = torch.Generator().manual_seed(0)
-    x_adv = attack.run(counter, x, y, eps=EPS, budget=budget, generator=gen)
+    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=gen)
     return x_adv, counter.counts
 
 
@@ -129,7 +129,7 @@ def test_starts_from_the_closest_candidate_and_neighbors_beat_noise(
         counter = QueryCounter(baseline, len(x), num_classes=10)
         spent = torch.zeros(len(x), dtype=torch.int64)
         gen = torch.Generator().manual_seed(0)
-        start, found = attack.start(counter, x, y, spent, 1000, gen)
+        start, found = attack.start(counter.view(), x, y, spent, 1000, gen)
         assert bool(found.all()) and torch.equal(spent, counter.counts)
         assert bool((predict(baseline, start) != y).all())
         medians.append(float(_l2(x, start).median()))

@@ -19,7 +19,7 @@ EPS = 0.3
 
 def _run(attack: NES, model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: int):
     counter = QueryCounter(model, len(x), num_classes=10)
-    x_adv = attack.run(counter, x, y, eps=EPS, budget=budget, generator=torch.Generator())
+    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=torch.Generator())
     return x_adv, counter.counts
 
 
@@ -78,7 +78,7 @@ def test_lf_nes_probes_only_low_frequency_directions(
 
     attack = instantiate(attack_class("lf-nes"), "standard", {"ratio": 0.25})
     counter = QueryCounter(model, len(x), num_classes=10)
-    attack.run(counter, x, y, eps=EPS, budget=21, generator=torch.Generator())
+    attack.run(counter.view(), x, y, eps=EPS, budget=21, generator=torch.Generator())
     check, probes = queries[0], queries[1]
     delta = (probes.view(2, -1, 1, 28, 28) - check[:, None]).flatten(0, 1)
     coeffs = dct2(delta)

@@ -16,7 +16,7 @@ def _fooled(
 ) -> tuple[torch.Tensor, QueryCounter]:
     counter = QueryCounter(model, len(x), num_classes=10)
     gen = torch.Generator().manual_seed(seed)
-    x_adv = attack.run(counter, x, y, eps=eps, budget=None, generator=gen)
+    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=gen)
     return predict(model, x_adv) != y, counter
 
 
@@ -65,7 +65,7 @@ def test_without_random_start_the_attack_is_deterministic(
     attack = PGD(steps=5, random_start=False)
     runs = [
         attack.run(
-            QueryCounter(baseline, len(x), num_classes=10),
+            QueryCounter(baseline, len(x), num_classes=10).view(),
             x,
             y,
             eps=0.1,

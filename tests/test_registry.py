@@ -86,7 +86,7 @@ def test_profiles_and_overrides_are_applied_and_checked() -> None:
         ("2", 0.1, 2.0),
         ("true", False, True),
         ("l2", "linf", "l2"),
-        ("none", 0.1, None),
+        ("none", None, None),
         ("0.2", None, 0.2),
         ("7", None, 7),
     ],

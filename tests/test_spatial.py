@@ -48,7 +48,9 @@ def test_grid_matches_foolbox_per_sample(baseline: nn.Module, correct: Any) -> N
     eps = 0.3  # +-9 degrees, +-0.9 px: a range where the quick baseline survives some digits
     attack = Spatial(rotations=7, translations=3)
     counter = QueryCounter(baseline, len(x), num_classes=10)
-    x_adv, extras = attack.run(counter, x, y, eps=eps, budget=None, generator=torch.Generator())
+    x_adv, extras = attack.run(
+        counter.view(), x, y, eps=eps, budget=None, generator=torch.Generator()
+    )
     ours = predict(baseline, SPATIAL.project(x, x_adv, eps, extras)) != y
     # The same 7 x 3 x 3 grid (symmetric, so the translation sign flip maps it onto itself).
     foolbox_attack = fb.attacks.SpatialAttack(
@@ -72,7 +74,7 @@ def test_random_mode_is_seeded_and_records_what_fooled(baseline: nn.Module, corr
     for _ in range(2):
         counter = QueryCounter(baseline, len(x), num_classes=10)
         gen = torch.Generator().manual_seed(7)
-        runs.append(attack.run(counter, x, y, eps=1.0, budget=None, generator=gen))
+        runs.append(attack.run(counter.view(), x, y, eps=1.0, budget=None, generator=gen))
         assert int(counter.counts.max()) <= 10
     (x_adv, extras), (x_again, _) = runs
     assert torch.equal(x_adv, x_again)

@@ -72,7 +72,7 @@ class _Counted(nn.Module):
         self.counter = counter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.counter(x)
+        return self.counter.view()(x)
 
 
 def fastest(run: Callable[[], Row]) -> Row:
@@ -100,7 +100,7 @@ def ours(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: 
     eps = 0.3 if attack.threat_model == "linf" else 1.5
     start = time.perf_counter()
     output = attack.run(
-        counter, x, y, eps=eps, budget=budget, generator=torch.Generator().manual_seed(SEED)
+        counter.view(), x, y, eps=eps, budget=budget, generator=torch.Generator().manual_seed(SEED)
     )
     seconds = time.perf_counter() - start
     x_adv = output[0] if isinstance(output, tuple) else output
@@ -153,7 +153,7 @@ def our_starts(
         spent = torch.zeros(len(x), dtype=torch.int64)
         attack = Boundary()
         generator = torch.Generator().manual_seed(SEED)
-        x0, found = attack.start(counter, x, y, spent, budget, generator)
+        x0, found = attack.start(counter.view(), x, y, spent, budget, generator)
         if not bool(found.all()):
             raise RuntimeError("no starting point for some samples")
         return x0

@@ -1,0 +1,153 @@
+"""One cell's evaluation, the protocol's heart: attack through the counter, project, verify,
+per-sample arrays. A pure function of (model, attack, samples, spec) that knows nothing of files.
+
+What the attack touches never grades it: it gets copies of x and y, a copy of the model behind an
+`Oracle` at its declared access, and that copy's fingerprint is checked after every batch; the
+verdict comes from the runner's own model, its own copies of x and y, and its own random stream.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustbench_lite.eot import EOT
+from robustbench_lite.errors import RBError
+from robustbench_lite.integrity import fingerprint, unpack_output
+from robustbench_lite.plan import CellSpec, derive_seed
+from robustbench_lite.plugins import Attack
+from robustbench_lite.queries import QueryCounter
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, x: torch.Tensor, draws: int = 1, batch_size: int = 500
+) -> torch.Tensor:
+    """Labels from the model; with draws > 1, the majority over that many stochastic passes."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size]
+        votes = torch.stack([model(xb).argmax(dim=1) for _ in range(draws)])
+        out.append(votes[0] if draws == 1 else torch.mode(votes, dim=0).values)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def verify(model: nn.Module, x: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+    """The verifier's labels, drawn from its own random stream (never the attack's)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return predict(model, x, draws)
+
+
+@dataclass
+class CellArrays:
+    """Per-sample outcomes of one cell, in the order of the samples given."""
+
+    correct: torch.Tensor
+    robust: torch.Tensor
+    adv_pred: torch.Tensor
+    queries: torch.Tensor
+    distance: torch.Tensor
+    x_verified: torch.Tensor
+    extras: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def evaluate(
+    spec: CellSpec,
+    attack: Attack,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    *,
+    progress: bool = False,
+) -> CellArrays:
+    """Attack the clean-correct samples batch by batch and grade every result with `model`."""
+    n = len(y)
+    x, y = x.clone(), y.clone()  # the runner's own copies, whatever the caller does later
+    tm, eps, m = spec.threat_model, spec.eps, spec.eot_draws
+    if spec.rows is not None and spec.rows < 1:
+        raise RBError(
+            f"a query budget of {spec.budget} affords no query of {spec.defense} under EOT with "
+            f"{m} draws; raise --budget"
+        )
+    attacked = copy.deepcopy(model)  # the attack's copy; `model` grades and is never handed out
+    sealed = fingerprint(model)
+    view = EOT(attacked, m) if m > 1 else attacked
+    correct = clean_pred == y
+    out = CellArrays(
+        correct=correct,
+        robust=correct.clone(),
+        adv_pred=clean_pred.clone(),
+        queries=torch.zeros(n, dtype=torch.int64),
+        distance=torch.full((n,), float("nan")),
+        x_verified=x.clone(),
+    )
+    targets = torch.nonzero(correct).squeeze(1)
+    batches = [targets[i : i + spec.batch_size] for i in range(0, len(targets), spec.batch_size)]
+    torch.manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(spec.seed)
+    desc = f"{spec.defense} x {spec.cell}"
+    for k, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, leave=False)):
+        xb, yb = x[batch], y[batch]
+        counter = QueryCounter(
+            view,
+            len(batch),
+            num_classes=spec.num_classes,
+            draws=m,
+            stochastic=spec.randomized,
+            knowledge=attack.knowledge,
+            budget=spec.budget,
+            owner=f"attack {attack.name}",
+        )
+        output = attack.run(
+            counter.view(), xb.clone(), yb.clone(), eps=eps, budget=spec.rows, generator=generator
+        )
+        if fingerprint(attacked) != sealed:
+            raise RBError(
+                f"attack {attack.name} changed the model it attacked (weights, buffers or "
+                f"train/eval mode) on {spec.defense}: the cell is refused"
+            )
+        x_adv, extras = unpack_output(attack.name, output, xb)
+        _grade(spec, model, xb, yb, x_adv, tm.clip_extras(extras, eps), batch, k, attack, out)
+        out.queries[batch] = counter.counts
+    if fingerprint(model) != sealed:
+        raise RBError(f"the grading model of {spec.defense} changed during {attack.name}: refused")
+    return out
+
+
+def _grade(
+    spec: CellSpec,
+    model: nn.Module,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    x_adv: torch.Tensor,
+    extras: dict[str, torch.Tensor],
+    batch: torch.Tensor,
+    k: int,
+    attack: Attack,
+    out: CellArrays,
+) -> None:
+    """The runner's own verdict on one batch: project into the threat model, predict uncounted."""
+    tm, draws = spec.threat_model, spec.prediction_draws
+    seed = derive_seed(spec.seed, "verify", k)
+    x_proj = tm.project(xb, x_adv, spec.eps, extras)
+    pred = verify(model, x_proj, draws, seed)
+    fooled = pred != yb
+    found, x_found = fooled, x_proj
+    if attack.minimal:  # the distance of what it found, even beyond eps
+        x_found = x_adv.clamp(0.0, 1.0)
+        found = verify(model, x_found, draws, derive_seed(spec.seed, "verify-found", k)) != yb
+    out.distance[batch] = torch.where(found, tm.distance(xb, x_found, extras), float("inf"))
+    out.robust[batch] = ~fooled
+    out.x_verified[batch] = x_proj
+    out.adv_pred[batch] = pred
+    for key, value in extras.items():
+        column = out.extras.setdefault(key, [None] * len(out.correct))
+        for i, v in zip(batch.tolist(), value.tolist(), strict=True):
+            column[i] = v

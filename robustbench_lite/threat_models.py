@@ -1,0 +1,165 @@
+"""Threat models: the sets of allowed perturbations (linf, l2, spatial), their default budgets per
+dataset, and their own name registry. Plugins import these; this module imports no plugin code."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+
+from robustbench_lite import transforms
+from robustbench_lite.errors import RBError
+
+#: Per-sample tensors an attack returns beside x_adv (e.g. the spatial transform it used).
+Extras = Mapping[str, torch.Tensor]
+
+
+class ThreatModel(ABC):
+    """A set of allowed perturbations of x, with a default size per dataset.
+
+    `extras` are the attack's per-sample records; pixel balls ignore them, while a threat model
+    whose set is not a pixel ball (spatial) verifies by re-rendering x from them.
+    """
+
+    name: ClassVar[str]
+    default_eps: ClassVar[Mapping[str, float]]
+
+    def check_eps(self, eps: float) -> None:
+        """Raise RBError for a budget that makes no sense in this threat model."""
+        if not (math.isfinite(eps) and eps > 0):
+            raise RBError(f"{self.name} eps must be a positive number, got {eps}")
+
+    def clip_extras(self, extras: Extras, eps: float) -> dict[str, torch.Tensor]:
+        """The extras as the runner records them: clipped to what this threat model allows."""
+        return dict(extras)
+
+    @abstractmethod
+    def project(
+        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
+    ) -> torch.Tensor:
+        """The point of the threat model's set around x (intersected with [0,1]) for x_adv."""
+
+    @abstractmethod
+    def distance(
+        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
+    ) -> torch.Tensor:
+        """Per-sample size of the perturbation x_adv - x."""
+
+
+class Linf(ThreatModel):
+    """The L-infinity ball: every pixel moves by at most eps."""
+
+    name = "linf"
+    default_eps: ClassVar[Mapping[str, float]] = {
+        "mnist-5k": 0.3,
+        "mnist": 0.3,
+        "fashion-mnist": 0.1,
+    }
+
+    def check_eps(self, eps: float) -> None:
+        super().check_eps(eps)
+        if eps > 1:
+            raise RBError(f"linf eps must be at most 1 for images in [0,1], got {eps}")
+
+    def project(
+        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
+    ) -> torch.Tensor:
+        return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+
+    def distance(
+        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
+    ) -> torch.Tensor:
+        return (x_adv - x).flatten(1).abs().amax(dim=1)
+
+
+class L2(ThreatModel):
+    """The L2 ball of radius eps."""
+
+    name = "l2"
+    default_eps: ClassVar[Mapping[str, float]] = {
+        "mnist-5k": 1.5,
+        "mnist": 1.5,
+        "fashion-mnist": 1.5,
+    }
+
+    def project(
+        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
+    ) -> torch.Tensor:
+        delta = (x_adv - x).flatten(1)
+        norm = delta.norm(dim=1, keepdim=True)
+        factor = torch.where(norm > eps, eps / norm.clamp_min(1e-12), torch.ones_like(norm))
+        return (x + (delta * factor).view_as(x)).clamp(0.0, 1.0)
+
+    def distance(
+        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
+    ) -> torch.Tensor:
+        return (x_adv - x).flatten(1).norm(dim=1)
+
+
+class Spatial(ThreatModel):
+    """Rotations within +-30 degrees and translations within +-3 pixels (Engstrom et al. 2019).
+
+    eps scales that range (eps=1: the paper's MNIST setting; eps=0.5: +-15 degrees, +-1.5 px).
+    The runner never trusts the attack's pixels here: it re-renders x from the recorded per-sample
+    `angle` (degrees), `dx` and `dy` (pixels), clipped to the range (transforms.rotate_translate).
+    """
+
+    name = "spatial"
+    default_eps: ClassVar[Mapping[str, float]] = {
+        "mnist-5k": 1.0,
+        "mnist": 1.0,
+        "fashion-mnist": 1.0,
+    }
+    max_angle: ClassVar[float] = 30.0
+    max_shift: ClassVar[float] = 3.0
+    params: ClassVar[tuple[str, ...]] = ("angle", "dx", "dy")
+
+    def limits(self, eps: float) -> dict[str, float]:
+        """The largest |angle| (degrees), |dx| and |dy| (pixels) allowed at eps."""
+        shift = self.max_shift * eps
+        return {"angle": self.max_angle * eps, "dx": shift, "dy": shift}
+
+    def clip_extras(self, extras: Extras, eps: float) -> dict[str, torch.Tensor]:
+        missing = [k for k in self.params if k not in extras]
+        if missing:
+            raise RBError(
+                f"a spatial attack must record {', '.join(self.params)} per sample; "
+                f"missing {', '.join(missing)}"
+            )
+        clipped = dict(extras)
+        for key, limit in self.limits(eps).items():
+            value = torch.as_tensor(extras[key]).detach().to(torch.float64)
+            if value.dim() != 1 or not bool(torch.isfinite(value).all()):
+                raise RBError(f"spatial extra {key!r} must be one finite number per sample")
+            clipped[key] = value.clamp(-limit, limit)
+        return clipped
+
+    def project(
+        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
+    ) -> torch.Tensor:
+        """x re-rendered from the recorded transform; x_adv itself is ignored."""
+        p = self.clip_extras(extras or {}, eps)
+        return transforms.rotate_translate(x, p["angle"], p["dx"], p["dy"]).clamp(0.0, 1.0)
+
+    def distance(
+        self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
+    ) -> torch.Tensor:
+        """The transform's size in units of eps: max(|angle|/30, |dx|/3, |dy|/3)."""
+        p = self.clip_extras(extras or {}, math.inf)
+        ratios = [p[key].abs() / limit for key, limit in self.limits(1.0).items()]
+        return torch.stack(ratios).amax(dim=0).to(x.dtype)
+
+
+SPATIAL = Spatial()
+THREAT_MODELS: dict[str, ThreatModel] = {tm.name: tm for tm in (Linf(), L2(), SPATIAL)}
+
+
+def threat_model(name: str) -> ThreatModel:
+    """Look up a threat model by name."""
+    try:
+        return THREAT_MODELS[name]
+    except KeyError:
+        raise RBError(f"unknown threat model {name!r}; known: {', '.join(THREAT_MODELS)}") from None
