@@ -1,9 +1,12 @@
 """`rb check`: rerun exactly the cells of a committed leaderboard and fail when numbers fall.
 
-A fall of a clean or robust accuracy by more than the tolerance fails, as does any fall of a
-certified accuracy; a rise beyond the tolerance is reported (it is how gradient masking shows)
-and fails only with `strict`. Models are retrained in a fresh cache unless told otherwise, so a
-change to training code cannot hide behind a cached checkpoint.
+The baseline must be whole: a CSV with rows, a `defense` column and numbers only, equal to the
+leaderboard of the cell files beside it. Each cell is rerun and compared sample by sample: a
+significant fall of a cell (exact sign test on the samples that flipped, paired.py) fails, as
+does any fall of a certified accuracy or a baseline number with no rerun counterpart. With an
+explicit `tolerance`, aggregate falls beyond it decide instead (the old rule). A rise is reported
+(it is how gradient masking shows) and fails only with `strict`. Models are retrained in a fresh
+cache unless told otherwise, so a change to training code cannot hide behind a cached checkpoint.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite import leaderboard
+from robustbench_lite import certified, invariants, leaderboard, paired
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.errors import RBError
+from robustbench_lite.paired import Flips
 from robustbench_lite.runner import Runner, versions
 
 log = logging.getLogger(__name__)
 
-NOT_ACCURACY = ("defense", "n")
+NOT_ACCURACY = ("defense", "n", "flags")
+CSV_ROUNDING = 1e-6  # leaderboard.csv keeps 6 decimals
 
 
 @dataclass(frozen=True)
@@ -49,25 +54,50 @@ class CheckReport:
     """What moved, what it means, and whether the check fails."""
 
     changes: list[Change] = field(default_factory=list)
+    flips: list[Flips] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    failed: bool = False
+    failures: list[str] = field(default_factory=list)
+    tolerance: float | None = None  # None: the paired test decides
+    strict: bool = False
 
-    def render(self, tolerance: float) -> str:
-        moved = [c for c in self.changes if c.verdict != "ok"]
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def per_cell_level(self) -> float:
+        return paired.LEVEL / max(1, len(self.flips))
+
+    def render(self, tolerance: float | None = None) -> str:
+        tolerance = self.tolerance if tolerance is None else tolerance
         lines = [f"note: {note}" for note in self.notes]
+        moved = [c for c in self.changes if c.verdict != "ok"]
         if moved:
-            lines.append("| cell | baseline | now | change | verdict |")
+            lines.append("| number | baseline | now | change | verdict |")
             lines.append("|---|---:|---:|---:|---|")
             for c in moved:
                 lines.append(
                     f"| {c.cell} | {_fmt(c.baseline)} | {_fmt(c.now)} | "
                     f"{_fmt(c.delta, signed=True)} | {c.verdict} |"
                 )
-        compared = sum(c.verdict != "new" for c in self.changes)
+        flipped = [f for f in self.flips if f.fell or f.rose]
+        if flipped:
+            lines.append("| cell | samples | fell | rose | p (fall) |")
+            lines.append("|---|---:|---:|---:|---:|")
+            for f in flipped:
+                lines.append(f"| {f.cell} | {f.n} | {f.fell} | {f.rose} | {f.p_fall:.2g} |")
+        lines.extend(f"FAIL: {reason}" for reason in self.failures)
+        rule = (
+            f"aggregate falls beyond {tolerance:g}"
+            if tolerance is not None
+            else f"an exact sign test on flipped samples at level {paired.LEVEL:g}, Bonferroni "
+            f"over {len(self.flips)} cells (each at {self.per_cell_level:.2g})"
+        )
         status = "FAILED" if self.failed else "passed"
         lines.append(
-            f"rb check {status}: {compared} numbers compared, {len(moved)} moved "
-            f"beyond the tolerance of {tolerance:g}"
+            f"rb check {status}: {len(self.flips)} cells rerun and compared sample by sample, "
+            f"{sum(c.verdict != 'new' for c in self.changes)} leaderboard numbers compared; "
+            f"rule: {rule}; {len(self.failures)} failure(s)"
         )
         return "\n".join(lines) + "\n"
 
@@ -87,12 +117,17 @@ def _number(value: Any) -> float | None:
 
 
 def compare(
-    baseline: pd.DataFrame, now: pd.DataFrame, *, tolerance: float, strict: bool
+    baseline: pd.DataFrame, now: pd.DataFrame, *, tolerance: float | None, strict: bool
 ) -> CheckReport:
-    """Compare every accuracy column of two leaderboards, row by defense."""
-    report = CheckReport()
+    """Compare every accuracy column of two leaderboards, row by defense.
+
+    A certified accuracy may not fall at all and a baseline number must have a counterpart. With
+    a tolerance, a fall beyond it fails (a rise too, if strict); without one, moves are only
+    reported as lower/higher and the paired per-sample test decides."""
+    report = CheckReport(tolerance=tolerance, strict=strict)
     base_rows = {r["defense"]: r for r in baseline.to_dict(orient="records")}
     now_rows = {r["defense"]: r for r in now.to_dict(orient="records")}
+    slack = 0.0 if tolerance is None else tolerance
     for defense in sorted(set(base_rows) | set(now_rows)):
         before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
         columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
@@ -100,21 +135,73 @@ def compare(
             if column.endswith(leaderboard.EXTRA):
                 continue
             b, a = _number(before.get(column)), _number(after.get(column))
-            verdict = "ok"
             if b is None and a is None:
                 continue
+            certificate = column.startswith(certified.COLUMN)
             if a is None:
                 verdict = "missing"
             elif b is None:
                 verdict = "new"
-            elif a < b - (1e-9 if column == "certified_acc" else tolerance):
-                verdict = "fall"  # a certified accuracy may not fall at all
-            elif a > b + tolerance:
-                verdict = "rise"
-            report.changes.append(Change(f"{defense}/{column}", b, a, verdict))
-            if verdict in ("fall", "missing") or (verdict == "rise" and strict):
-                report.failed = True
+            elif a < b - (0.0 if certificate else slack) - CSV_ROUNDING:
+                verdict = "fall" if certificate or tolerance is not None else "lower"
+            elif a > b + slack + CSV_ROUNDING:
+                verdict = "rise" if tolerance is not None else "higher"
+            else:
+                verdict = "ok"
+            name = f"{defense}/{column}"
+            report.changes.append(Change(name, b, a, verdict))
+            if verdict == "missing":
+                report.failures.append(f"{name}: in the baseline, but the rerun has no number")
+            elif verdict == "fall":
+                report.failures.append(f"{name}: fell from {_fmt(b)} to {_fmt(a)}")
+            elif verdict == "rise" and strict:
+                report.failures.append(f"{name}: rose from {_fmt(b)} to {_fmt(a)} (--strict)")
     return report
+
+
+def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The baseline CSV and its cell files, refused unless whole: rows, a `defense` column,
+    numbers only, and equal to the leaderboard built from the cell files beside it."""
+    if not baseline_csv.is_file():
+        raise RBError(f"no baseline at {baseline_csv}; create one with `rb run` first")
+    try:
+        frame = pd.read_csv(baseline_csv, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as exc:
+        raise RBError(f"cannot read baseline {baseline_csv} ({exc})") from None
+    if "defense" not in frame.columns:
+        raise RBError(f"baseline {baseline_csv} has no `defense` column")
+    if frame.empty:
+        raise RBError(f"baseline {baseline_csv} has no rows: nothing to compare")
+    for column in frame.columns.drop("defense"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if (values.isna() & frame[column].notna()).any() or bool(
+            (~values.dropna().map(math.isfinite)).any()
+        ):
+            raise RBError(f"baseline {baseline_csv}: column {column!r} holds a non-number")
+    cells = leaderboard.load_cells(baseline_csv.parent)
+    if not cells:
+        raise RBError(f"no result files beside {baseline_csv}: nothing to rerun")
+    rebuilt = leaderboard.build(baseline_csv.parent)
+    problem = _mismatch(frame, rebuilt)
+    if problem:
+        raise RBError(f"baseline {baseline_csv} does not match its cell files: {problem}")
+    return frame, cells
+
+
+def _mismatch(csv: pd.DataFrame, rebuilt: pd.DataFrame) -> str | None:
+    if list(csv.columns) != list(rebuilt.columns):
+        gone = [c for c in rebuilt.columns if c not in csv.columns]
+        extra = [c for c in csv.columns if c not in rebuilt.columns]
+        return f"columns missing {gone}, unexpected {extra}"
+    if list(csv["defense"].astype(str)) != list(rebuilt["defense"].astype(str)):
+        return f"rows {list(csv['defense'])} vs {list(rebuilt['defense'])}"
+    for column in csv.columns.drop("defense"):
+        a = pd.to_numeric(csv[column], errors="coerce").to_numpy(dtype=float)
+        b = pd.to_numeric(rebuilt[column], errors="coerce").to_numpy(dtype=float)
+        same = [(x != x and y != y) or abs(x - y) <= 1e-6 for x, y in zip(a, b, strict=True)]
+        if not all(same):
+            return f"column {column!r} differs"
+    return None
 
 
 def _runner_for(cell: dict[str, Any], workdir: Path, cache: ModelCache) -> Runner:
@@ -139,7 +226,7 @@ def _runner_for(cell: dict[str, Any], workdir: Path, cache: ModelCache) -> Runne
 def check(
     baseline_csv: Path,
     *,
-    tolerance: float = 0.01,
+    tolerance: float | None = None,
     strict: bool = False,
     update: bool = False,
     reuse_models: bool = False,
@@ -147,29 +234,21 @@ def check(
 ) -> CheckReport:
     """Rerun the baseline's cells into `workdir` (a temporary folder by default) and compare."""
     baseline_csv = Path(baseline_csv)
-    if not baseline_csv.is_file():
-        raise RBError(f"no baseline at {baseline_csv}; create one with `rb run` first")
-    if not (math.isfinite(tolerance) and tolerance >= 0):
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise RBError(f"--tolerance must be a non-negative number, got {tolerance}")
+    baseline, cells = read_baseline(baseline_csv)
     cell_dir = baseline_csv.parent
-    try:
-        baseline = pd.read_csv(baseline_csv)
-    except (OSError, ValueError) as exc:
-        raise RBError(f"cannot read baseline {baseline_csv} ({exc})") from None
-    cells = leaderboard.load_cells(cell_dir)
-    if not cells:
-        raise RBError(f"no result files beside {baseline_csv}: nothing to rerun")
     with tempfile.TemporaryDirectory(prefix="rb-check-") as tmp:
         work = Path(workdir or tmp)
         cache = ModelCache() if reuse_models else ModelCache(Path(tmp) / "home")
-        report = CheckReport()
+        notes, pairs = [], []
         current = versions()
         for cell in cells:
             stored = cell.get("versions", {})
             moved = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
             if moved:
                 what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items())
-                report.notes.append(f"{cell['defense']}/{cell['cell']} was made with {what}")
+                notes.append(f"{cell['defense']}/{cell['cell']} was made with {what}")
             log.info("rerunning %s x %s", cell["defense"], cell["cell"])
             runner = _runner_for(cell, work, cache)
             runner.run([cell["attack"]], [cell["defense"]])
@@ -177,18 +256,31 @@ def check(
                 runner.cell_dir / cell["defense"] / f"{cell['cell']}.json"
             )
             if rerun["config_hash"] != cell["config_hash"]:
-                report.notes.append(
+                notes.append(
                     f"{cell['defense']}/{cell['cell']}: its config hash changed "
                     f"({cell['config_hash'][:12]} -> {rerun['config_hash'][:12]}); "
                     "the code's view of the same settings moved"
                 )
+            pairs.append((cell, rerun))
         rerun_dir = work / cells[0]["dataset"] / cells[0]["profile"]
-        result = compare(baseline, leaderboard.build(rerun_dir), tolerance=tolerance, strict=strict)
-        report.changes, report.failed = result.changes, result.failed
+        rebuilt = leaderboard.build(rerun_dir)
+        report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
+        report.notes = notes
+        report.flips = [
+            paired.flips(f"{c['defense']}/{c['cell']}", c, r, "robust") for c, r in pairs
+        ]
+        if tolerance is None:
+            for f in report.flips:
+                if f.p_fall < report.per_cell_level:
+                    report.failures.append(
+                        f"{f.cell}: {f.fell} samples fell and {f.rose} rose of {f.n} "
+                        f"(p = {f.p_fall:.2g} < {report.per_cell_level:.2g})"
+                    )
+        report.failures.extend(invariants.violations(rerun_dir))
         if update:
             _replace_baseline(rerun_dir, cell_dir)
             report.notes.append(f"baseline {cell_dir} rewritten from the rerun")
-            report.failed = False
+            report.failures.clear()
     return report
 
 

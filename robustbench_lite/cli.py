@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +142,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
     check.add_argument("--baseline", type=Path, required=True, help="a leaderboard.csv")
-    check.add_argument("--tolerance", type=float, default=0.01, help="allowed fall (fraction)")
+    check.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="decide by aggregate falls beyond this fraction instead of the paired per-sample "
+        "sign test",
+    )
     check.add_argument("--strict", action="store_true", help="a rise beyond tolerance fails too")
     check.add_argument("--update", action="store_true", help="rewrite the baseline from the rerun")
     check.add_argument(
@@ -233,7 +240,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
             eot=args.eot,
         )
 
-    board, runs = None, []
+    _check_output_file(args.csv)
+    runs = []
     for scope, eps in plan:
         chosen = [
             a
@@ -243,10 +251,25 @@ def _cmd_run(args: argparse.Namespace) -> None:
         ]
         if chosen:
             runs.append((runner(eps), chosen))
-            board = runs[-1][0].run(chosen, defenses)
-    if board is None:
+    if not runs:
         raise RBError("no selected attack has the threat model of any --eps given")
+    for one, chosen in runs:  # every eps of a sweep is checked before any work starts
+        one.prepare(chosen, defenses)
+    board = None
+    for one, chosen in runs:
+        board = one.run(chosen, defenses)
     _emit_run(board, runs, defenses, args)
+
+
+def _check_output_file(path: Path | None) -> None:
+    """An output file must not name a directory, and its folder must exist or be creatable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise RBError(f"--csv {path} is a directory; name a file")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise RBError(f"--csv {path}: {parent} is not a directory")
 
 
 def _emit_run(
@@ -286,7 +309,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         update=args.update,
         reuse_models=args.reuse_models,
     )
-    sys.stdout.write(report.render(args.tolerance))
+    sys.stdout.write(report.render())
     return 1 if report.failed else 0
 
 
@@ -294,6 +317,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     cell_dir = args.results / args.dataset / args.profile
     if not cell_dir.is_dir():
         raise RBError(f"no results in {cell_dir}; run `rb run` first")
+    _check_output_file(args.csv)
     board = leaderboard.build(cell_dir)
     _emit(board, args.csv, wide=args.wide)
     if args.readme is not None:
@@ -323,6 +347,7 @@ def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rb` console script; returns the exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)
         logging.basicConfig(
@@ -347,8 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("rb: interrupted; every finished cell is saved, rerun to resume\n")
-        return 130
+        return 128 + _stopped_by[0]
     return 0
+
+
+_stopped_by = [int(signal.SIGINT)]
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM ends a run as Ctrl-C does: finished cells kept, temporary folders removed."""
+    _stopped_by[0] = signum
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
