@@ -123,6 +123,9 @@ class Defense(Plugin, ABC):
 
     randomized: ClassVar[bool] = False
     certifies: ClassVar[bool] = False
+    #: True when `build` returns an already trained model (a user's own, see own_model.py): the
+    #: runner neither trains nor caches it, and its config must identify the weights.
+    pretrained: ClassVar[bool] = False
     #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
     exposes: ClassVar[frozenset[str]] = frozenset(KNOWLEDGE)
 

@@ -215,7 +215,9 @@ class Runner:
         key, config = self.model_key(defense)
         torch.manual_seed(derive_seed(self.seed, "init", self.dataset, defense.name))
         model = defense.build(10)
-        if not self.cache.load(model, defense.name, key):
+        if defense.pretrained:  # a user's trained model: its weights came with build()
+            log.info("%s: a pretrained model (key %s), not trained here", defense.name, key[:12])
+        elif not self.cache.load(model, defense.name, key):
             train = data.load(self.dataset, "train")
             log.info("training %s on %s (%d samples)", defense.name, self.dataset, len(train))
             generator = torch.Generator().manual_seed(
