@@ -99,12 +99,12 @@ def load(cell_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
-    """(defense, model key) -> {certified_acc[@eps=e]: accuracy}."""
-    out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, tuple[float, int]]]:
+    """(defense, model key) -> {certified_acc[@eps=e]: (accuracy, samples)}."""
+    out: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
     for cert in load(cell_dir):
         key = str(cert["config"].get("model_key", ""))
-        out[cert["defense"], key][cert["column"]] = cert["certified_acc"]
+        out[cert["defense"], key][cert["column"]] = (cert["certified_acc"], int(cert["n"]))
     return dict(out)
 
 

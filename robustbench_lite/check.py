@@ -15,6 +15,7 @@ import logging
 import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from robustbench_lite import certified, invariants, leaderboard, paired
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.errors import RBError
 from robustbench_lite.paired import Flips
+from robustbench_lite.own_model import UserModel
+from robustbench_lite.plugins import defense_names
 from robustbench_lite.runner import Runner, versions
 
 log = logging.getLogger(__name__)
@@ -172,7 +175,7 @@ def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[dict[str, Any]
         raise RBError(f"baseline {baseline_csv} has no `defense` column")
     if frame.empty:
         raise RBError(f"baseline {baseline_csv} has no rows: nothing to compare")
-    for column in frame.columns.drop("defense"):
+    for column in frame.columns.drop(["defense", "flags"], errors="ignore"):
         values = pd.to_numeric(frame[column], errors="coerce")
         if (values.isna() & frame[column].notna()).any() or bool(
             (~values.dropna().map(math.isfinite)).any()
@@ -195,7 +198,11 @@ def _mismatch(csv: pd.DataFrame, rebuilt: pd.DataFrame) -> str | None:
         return f"columns missing {gone}, unexpected {extra}"
     if list(csv["defense"].astype(str)) != list(rebuilt["defense"].astype(str)):
         return f"rows {list(csv['defense'])} vs {list(rebuilt['defense'])}"
-    for column in csv.columns.drop("defense"):
+    if "flags" in csv.columns:
+        written = csv["flags"].fillna("").astype(str).tolist()
+        if written != rebuilt["flags"].fillna("").astype(str).tolist():
+            return "its flags differ"
+    for column in csv.columns.drop(["defense", "flags"], errors="ignore"):
         a = pd.to_numeric(csv[column], errors="coerce").to_numpy(dtype=float)
         b = pd.to_numeric(rebuilt[column], errors="coerce").to_numpy(dtype=float)
         same = [(x != x and y != y) or abs(x - y) <= 1e-6 for x, y in zip(a, b, strict=True)]
@@ -204,10 +211,16 @@ def _mismatch(csv: pd.DataFrame, rebuilt: pd.DataFrame) -> str | None:
     return None
 
 
-def _runner_for(cell: dict[str, Any], workdir: Path, cache: ModelCache) -> Runner:
-    """A runner that recomputes exactly this cell: same data, samples, seed, eps, configs."""
+def _runner_for(
+    cell: dict[str, Any], workdir: Path, cache: ModelCache, own: bool = False
+) -> Runner:
+    """A runner that recomputes exactly this cell: same data, samples, seed, eps, configs (a
+    user's model, `own`, brings its config with it)."""
     config = cell["config"]
     attack, defense = config["attack"], config["defense"]
+    settings = {attack["name"]: attack["config"]}
+    if not own:
+        settings[defense["name"]] = defense["config"]
     return Runner(
         dataset=cell["dataset"],
         profile=cell["profile"],
@@ -216,7 +229,7 @@ def _runner_for(cell: dict[str, Any], workdir: Path, cache: ModelCache) -> Runne
         results_dir=workdir,
         eps=config["eps"],
         budget=config["budget"],
-        settings={attack["name"]: attack["config"], defense["name"]: defense["config"]},
+        settings=settings,
         quiet=True,
         cache=cache,
         eot=not cell.get("no_eot", False),
@@ -231,12 +244,15 @@ def check(
     update: bool = False,
     reuse_models: bool = False,
     workdir: Path | None = None,
+    models: Sequence[UserModel] = (),
 ) -> CheckReport:
-    """Rerun the baseline's cells into `workdir` (a temporary folder by default) and compare."""
+    """Rerun the baseline's cells into `workdir` (a temporary folder by default) and compare;
+    cells whose defense is the name of one of `models` (`rb check --model`) rerun that model."""
     baseline_csv = Path(baseline_csv)
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise RBError(f"--tolerance must be a non-negative number, got {tolerance}")
     baseline, cells = read_baseline(baseline_csv)
+    own = _own_models(models, cells)
     cell_dir = baseline_csv.parent
     with tempfile.TemporaryDirectory(prefix="rb-check-") as tmp:
         work = Path(workdir or tmp)
@@ -250,8 +266,8 @@ def check(
                 what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items())
                 notes.append(f"{cell['defense']}/{cell['cell']} was made with {what}")
             log.info("rerunning %s x %s", cell["defense"], cell["cell"])
-            runner = _runner_for(cell, work, cache)
-            runner.run([cell["attack"]], [cell["defense"]])
+            runner = _runner_for(cell, work, cache, own=cell["defense"] in own)
+            runner.run([cell["attack"]], [own.get(cell["defense"], cell["defense"])])
             rerun = leaderboard.read_cell(
                 runner.cell_dir / cell["defense"] / f"{cell['cell']}.json"
             )
@@ -259,7 +275,11 @@ def check(
                 notes.append(
                     f"{cell['defense']}/{cell['cell']}: its config hash changed "
                     f"({cell['config_hash'][:12]} -> {rerun['config_hash'][:12]}); "
-                    "the code's view of the same settings moved"
+                    + (
+                        "the model's weights or declaration changed"
+                        if cell["defense"] in own
+                        else "the code's view of the same settings moved"
+                    )
                 )
             pairs.append((cell, rerun))
         rerun_dir = work / cells[0]["dataset"] / cells[0]["profile"]
@@ -282,6 +302,25 @@ def check(
             report.notes.append(f"baseline {cell_dir} rewritten from the rerun")
             report.failures.clear()
     return report
+
+
+def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dict[str, UserModel]:
+    """The user models by name, each checked before any rerun; every baseline cell's defense
+    must be registered or one of them."""
+    own = {m.name: m for m in models}
+    defenses = {c["defense"] for c in cells}
+    for name in own:
+        if name not in defenses:
+            raise RBError(f"the baseline has no cells of {name}; its rows: {sorted(defenses)}")
+    unknown = sorted(defenses - set(own) - set(defense_names()))
+    if unknown:
+        raise RBError(
+            f"the baseline has cells of {', '.join(unknown)}, which is no registered defense: "
+            "pass that model with --model ... --name NAME"
+        )
+    for model in own.values():
+        model.run_checks(cells[0]["dataset"])
+    return own
 
 
 def _replace_baseline(source: Path, target: Path) -> None:

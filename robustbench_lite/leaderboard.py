@@ -16,15 +16,17 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite import certified
+from robustbench_lite import certified, diagnostics, flags
 from robustbench_lite.cache import atomic_write_text, tampering
 from robustbench_lite.errors import RBError
+from robustbench_lite.stats import wilson
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
 NO_EOT = "@no-eot"
+DIAGNOSTICS = "diagnostics"  # diagnostics.STEM: a model's checks beside its cells
 #: Column suffixes of per-cell statistics (median queries, median distance, a capped cell's n).
-EXTRA = ("_queries", "_dist", "_n")  # cell-name suffix of results made with `rb run --no-eot`
+EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")  # cell-name suffix of results made with `rb run --no-eot`
 
 
 def read_cell(path: Path) -> dict[str, Any]:
@@ -39,13 +41,18 @@ def read_cell(path: Path) -> dict[str, Any]:
     return record
 
 
+def is_cell(path: Path) -> bool:
+    """Attack cells, not the certificates and model diagnostics that lie beside them."""
+    return not certified.is_certificate(path) and path.stem != DIAGNOSTICS
+
+
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
     """Every attack result file `<defense>/<cell>.json` under `cell_dir`, each verified;
     `_path` says where it was read from. Certificates (certified.py) are read apart."""
     return [
         {**read_cell(path), "_path": str(path)}
         for path in sorted(Path(cell_dir).glob("*/*.json"))
-        if not certified.is_certificate(path)
+        if is_cell(path)
     ]
 
 
@@ -71,6 +78,13 @@ def _worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
     if not common:
         return math.nan, 0
     return sum(all(r[i] for r in per_cell) for i in common) / len(common), len(common)
+
+
+def _interval(row: dict[str, Any], column: str, n: int) -> None:
+    """`<column>_lo` and `<column>_hi`: the 95% Wilson interval of the accuracy in `column`."""
+    value = row[column]
+    lo, hi = (math.nan, math.nan) if value != value else wilson(round(value * n), n)
+    row[f"{column}_lo"], row[f"{column}_hi"] = lo, hi
 
 
 def worst_groups(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -100,10 +114,13 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
     cells = sorted(cells, key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]))
     widest = max(cells, key=lambda c: c["n"])
     row: dict[str, Any] = {"defense": defense, "n": widest["n"], "clean_acc": widest["clean_acc"]}
+    _interval(row, "clean_acc", widest["n"])
     for cell in cells:
         row[cell["cell"]] = cell["robust_acc"]
+        _interval(row, cell["cell"], cell["n"])
     for name, members in worst_groups(cells).items():
         row[name], seen = _worst_case(members)
+        _interval(row, name, seen)
         if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
             row[f"{name}_n"] = seen
     for cell in cells:
@@ -124,13 +141,20 @@ def build(cell_dir: Path) -> pd.DataFrame:
     table = []
     for label, key, group in rows(cells):
         row = _row(label, group)
-        row.update(certificates.get((group[0]["defense"], key), {}))
+        defense = group[0]["defense"]
+        for column, (value, n) in certificates.get((defense, key), {}).items():
+            row[column] = value
+            _interval(row, column, n)
+        found = diagnostics.load(diagnostics.path(cell_dir, defense))
+        if found is None or found["config"].get("model_key") != key:
+            found = None
+        row["flags"] = ";".join(flags.row_flags(group, found))
         table.append(row)
     frame = pd.DataFrame(table)
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])
     first = ["defense", "n", "clean_acc"]
-    robust = [c for c in frame.columns if c not in first and not c.endswith(EXTRA)]
+    robust = [c for c in frame.columns if c not in (*first, "flags") and not c.endswith(EXTRA)]
 
     def order(column: str) -> tuple[int, bool, str]:
         tm = column_tm.get(column) or column.removeprefix("worst_").split("@")[0]
@@ -139,7 +163,7 @@ def build(cell_dir: Path) -> pd.DataFrame:
     robust.sort(key=order)
     extra = sorted(c for c in frame.columns if c.endswith(EXTRA))
     counts = {"n": "int64", **{c: "Int64" for c in extra if c.endswith("_n")}}
-    return frame[first + robust + extra].astype(counts)
+    return frame[[*first, *robust, *extra, "flags"]].astype(counts)
 
 
 def save(frame: pd.DataFrame, cell_dir: Path) -> None:
@@ -154,28 +178,45 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table; accuracies with three decimals, empty cells blank."""
+    """A GitHub-flavoured Markdown table; accuracies with three decimals and their 95% interval
+    as `±` (the larger side of the Wilson interval, so the whole interval is covered), flags as
+    codes with footnotes, empty cells blank."""
+    intervals = {c for c in frame.columns if f"{c}_lo" in frame.columns}
 
-    def fmt(value: Any, column: str) -> str:
+    def fmt(record: dict[str, Any], column: str) -> str:
+        value = record[column]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
-        if isinstance(value, float):
-            return f"{value:.0f}" if column.endswith(("_queries", "_n")) else f"{value:.3f}"
-        return str(value)
+        if not isinstance(value, float):
+            return str(value)
+        if column.endswith(("_queries", "_n")):
+            return f"{value:.0f}"
+        if column in intervals and not math.isnan(record[f"{column}_lo"]):
+            half = max(value - record[f"{column}_lo"], record[f"{column}_hi"] - value)
+            return f"{value:.3f} ±{half:.3f}"
+        return f"{value:.3f}"
 
-    columns = list(frame.columns)
+    columns = [c for c in frame.columns if not c.endswith(("_lo", "_hi"))]
     lines = [
         "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" if c == "defense" else "---:" for c in columns) + "|",
+        "|" + "|".join("---" if c in ("defense", "flags") else "---:" for c in columns) + "|",
     ]
-    for record in frame.to_dict(orient="records"):
-        lines.append("| " + " | ".join(fmt(record[c], c) for c in columns) + " |")
+    records = frame.to_dict(orient="records")
+    for record in records:
+        lines.append("| " + " | ".join(fmt(record, c) for c in columns) + " |")
+    notes = []
+    if intervals:
+        notes.append("`±`: the 95% Wilson interval's larger side (sampling error over n).")
     if any(NO_EOT in c for c in columns):
-        lines.append("")
-        lines.append(
+        notes.append(
             f"`{NO_EOT}`: a randomized defense attacked without expectation over transformation, "
             "shown only beside the EOT number it overstates; not a robustness claim."
         )
+    raised = sorted({f for r in records for f in str(r.get("flags") or "").split(";") if f})
+    notes.extend(f"`{code}`: {flags.FLAGS.get(code, code)}." for code in raised)
+    if notes:
+        lines.append("")
+        lines.extend(f"{note}  " for note in notes)
     return "\n".join(lines) + "\n"
 
 

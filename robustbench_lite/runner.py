@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from robustbench_lite import cell, certified, data, invariants, leaderboard
+from robustbench_lite import cell, certified, data, diagnostics, invariants, leaderboard
 from robustbench_lite.cache import ModelCache, config_hash, seal, write_json
 from robustbench_lite.cell import predict
 from robustbench_lite.errors import RBError
@@ -111,8 +111,10 @@ class Runner:
     def cell_dir(self) -> Path:
         return self.results_dir / self.dataset / self.profile
 
-    def run(self, attacks: Iterable[str], defenses: Iterable[str]) -> pd.DataFrame:
-        """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir."""
+    def run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
+        """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir.
+
+        A defense is a registered name or a Defense instance (a user's model, own_model.py)."""
         built_attacks, built_defenses = self.prepare(attacks, defenses)
         test = data.load(self.dataset, "test")
         n = (
@@ -141,6 +143,7 @@ class Runner:
             if not runnable:
                 continue
             model, clean_pred = evaluated.get()
+            self._diagnose(defense, model, x, y, clean_pred)
             for attack in runnable:
                 na = self.samples(n, defense, attack)
                 self._run_cell(defense, model, attack, x[:na], y[:na], clean_pred[:na])
@@ -152,15 +155,21 @@ class Runner:
         return board
 
     def prepare(
-        self, attacks: Iterable[str], defenses: Iterable[str]
+        self, attacks: Iterable[str], defenses: Iterable[str | Defense]
     ) -> tuple[list[Attack], list[Defense]]:
         """Every check that needs no work (names, settings, eps, writable folders), so bad input
         fails before anything is trained or attacked; returns the built plugins."""
         attack_list = resolve_names(attacks, attack_names(), "attack")
-        defense_list = resolve_names(defenses, defense_names(), "defense")
+        defenses = list(defenses)
+        given = [d for d in defenses if isinstance(d, Defense)]
+        names = [d for d in defenses if not isinstance(d, Defense)]
+        defense_list = resolve_names(names, defense_names(), "defense") if names or not given else []
+        for d in given:  # its cells go to results/.../<name>/: no registered defense's folder
+            if d.name in defense_names() or [g.name for g in given].count(d.name) > 1:
+                raise RBError(f"the name {d.name!r} is taken by another defense; choose another")
         self._check_settings(attack_list + defense_list)
         built = [self._attack(name) for name in attack_list]
-        built_defenses = [self._defense(name) for name in defense_list]
+        built_defenses = [self._defense(name) for name in defense_list] + given
         writable_dir(self.results_dir, "results folder")
         writable_dir(self.cache.root.parent, "RB_HOME")
         return built, built_defenses
@@ -386,6 +395,40 @@ class Runner:
             )
             write_json(path, seal(record))
             log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
+
+
+    def _diagnose(
+        self,
+        defense: Defense,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        clean_pred: torch.Tensor,
+    ) -> None:
+        """The model's diagnostics (diagnostics.py), once per model, beside its cells."""
+        config = diagnostics.config(
+            self.model_key(defense)[0], self.dataset, self.seed, self.eot_draws(defense)
+        )
+        digest = config_hash(config)
+        path = diagnostics.path(self.cell_dir, defense.name)
+        if diagnostics.is_current(path, digest):
+            return
+        keep = clean_pred == y
+        start = time.perf_counter()
+        found = diagnostics.run_checks(
+            copy.deepcopy(model),
+            x[keep],
+            y[keep],
+            randomized=defense.randomized,
+            eot_draws=self.eot_draws(defense),
+            prediction_draws=defense.prediction_draws(),
+            seed=derive_seed(self.seed, "diagnostics", self.dataset, defense.name),
+        )
+        record = {"defense": defense.name, "config": config, "config_hash": digest, **found}
+        record["wall_time_s"] = round(time.perf_counter() - start, 3)
+        write_json(path, seal(record))
+        for code, detail in found["flags"].items():
+            log.warning("%s: %s (%s)", defense.name, code, detail)
 
 
 class _Evaluated:

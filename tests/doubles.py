@@ -109,3 +109,19 @@ class Probe(Attack):
             model(x)
             Probe.passes.append(NoisyNet.calls - before)
         return x
+
+
+class Round(nn.Module):
+    """Quantizes the input to 5 grey levels: a step function, so every input gradient is zero."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * 4) / 4
+
+
+class Rounding(Standard):
+    """A deliberately masked model: the standard CNN behind input quantization."""
+
+    name = "rounding"
+
+    def build(self, num_classes: int) -> nn.Module:
+        return nn.Sequential(Round(), super().build(num_classes))

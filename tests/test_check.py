@@ -126,3 +126,55 @@ def test_plots_are_drawn_from_results(baseline_dir: Path, tmp_path: Path) -> Non
     assert {p.name for p in made} == {"eps_sweep.png", "examples.png"}
     for p in made:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
+
+
+def _flip(cell_dir: Path, name: str, count: int) -> None:
+    """Mark `count` broken samples of a baseline cell robust (a rerun then shows them falling)."""
+    path = cell_dir / "none" / f"{name}.json"
+    record = json.loads(path.read_text())
+    robust = record["samples"]["robust"]
+    broken = [
+        i
+        for i, (r, c) in enumerate(zip(robust, record["samples"]["clean_correct"], strict=True))
+        if c and not r
+    ]
+    assert len(broken) >= count
+    for i in broken[:count]:
+        robust[i] = True
+    record["robust_acc"] = sum(robust) / len(robust)
+    path.write_text(json.dumps(seal(record)))
+    leaderboard.save(leaderboard.build(cell_dir), cell_dir)
+
+
+def test_a_bulk_flip_fails_and_a_handful_passes(baseline_dir: Path, tmp_path: Path) -> None:
+    few = _copy(baseline_dir, tmp_path / "few")
+    _flip(few, "pgd", 3)
+    report = check(few / "leaderboard.csv", reuse_models=True)
+    assert not report.failed, report.render()
+    assert "| none/pgd | 50 | 3 | 0 | 0.12 |" in report.render()
+    bulk = _copy(baseline_dir, tmp_path / "bulk")
+    _flip(bulk, "pgd", 20)
+    report = check(bulk / "leaderboard.csv", reuse_models=True)
+    text = report.render()
+    assert report.failed and "FAIL: none/pgd: 20 samples fell and 0 rose of 50" in text
+    assert "rb check FAILED" in text and "sign test" in text
+
+
+@pytest.mark.parametrize("damage", ["header-only", "column-removed", "abc", "nan", "no-defense"])
+def test_a_baseline_that_proves_nothing_is_refused(
+    baseline_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    csv = _copy(baseline_dir, tmp_path) / "leaderboard.csv"
+    frame = pd.read_csv(csv)
+    if damage == "header-only":
+        frame = frame.iloc[:0]
+    elif damage == "column-removed":
+        frame = frame.drop(columns=["pgd"])
+    elif damage == "no-defense":
+        frame = frame.drop(columns=["defense"])
+    else:
+        frame["pgd"] = frame["pgd"].astype(object)
+        frame.loc[0, "pgd"] = damage
+    csv.write_text(frame.to_csv(index=False))
+    with pytest.raises(RBError, match="baseline"):
+        check(csv, reuse_models=True)

@@ -1,0 +1,139 @@
+"""Red flags: what an evaluation can tell about its own failures (Athalye et al. 2018; Carlini et
+al. 2019, "On evaluating adversarial robustness"; Pintor et al. 2022, "Indicators of attack
+failure"), computed from a row's cells and its model's diagnostics on every leaderboard build."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Any
+
+from robustbench_lite.paired import sign_test
+
+#: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
+FLAGS: dict[str, str] = {
+    "masking": "a gradient-free attack beats every white-box attack of the same threat model by "
+    "more than the sampling error (sign test on the samples only it broke, p < 0.05): "
+    "the gradients mislead, so white-box numbers overstate robustness",
+    "white-box-only": "the worst case of a threat model comes from gradient attacks alone: "
+    "gradient masking is not excluded (add square, nes or boundary)",
+    "eps-not-monotone": "robust accuracy rises with eps in a sweep of one attack by more than the "
+    "sampling error: the attack fails somewhere",
+    "unbounded-fails": "PGD with an eps that covers the whole input box does not reach 100% "
+    "success: the attack, not the defense, is failing",
+    "zero-grad": "input gradients are zero or non-finite on a share of clean samples: gradient "
+    "attacks see nothing there",
+    "undeclared-randomness": "outputs change between identical calls of a model not declared "
+    "randomized: its numbers need EOT",
+}
+LEVEL = 0.05
+
+
+def row_flags(cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None) -> list[str]:
+    """The flag codes of one leaderboard row (one model's cells), with the evidence behind each."""
+    return sorted({code for code, _ in evidence(cells, diagnostics)})
+
+
+def evidence(
+    cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(flag code, the numbers behind it) for every flag a row raises."""
+    found: list[tuple[str, str]] = []
+    by_tm: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        if not cell.get("no_eot"):
+            by_tm[cell["threat_model"], float(cell["eps"])].append(cell)
+    for (tm, eps), group in sorted(by_tm.items()):
+        white = [c for c in group if c.get("knowledge") == "gradient"]
+        free = [c for c in group if c.get("knowledge") != "gradient"]
+        if white and not free:
+            names = ", ".join(c["cell"] for c in white)
+            found.append(("white-box-only", f"{tm} eps {eps:g}: only {names}"))
+        if white and free:
+            found.extend(_masking(tm, eps, white, free))
+    found.extend(_sweeps(cells))
+    for code, detail in (diagnostics or {}).get("flags", {}).items():
+        found.append((code, str(detail)))
+    return found
+
+
+def _robust(cell: dict[str, Any]) -> dict[int, bool]:
+    s = cell["samples"]
+    return {i: bool(r) for i, r in zip(s["index"], s["robust"], strict=True)}
+
+
+def _masking(
+    tm: str, eps: float, white: list[dict[str, Any]], free: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Samples a gradient-free attack broke that no white-box attack did, against the reverse."""
+    white_robust = [_robust(c) for c in white]
+    out = []
+    for cell in free:
+        robust = _robust(cell)
+        common = set(robust).intersection(*white_robust)
+        only_free = sum(not robust[i] and all(w[i] for w in white_robust) for i in common)
+        only_white = sum(robust[i] and not all(w[i] for w in white_robust) for i in common)
+        p = sign_test(only_free, only_free + only_white)
+        if only_free > only_white and p < LEVEL:
+            out.append(
+                (
+                    "masking",
+                    f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
+                    f"attack broke (they broke {only_white} it did not; p = {p:.2g})",
+                )
+            )
+    return out
+
+
+def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """An attack's robust accuracy should not rise with eps beyond the paired sampling error."""
+    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        if not cell.get("no_eot"):
+            by_attack[cell["attack"]].append(cell)
+    out = []
+    for attack, group in by_attack.items():
+        group = sorted(group, key=lambda c: float(c["eps"]))
+        for small, large in itertools.pairwise(group):
+            a, b = _robust(small), _robust(large)
+            common = set(a) & set(b)
+            rose = sum(not a[i] and b[i] for i in common)
+            fell = sum(a[i] and not b[i] for i in common)
+            p = sign_test(rose, rose + fell)
+            if rose > fell and p < LEVEL:
+                out.append(
+                    (
+                        "eps-not-monotone",
+                        f"{attack}: robust at eps {large['eps']:g} on {rose} samples it broke "
+                        f"at eps {small['eps']:g} (p = {p:.2g})",
+                    )
+                )
+    return out
+
+
+def explain(cell_dir: Any, defense: str) -> str:
+    """`rb diagnose`: every flag of a defense's rows, what it means and the numbers behind it."""
+    from robustbench_lite import diagnostics, leaderboard
+
+    groups = [
+        (label, key, g)
+        for label, key, g in leaderboard.rows(leaderboard.load_cells(cell_dir))
+        if g[0]["defense"] == defense
+    ]
+    if not groups:
+        from robustbench_lite.errors import RBError
+
+        raise RBError(f"no result files of defense {defense!r} in {cell_dir}")
+    lines = []
+    for label, key, group in groups:
+        found = diagnostics.load(diagnostics.path(cell_dir, defense))
+        if found is not None and found["config"].get("model_key") != key:
+            found = None
+        raised = evidence(group, found)
+        lines.append(f"{label}: {len(group)} cells, {len(raised)} flag(s)")
+        if found is None:
+            lines.append("  (no model diagnostics: rerun a cell of this model to compute them)")
+        for code, detail in raised:
+            lines.append(f"  {code}: {detail}")
+            lines.append(f"    {FLAGS.get(code, '')}")
+    return "\n".join(lines) + "\n"
