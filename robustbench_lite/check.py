@@ -25,8 +25,8 @@ import pandas as pd
 from robustbench_lite import certified, invariants, leaderboard, paired
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.errors import RBError
-from robustbench_lite.paired import Flips
 from robustbench_lite.own_model import UserModel
+from robustbench_lite.paired import Flips
 from robustbench_lite.plugins import defense_names
 from robustbench_lite.runner import Runner, versions
 

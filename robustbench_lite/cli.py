@@ -94,9 +94,10 @@ def _parser() -> argparse.ArgumentParser:
         "--defense",
         "-d",
         action="append",
-        required=True,
+        default=[],
         help="defense name(s); repeat or comma-separate; 'all' for every one",
     )
+    _model_arguments(run)
     run.add_argument("--dataset", default="mnist-5k", help=f"one of {', '.join(data.DATASETS)}")
     run.add_argument("--profile", default="standard", help="quick, standard or paper")
     run.add_argument("--n", type=int, default=None, help="number of test samples")
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
     check.add_argument("--baseline", type=Path, required=True, help="a leaderboard.csv")
+    _model_arguments(check)
     check.add_argument(
         "--tolerance",
         type=float,
@@ -180,6 +182,44 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     site.add_argument("--out", type=Path, default=Path("site"), help="where to write the site")
     return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--model`, `--weights`, `--name`, `--randomized`: a user's own model (own_model.py)."""
+    parser.add_argument(
+        "--model",
+        metavar="PACKAGE.MODULE:FACTORY",
+        default=None,
+        help="evaluate your own classifier: a function (or path/file.py:FUNCTION) returning an "
+        "nn.Module from NCHW images in [0, 1] to logits",
+    )
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="its weights (.safetensors; loads run no code)"
+    )
+    parser.add_argument("--name", default=None, help="its leaderboard row and results folder")
+    parser.add_argument(
+        "--randomized", action="store_true", help="it is random by design: attack it with EOT"
+    )
+
+
+def _user_models(args: argparse.Namespace) -> list[Any]:
+    """[the model of `--model ... --name NAME`], checked as far as it can be without data; []."""
+    if args.model is None:
+        stray = [
+            flag
+            for flag, value in (("--weights", args.weights), ("--name", args.name))
+            if value is not None
+        ] + (["--randomized"] if args.randomized else [])
+        if stray:
+            raise RBError(f"{', '.join(stray)} given without --model")
+        return []
+    if not args.name:
+        raise RBError("--model needs --name NAME (its row in the leaderboard)")
+    from robustbench_lite.own_model import from_factory
+
+    return [
+        from_factory(args.model, name=args.name, weights=args.weights, randomized=args.randomized)
+    ]
 
 
 def _cmd_list() -> None:
@@ -221,7 +261,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from robustbench_lite.runner import Runner, resolve_names
 
     attacks = resolve_names(args.attack, attack_names(), "attack")
-    defenses = resolve_names(args.defense, defense_names(), "defense")
+    models = _user_models(args)
+    if not (args.defense or models):
+        raise RBError("give --defense (-d) or --model (see `rb run --help`)")
+    defenses = resolve_names(args.defense, defense_names(), "defense") if args.defense else []
     settings = parse_settings(args.settings, attacks + defenses)
     plan = parse_eps(args.eps) or [(None, None)]
 
@@ -254,11 +297,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if not runs:
         raise RBError("no selected attack has the threat model of any --eps given")
     for one, chosen in runs:  # every eps of a sweep is checked before any work starts
-        one.prepare(chosen, defenses)
+        one.prepare(chosen, [*defenses, *models])
+    for model in models:  # the pre-attack checks of a user's model (model_checks.py)
+        model.run_checks(args.dataset)
     board = None
     for one, chosen in runs:
-        board = one.run(chosen, defenses)
-    _emit_run(board, runs, defenses, args)
+        board = one.run(chosen, [*defenses, *models])
+    _emit_run(board, runs, [*defenses, *(m.name for m in models)], args)
 
 
 def _check_output_file(path: Path | None) -> None:
@@ -308,6 +353,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         strict=args.strict,
         update=args.update,
         reuse_models=args.reuse_models,
+        models=_user_models(args),
     )
     sys.stdout.write(report.render())
     return 1 if report.failed else 0

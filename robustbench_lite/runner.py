@@ -163,7 +163,9 @@ class Runner:
         defenses = list(defenses)
         given = [d for d in defenses if isinstance(d, Defense)]
         names = [d for d in defenses if not isinstance(d, Defense)]
-        defense_list = resolve_names(names, defense_names(), "defense") if names or not given else []
+        defense_list = (
+            resolve_names(names, defense_names(), "defense") if names or not given else []
+        )
         for d in given:  # its cells go to results/.../<name>/: no registered defense's folder
             if d.name in defense_names() or [g.name for g in given].count(d.name) > 1:
                 raise RBError(f"the name {d.name!r} is taken by another defense; choose another")
