@@ -14,8 +14,8 @@ install:
 test: lint pytest regress
 
 lint:
-	$(PYTHON) -m ruff check robustbench_lite attacks defenses tests
-	$(PYTHON) -m ruff format --check robustbench_lite attacks defenses tests
+	$(PYTHON) -m ruff check robustbench_lite attacks defenses tests examples
+	$(PYTHON) -m ruff format --check robustbench_lite attacks defenses tests examples
 
 pytest:
 	$(PYTHON) -m pytest -q
