@@ -9,7 +9,7 @@ STANDARD := results/mnist-5k/standard
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,ray]'
 
 test: lint pytest regress
 

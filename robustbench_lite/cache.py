@@ -24,6 +24,20 @@ def rb_home() -> Path:
     return Path(os.environ.get("RB_HOME") or Path.home() / ".cache" / "robustbench_lite")
 
 
+def writable_dir(path: Path, what: str) -> Path:
+    """`path` as a directory this process can write into (created if missing), else an RBError."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RBError(f"{what} {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RBError(f"{what} {path} cannot be created ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RBError(f"{what} {path} is not writable")
+    return path
+
+
 def config_hash(config: Any) -> str:
     """SHA-256 of the canonical JSON of `config` (sorted keys, no whitespace)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
@@ -104,6 +118,10 @@ class ModelCache:
     def paths(self, name: str, key: str) -> tuple[Path, Path]:
         stem = f"{name}-{key[:16]}"
         return self.root / f"{stem}.safetensors", self.root / f"{stem}.json"
+
+    def has(self, name: str, key: str) -> bool:
+        """Whether weights and config of this model are in the cache (not yet verified)."""
+        return all(p.is_file() for p in self.paths(name, key))
 
     def load(self, model: nn.Module, name: str, key: str) -> bool:
         """Fill `model` from the cache; False if absent. A corrupt file is an RBError."""

@@ -9,6 +9,7 @@ verdict comes from the runner's own model, its own copies of x and y, and its ow
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,25 @@ class CellArrays:
     extras: dict[str, list[Any]] = field(default_factory=dict)
 
 
+def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellArrays:
+    """A cell's arrays before any attack: clean outcomes, nothing queried (kept on the CPU)."""
+    correct = (clean_pred == y).cpu()
+    return CellArrays(
+        correct=correct,
+        robust=correct.clone(),
+        adv_pred=clean_pred.cpu().clone(),
+        queries=torch.zeros(len(y), dtype=torch.int64),
+        distance=torch.full((len(y),), float("nan")),
+        x_verified=x.cpu().clone(),
+    )
+
+
+def batches_of(correct: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """The sample indices of each batch a cell attacks: its clean-correct samples, in order."""
+    targets = torch.nonzero(correct.cpu()).squeeze(1)
+    return [targets[i : i + batch_size] for i in range(0, len(targets), batch_size)]
+
+
 def evaluate(
     spec: CellSpec,
     attack: Attack,
@@ -65,60 +85,77 @@ def evaluate(
     y: torch.Tensor,
     clean_pred: torch.Tensor,
     *,
+    only: Sequence[int] | None = None,
     progress: bool = False,
 ) -> CellArrays:
-    """Attack the clean-correct samples batch by batch and grade every result with `model`."""
-    n = len(y)
+    """Attack the clean-correct samples batch by batch and grade every result with `model`.
+
+    `only` names the batches to run (a shard); the others keep their clean outcome and are not
+    attacked. Each batch is seeded from (cell seed, batch index) alone, so a sharded, resumed or
+    distributed cell gives the same per-sample arrays as one run in a single process."""
     x, y = x.clone(), y.clone()  # the runner's own copies, whatever the caller does later
-    tm, eps, m = spec.threat_model, spec.eps, spec.eot_draws
     if spec.rows is not None and spec.rows < 1:
         raise RBError(
             f"a query budget of {spec.budget} affords no query of {spec.defense} under EOT with "
-            f"{m} draws; raise --budget"
+            f"{spec.eot_draws} draws; raise --budget"
         )
     attacked = copy.deepcopy(model)  # the attack's copy; `model` grades and is never handed out
     sealed = fingerprint(model)
-    view = EOT(attacked, m) if m > 1 else attacked
-    correct = clean_pred == y
-    out = CellArrays(
-        correct=correct,
-        robust=correct.clone(),
-        adv_pred=clean_pred.clone(),
-        queries=torch.zeros(n, dtype=torch.int64),
-        distance=torch.full((n,), float("nan")),
-        x_verified=x.clone(),
-    )
-    targets = torch.nonzero(correct).squeeze(1)
-    batches = [targets[i : i + spec.batch_size] for i in range(0, len(targets), spec.batch_size)]
-    torch.manual_seed(spec.seed)
-    generator = torch.Generator().manual_seed(spec.seed)
+    view = EOT(attacked, spec.eot_draws) if spec.eot_draws > 1 else attacked
+    out = initial(x, y, clean_pred)
+    batches = batches_of(out.correct, spec.batch_size)
+    chosen = range(len(batches)) if only is None else only
     desc = f"{spec.defense} x {spec.cell}"
-    for k, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, leave=False)):
-        xb, yb = x[batch], y[batch]
-        counter = QueryCounter(
-            view,
-            len(batch),
-            num_classes=spec.num_classes,
-            draws=m,
-            stochastic=spec.randomized,
-            knowledge=attack.knowledge,
-            budget=spec.budget,
-            owner=f"attack {attack.name}",
-        )
-        output = attack.run(
-            counter.view(), xb.clone(), yb.clone(), eps=eps, budget=spec.rows, generator=generator
-        )
-        if fingerprint(attacked) != sealed:
-            raise RBError(
-                f"attack {attack.name} changed the model it attacked (weights, buffers or "
-                f"train/eval mode) on {spec.defense}: the cell is refused"
-            )
-        x_adv, extras = unpack_output(attack.name, output, xb)
-        _grade(spec, model, xb, yb, x_adv, tm.clip_extras(extras, eps), batch, k, attack, out)
-        out.queries[batch] = counter.counts
+    for k in tqdm(chosen, desc=desc, disable=not progress, leave=False):
+        batch = batches[k]
+        seed = derive_seed(spec.seed, "batch", k)
+        torch.manual_seed(seed)  # a randomized defense's draws while attacked
+        generator = torch.Generator().manual_seed(seed)
+        _attack_batch(spec, attack, view, model, attacked, sealed, x, y, batch, k, generator, out)
     if fingerprint(model) != sealed:
         raise RBError(f"the grading model of {spec.defense} changed during {attack.name}: refused")
     return out
+
+
+def _attack_batch(
+    spec: CellSpec,
+    attack: Attack,
+    view: nn.Module,
+    model: nn.Module,
+    attacked: nn.Module,
+    sealed: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    out: CellArrays,
+) -> None:
+    """One batch: the attack through the counter, the fingerprint check, the runner's verdict."""
+    where = batch.to(x.device)
+    xb, yb = x[where], y[where]
+    counter = QueryCounter(
+        view,
+        len(batch),
+        num_classes=spec.num_classes,
+        draws=spec.eot_draws,
+        stochastic=spec.randomized,
+        knowledge=attack.knowledge,
+        budget=spec.budget,
+        owner=f"attack {attack.name}",
+    )
+    output = attack.run(
+        counter.view(), xb.clone(), yb.clone(), eps=spec.eps, budget=spec.rows, generator=generator
+    )
+    if fingerprint(attacked) != sealed:
+        raise RBError(
+            f"attack {attack.name} changed the model it attacked (weights, buffers or "
+            f"train/eval mode) on {spec.defense}: the cell is refused"
+        )
+    x_adv, extras = unpack_output(attack.name, output, xb)
+    extras = spec.threat_model.clip_extras(extras, spec.eps)
+    _grade(spec, model, xb, yb, x_adv, extras, batch, k, attack, out)
+    out.queries[batch] = counter.counts.cpu()
 
 
 def _grade(
@@ -143,11 +180,25 @@ def _grade(
     if attack.minimal:  # the distance of what it found, even beyond eps
         x_found = x_adv.clamp(0.0, 1.0)
         found = verify(model, x_found, draws, derive_seed(spec.seed, "verify-found", k)) != yb
-    out.distance[batch] = torch.where(found, tm.distance(xb, x_found, extras), float("inf"))
-    out.robust[batch] = ~fooled
-    out.x_verified[batch] = x_proj
-    out.adv_pred[batch] = pred
+    distance = torch.where(found, tm.distance(xb, x_found, extras), float("inf"))
+    out.distance[batch] = distance.cpu().to(out.distance.dtype)
+    out.robust[batch] = ~fooled.cpu()
+    out.x_verified[batch] = x_proj.cpu()
+    out.adv_pred[batch] = pred.cpu()
     for key, value in extras.items():
         column = out.extras.setdefault(key, [None] * len(out.correct))
-        for i, v in zip(batch.tolist(), value.tolist(), strict=True):
+        for i, v in zip(batch.tolist(), value.cpu().tolist(), strict=True):
             column[i] = v
+
+
+def evaluate_shard(
+    spec: CellSpec,
+    attack: Attack,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    batches: list[int],
+) -> CellArrays:
+    """A task's entry point (executors.py): `evaluate` on the listed batches only."""
+    return evaluate(spec, attack, model, x, y, clean_pred, only=batches)

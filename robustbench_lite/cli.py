@@ -139,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
         help="attack randomized defenses without expectation over transformation, only to show "
         "the difference; written as separate <attack>@no-eot cells",
     )
+    run.add_argument(
+        "--device", default=None, help="auto (default; $RB_DEVICE), cpu, cuda or cuda:N"
+    )
+    run.add_argument("--executor", default="local", help="local (default) or ray")
+    run.add_argument("--address", default=None, help="a Ray cluster's address (--executor ray)")
+    run.add_argument(
+        "--shard-size", type=int, default=1, help="batches per unit of work (resume, spread)"
+    )
+    run.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: fastest on 2 cores)"
+    )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
@@ -162,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--results", type=Path, default=Path("results"))
     plot.add_argument("--dataset", default="mnist-5k")
     plot.add_argument("--profile", default="standard")
+
+    diagnose = sub.add_parser("diagnose", help="explain the red flags of a defense's results")
+    diagnose.add_argument("defense", help="the defense (a row of the leaderboard)")
+    diagnose.add_argument("--results", type=Path, default=Path("results"))
+    diagnose.add_argument("--dataset", default="mnist-5k")
+    diagnose.add_argument("--profile", default="standard")
 
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
     board.add_argument("--results", type=Path, default=Path("results"))
@@ -281,6 +298,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
             quiet=args.quiet,
             save_adv=args.save_adv,
             eot=args.eot,
+            device=args.device,
+            executor=args.executor,
+            address=args.address,
+            shard_size=args.shard_size,
+            threads=args.threads,
         )
 
     _check_output_file(args.csv)
@@ -409,6 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check(args)
         elif args.command == "plot":
             _cmd_plot(args)
+        elif args.command == "diagnose":
+            from robustbench_lite.flags import explain
+
+            sys.stdout.write(explain(args.results / args.dataset / args.profile, args.defense))
         elif args.command == "site":
             _cmd_site(args)
         else:

@@ -241,11 +241,15 @@ def evaluate(
     `benchmark()` does). `defenses` may add reference defenses to the same run."""
     from robustbench_lite.runner import Runner
 
-    if device not in (None, "cpu"):
-        raise RBError(f"device {device!r} is not supported yet; use 'cpu' or None")
     user = UserModel(model, name=name, randomized=randomized)
     runner = Runner(
-        dataset=dataset, profile=profile, n=n, seed=seed, results_dir=Path(results), quiet=quiet
+        dataset=dataset,
+        profile=profile,
+        n=n,
+        seed=seed,
+        results_dir=Path(results),
+        quiet=quiet,
+        device=device,
     )
     runner.prepare(attacks, [*defenses, user])  # bad names fail before the checks' work
     user.run_checks(dataset)

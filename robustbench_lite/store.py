@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import platform
 from pathlib import Path
@@ -10,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from robustbench_lite import __version__
-from robustbench_lite.cache import config_hash
+from robustbench_lite.cache import config_hash, seal, write_json
 from robustbench_lite.cell import CellArrays
 
-RESULT_SCHEMA = 1
+#: 2: each batch seeded from (cell seed, batch index), the verifier on its own random stream;
+#: cells of schema 1 cannot be reproduced by a rerun, so their config hashes no longer match.
+RESULT_SCHEMA = 2
 
 
 def versions() -> dict[str, Any]:
@@ -92,3 +96,82 @@ def _stat(values: torch.Tensor, how: str) -> float | None:
     arr = values.double().numpy()
     value = {"mean": np.mean, "median": np.median, "max": np.max}[how](arr)
     return float(value) if math.isfinite(value) else None
+
+
+def shard_dir(cell_path: Path) -> Path:
+    """Where a cell's finished shards wait until the cell is whole (hidden from the board)."""
+    return cell_path.parent / ".shards" / cell_path.stem
+
+
+def write_shard(
+    cell_path: Path,
+    digest: str,
+    k: int,
+    index: torch.Tensor,
+    arrays: CellArrays,
+    *,
+    save_adv: bool,
+) -> dict[str, Any]:
+    """One finished shard: the per-sample arrays of its samples (`index`), atomically."""
+    rows = index.tolist()
+    record = {
+        "config_hash": digest,
+        "shard": k,
+        "index": rows,
+        "robust": arrays.robust[index].tolist(),
+        "adv_pred": arrays.adv_pred[index].tolist(),
+        "queries": arrays.queries[index].tolist(),
+        "distance": [None if not math.isfinite(d) else d for d in arrays.distance[index].tolist()],
+        "extras": {key: [values[i] for i in rows] for key, values in arrays.extras.items()},
+    }
+    folder = shard_dir(cell_path)
+    if save_adv:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {"x": arrays.x_verified[index].contiguous()}, str(folder / f"{k}.adv.safetensors")
+        )
+    write_json(folder / f"{k}.json", seal(record))
+    return record
+
+
+def read_shards(cell_path: Path, digest: str) -> dict[int, dict[str, Any]]:
+    """The finished shards of a cell made under config hash `digest` (others are ignored)."""
+    found = {}
+    for path in sorted(shard_dir(cell_path).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("config_hash") == digest:
+            body = {k: v for k, v in record.items() if k != "content_hash"}
+            if seal(body)["content_hash"] == record.get("content_hash"):
+                found[int(record["shard"])] = record
+    return found
+
+
+def merge_shard(arrays: CellArrays, record: dict[str, Any], cell_path: Path) -> None:
+    """Put a shard's per-sample outcomes into the cell's arrays."""
+    index = torch.tensor(record["index"], dtype=torch.int64)
+    if len(index) == 0:
+        return
+    arrays.robust[index] = torch.tensor(record["robust"], dtype=torch.bool)
+    arrays.adv_pred[index] = torch.tensor(record["adv_pred"], dtype=arrays.adv_pred.dtype)
+    arrays.queries[index] = torch.tensor(record["queries"], dtype=torch.int64)
+    distance = [math.inf if d is None else d for d in record["distance"]]
+    arrays.distance[index] = torch.tensor(distance, dtype=arrays.distance.dtype)
+    for key, values in record["extras"].items():
+        column = arrays.extras.setdefault(key, [None] * len(arrays.correct))
+        for i, v in zip(record["index"], values, strict=True):
+            column[i] = v
+    adv = shard_dir(cell_path) / f"{record['shard']}.adv.safetensors"
+    if adv.is_file():
+        arrays.x_verified[index] = load_file(str(adv))["x"]
+
+
+def clear_shards(cell_path: Path) -> None:
+    """Remove a finished cell's shard files."""
+    folder = shard_dir(cell_path)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()

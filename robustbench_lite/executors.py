@@ -1,0 +1,118 @@
+"""Where units of work run: `local` (in this process, the default) or `ray` (tasks on a local or
+remote Ray cluster; optional extra `.[ray]`). No scheduler of our own: an executor takes a list of
+tasks and reports each result (or error) to the driver, which alone writes files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from robustbench_lite.errors import RBError
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class Task:
+    """One unit of work: `fn(*args)` run somewhere; `key` names it to the driver."""
+
+    key: Any
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    gpu: bool = False
+
+
+Done = Callable[[Task, Any], None]
+Failed = Callable[[Task, BaseException], None]
+
+
+class LocalExecutor:
+    """Runs tasks one after another in this process."""
+
+    name = "local"
+
+    def map(self, tasks: Sequence[Task], done: Done, failed: Failed) -> None:
+        for task in tasks:
+            try:
+                result = task.fn(*task.args)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # a plugin's failure fails its own unit, not the run
+                failed(task, exc)
+                continue
+            done(task, result)
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Runs tasks as Ray tasks (one CPU and one torch thread each; a GPU when the task asks and
+    the cluster has one). Without `address`, starts a local Ray instance."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RBError(
+                "--executor ray needs Ray: pip install 'robustbench_lite[ray]' (or pip install ray)"
+            ) from None
+        self._ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
+            if address is None:
+                kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise RBError(f"cannot start or reach Ray at {address or 'local'}: {exc}") from None
+        self._remote = ray.remote(_in_worker)
+        self._gpus = float(ray.cluster_resources().get("GPU", 0))
+
+    def map(self, tasks: Sequence[Task], done: Done, failed: Failed) -> None:
+        ray = self._ray
+        pending = {}
+        for task in tasks:
+            options = {"num_cpus": 1, "num_gpus": 1 if task.gpu and self._gpus else 0}
+            ref = self._remote.options(**options).remote(task.fn, *task.args)
+            pending[ref] = task
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                cause = getattr(exc, "cause", None)
+                failed(task, cause if isinstance(cause, BaseException) else exc)
+                continue
+            done(task, result)
+
+    def close(self) -> None:
+        pass
+
+
+def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """A Ray worker runs one torch thread: the cluster, not torch, spreads the work."""
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
+def executor(name: str, address: str | None = None) -> LocalExecutor | RayExecutor:
+    """The executor named `name` (RBError for an unknown one)."""
+    if name == "local":
+        if address is not None:
+            raise RBError("--address needs --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address)
+    raise RBError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
