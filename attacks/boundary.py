@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 
 from robustbench_lite.frequency import Sampler, gaussian
@@ -38,9 +36,6 @@ class Boundary(Attack):
     knowledge = "labels"
     threat_model = "l2"
     minimal = True
-    #: 10^4 queries per sample on all 1000 test digits takes hours on two CPU cores: the standard
-    #: profile attacks the first 200 (the n is in the result and the leaderboard).
-    max_eval_samples: ClassVar = {"standard": 200}
 
     def __init__(
         self,

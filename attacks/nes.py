@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch.nn import functional as F
 
@@ -27,9 +25,6 @@ class NES(Attack):
 
     name = "nes"
     knowledge = "scores"
-    #: 10^4 queries per sample on all 1000 test digits takes hours on two CPU cores: the standard
-    #: profile attacks the first 200 (the n is in the result and the leaderboard).
-    max_eval_samples: ClassVar = {"standard": 200}
     threat_model = "linf"
 
     def __init__(

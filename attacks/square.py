@@ -4,7 +4,6 @@ query-efficient black-box adversarial attack via random search"."""
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 
@@ -55,9 +54,6 @@ class Square(Attack):
     name = "square"
     knowledge = "scores"
     threat_model = "linf"
-    #: 10^4 queries per sample on all 1000 test digits takes hours on two CPU cores for robust
-    #: models (as for nes): the standard profile attacks the first 200.
-    max_eval_samples: ClassVar = {"standard": 200}
 
     def __init__(self, *, norm: str = "linf", p_init: float = 0.8) -> None:
         if norm not in ("linf", "l2"):

@@ -289,6 +289,15 @@ def check(
         report.flips = [
             paired.flips(f"{c['defense']}/{c['cell']}", c, r, "robust") for c, r in pairs
         ]
+        # Clean accuracy too, once per model (its widest cell): damaged weights show there even
+        # where every robust flag is already False.
+        widest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for c, r in pairs:
+            if c["defense"] not in widest or c["n"] > widest[c["defense"]][0]["n"]:
+                widest[c["defense"]] = (c, r)
+        report.flips += [
+            paired.flips(f"{d}/clean_acc", c, r, "clean_correct") for d, (c, r) in widest.items()
+        ]
         if tolerance is None:
             for f in report.flips:
                 if f.p_fall < report.per_cell_level:

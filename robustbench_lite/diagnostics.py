@@ -6,6 +6,7 @@ Computed once per model by the runner, stored beside its cells as `diagnostics.j
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ def is_current(file: Path, digest: str) -> bool:
         record = json.loads(file.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and tampering(record) is None and record["config_hash"] == digest
+    return (
+        isinstance(record, dict) and tampering(record) is None and record["config_hash"] == digest
+    )
 
 
 def load(file: Path) -> dict[str, Any] | None:
@@ -63,8 +66,7 @@ def run_checks(
     flags: dict[str, str] = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        xg = x.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(view(xg), y, reduction="sum"), xg)
+        grad = _input_grad(view, x, lambda out: F.cross_entropy(out, y, reduction="sum"))
         norms = grad.flatten(1).norm(dim=1)
         dead = float(((norms == 0) | ~torch.isfinite(norms)).double().mean()) if len(x) else 0.0
         if dead > ZERO_GRAD_SHARE:
@@ -102,12 +104,23 @@ def _unbounded_pgd(
     generator = torch.Generator().manual_seed(derive_seed(seed, "unbounded"))
     xt = (0.5 + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
     for _ in range(50):
-        xt.requires_grad_(True)
-        margin = _margin(view(xt), y)
-        (grad,) = torch.autograd.grad(margin.sum(), xt)
+        grad = _input_grad(view, xt, lambda out: _margin(out, y).sum())
         xt = (xt.detach() + 0.1 * grad.sign()).clamp(0, 1)
     fooled = verify(model, xt.detach(), draws, derive_seed(seed, "unbounded-verify")) != y
     return float(fooled.double().mean())
+
+
+def _input_grad(
+    model: nn.Module, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """d loss(model(x)) / dx; zeros where the model has no gradient path to its input at all
+    (e.g. a hard threshold), which is exactly what the zero-grad flag reports."""
+    xg = x.detach().clone().requires_grad_(True)
+    value = loss(model(xg))
+    if not value.requires_grad:
+        return torch.zeros_like(xg)
+    (grad,) = torch.autograd.grad(value, xg, allow_unused=True)
+    return torch.zeros_like(xg) if grad is None else grad
 
 
 def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,9 @@ REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_ac
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
 NO_EOT = "@no-eot"
 DIAGNOSTICS = "diagnostics"  # diagnostics.STEM: a model's checks beside its cells
-#: Column suffixes of per-cell statistics (median queries, median distance, a capped cell's n).
-EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")  # cell-name suffix of results made with `rb run --no-eot`
+#: Column suffixes of per-cell statistics: median queries, median distance, a capped cell's n,
+#: and the 95% interval's bounds of an accuracy.
+EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")
 
 
 def read_cell(path: Path) -> dict[str, Any]:

@@ -39,7 +39,10 @@ def test_run_prints_the_leaderboard_and_writes_csv(
     )  # fmt: skip
     assert code == 0
     assert out.startswith("| defense | n | clean_acc | pgd | worst_linf |")
-    assert csv.read_text().splitlines()[0] == "defense,n,clean_acc,pgd,worst_linf"
+    assert csv.read_text().splitlines()[0] == (
+        "defense,n,clean_acc,pgd,worst_linf,clean_acc_hi,clean_acc_lo,pgd_hi,pgd_lo,"
+        "worst_linf_hi,worst_linf_lo,flags"
+    )
     assert (tmp_path / "res" / "mnist-5k" / "quick" / "none" / "pgd.json").is_file()
     code, out2, _ = _rb(
         capsys, "leaderboard", "--results", str(tmp_path / "res"), "--profile", "quick", "--wide"
