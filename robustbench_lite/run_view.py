@@ -63,6 +63,10 @@ def view(board: pd.DataFrame, defenses: Iterable[str], cells: Iterable[str]) -> 
     return frame[[c for c in board.columns if c in kept or c == "defense"]].reset_index(drop=True)
 
 
+#: Beyond this many computed cells, the report counts them per defense instead of naming them.
+LIST_AT_MOST = 12
+
+
 def report(runners: Sequence[Any], cell_dir: Path, width: int | None = None) -> str:
     """Which cells were reused from existing result files (and where those are) and which were
     computed now; '' if the runners do not say."""
@@ -79,9 +83,16 @@ def report(runners: Sequence[Any], cell_dir: Path, width: int | None = None) -> 
         return ""
     width = width or terminal_width()
     count = sum(len(v) for v in reused.values())
+    if len(computed) > LIST_AT_MOST:  # a grid: per defense, so the report fits a screen
+        per: dict[str, int] = defaultdict(int)
+        for name in computed:
+            per[name.split("/")[0]] += 1
+        listed = ", ".join(f"{d}: {k}" for d, k in sorted(per.items()))
+    else:
+        listed = ", ".join(computed)
     lines = [
         f"Computed now: {len(computed)} file{'s' if len(computed) != 1 else ''}"
-        + (f" ({', '.join(computed)})." if computed else ".")
+        + (f" ({listed})." if computed else ".")
     ]
     if count:
         lines.append(
