@@ -29,7 +29,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.own_model import UserModel
 from robustbench_lite.paired import Flips
 from robustbench_lite.plugins import defense_names
-from robustbench_lite.runner import Runner, versions
+from robustbench_lite.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +210,18 @@ def check(
         work = Path(workdir or tmp)
         cache = ModelCache() if reuse_models else ModelCache(Path(tmp) / "home")
         notes, pairs = [], []
-        current = versions()
+        moves: dict[str, list[str]] = {}
         for cell in cells:
-            stored = cell.get("versions", {})
-            moved = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
-            if moved:
-                what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items())
-                notes.append(f"{cell['defense']}/{cell['cell']} was made with {what}")
             log.info("rerunning %s x %s", cell["defense"], cell["cell"])
             runner = _runner_for(cell, work, cache, own=cell["defense"] in own)
             runner.run([cell["attack"]], [own.get(cell["defense"], cell["defense"])])
             rerun = leaderboard.read_cell(
                 runner.cell_dir / cell["defense"] / f"{cell['cell']}.json"
             )
+            stored, now = cell.get("versions", {}), rerun.get("versions", {})
+            moved = [f"{k} {stored.get(k)} -> {v}" for k, v in now.items() if stored.get(k) != v]
+            if moved:
+                moves.setdefault(", ".join(moved), []).append(f"{cell['defense']}/{cell['cell']}")
             if rerun["config_hash"] != cell["config_hash"]:
                 notes.append(
                     f"{cell['defense']}/{cell['cell']}: its config hash changed "
@@ -234,6 +233,9 @@ def check(
                     )
                 )
             pairs.append((cell, rerun))
+        for what, names in moves.items():  # one line per change of versions, not per cell
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            notes.append(f"{len(names)} cell(s) were made with {what} ({shown})")
         rerun_dir = work / cells[0]["dataset"] / cells[0]["profile"]
         rebuilt = leaderboard.build(rerun_dir)
         report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
