@@ -119,6 +119,15 @@ class ModelCache:
         stem = f"{name}-{key[:16]}"
         return self.root / f"{stem}.safetensors", self.root / f"{stem}.json"
 
+    def weights_sha256(self, name: str, key: str) -> str | None:
+        """The recorded SHA-256 of a cached model's weights file (None if absent or unreadable)."""
+        try:
+            stored = json.loads(self.paths(name, key)[1].read_text())
+        except (OSError, ValueError):
+            return None
+        value = stored.get("weights_sha256") if isinstance(stored, dict) else None
+        return value if isinstance(value, str) else None
+
     def has(self, name: str, key: str) -> bool:
         """Whether weights and config of this model are in the cache (not yet verified)."""
         return all(p.is_file() for p in self.paths(name, key))

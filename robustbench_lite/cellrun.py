@@ -76,6 +76,7 @@ def run_cell(
             "no_eot": defense.randomized and not runner.eot,
             "eot_draws": spec.eot_draws,
             "versions": versions(),
+            "weights_sha256": runner.weights_id(defense),
             "device": str(runner._device),
             "executor": runner.executor,
             "wall_time_s": round(time.perf_counter() - start, 3),

@@ -19,6 +19,7 @@ import torch
 
 from robustbench_lite.cache import tampering
 from robustbench_lite.errors import RBError
+from robustbench_lite.identity import model_identity
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,16 @@ def suffix(eps: float, default: float) -> str:
     return "" if math.isclose(eps, default) else f"@eps={eps:g}"
 
 
-def is_current(path: Path, digest: str) -> bool:
-    """Whether `path` holds a certificate computed under the config with hash `digest`."""
+def is_current(path: Path, digest: str, weights: str | None = None) -> bool:
+    """Whether `path` holds a certificate computed under the config with hash `digest` (and,
+    when `weights` is known, on those weights)."""
     try:
         cert = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(cert, dict) and tampering(cert) is None and cert["config_hash"] == digest
+    if not (isinstance(cert, dict) and tampering(cert) is None):
+        return False
+    return cert["config_hash"] == digest and weights in (None, cert.get("weights_sha256"))
 
 
 def record(
@@ -103,8 +107,10 @@ def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, tuple[float, int]
     """(defense, model key) -> {certified_acc[@eps=e]: (accuracy, samples)}."""
     out: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
     for cert in load(cell_dir):
-        key = str(cert["config"].get("model_key", ""))
-        out[cert["defense"], key][cert["column"]] = (cert["certified_acc"], int(cert["n"]))
+        out[cert["defense"], model_identity(cert)][cert["column"]] = (
+            cert["certified_acc"],
+            int(cert["n"]),
+        )
     return dict(out)
 
 
@@ -115,8 +121,7 @@ def violations(cell_dir: Path, cells: list[dict[str, Any]]) -> list[str]:
         flags = dict(zip(cert["samples"]["index"], cert["samples"]["certified"], strict=True))
         for cell in cells:
             same = cell["defense"] == cert["defense"] and cell["threat_model"] == THREAT_MODEL
-            keys = ((r.get("config") or {}).get("model_key") for r in (cell, cert))
-            same = same and len(set(keys)) == 1  # the same model's certificate and cell
+            same = same and model_identity(cell) == model_identity(cert)  # the same model's
             if not (same and math.isclose(cell["eps"], cert["eps"])):
                 continue
             robust = dict(zip(cell["samples"]["index"], cell["samples"]["robust"], strict=True))

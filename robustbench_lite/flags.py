@@ -114,6 +114,7 @@ def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def explain(cell_dir: Any, defense: str) -> str:
     """`rb diagnose`: every flag of a defense's rows, what it means and the numbers behind it."""
     from robustbench_lite import diagnostics, leaderboard
+    from robustbench_lite.identity import model_identity
 
     groups = [
         (label, key, g)
@@ -127,7 +128,7 @@ def explain(cell_dir: Any, defense: str) -> str:
     lines = []
     for label, key, group in groups:
         found = diagnostics.load(diagnostics.path(cell_dir, defense))
-        if found is not None and found["config"].get("model_key") != key:
+        if found is not None and model_identity(found) != key:
             found = None
         raised = evidence(group, found)
         lines.append(f"{label}: {len(group)} cells, {len(raised)} flag(s)")

@@ -19,6 +19,7 @@ import pandas as pd
 from robustbench_lite import certified, diagnostics, flags
 from robustbench_lite.cache import atomic_write_text, tampering
 from robustbench_lite.errors import RBError
+from robustbench_lite.identity import model_identity, short
 from robustbench_lite.stats import wilson
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
@@ -55,11 +56,6 @@ def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
         for path in sorted(Path(cell_dir).glob("*/*.json"))
         if is_cell(path)
     ]
-
-
-def model_key(record: dict[str, Any]) -> str:
-    """The key of the model a cell or certificate was computed on ('' in files that predate it)."""
-    return str((record.get("config") or {}).get("model_key", ""))
 
 
 def _suffix(cell: dict[str, Any]) -> str:
@@ -101,12 +97,12 @@ def rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any
     two models (other hyper-parameters or seed) gets one row per model, labelled by its key."""
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for cell in cells:
-        by_model[cell["defense"], model_key(cell)].append(cell)
+        by_model[cell["defense"], model_identity(cell)].append(cell)
     models: dict[str, int] = defaultdict(int)
     for defense, _ in by_model:
         models[defense] += 1
     return [
-        (defense if models[defense] == 1 else f"{defense}@{key[:8]}", key, group)
+        (defense if models[defense] == 1 else f"{defense}@{short(key)}", key, group)
         for (defense, key), group in sorted(by_model.items())
     ]
 
@@ -147,7 +143,7 @@ def build(cell_dir: Path) -> pd.DataFrame:
             row[column] = value
             _interval(row, column, n)
         found = diagnostics.load(diagnostics.path(cell_dir, defense))
-        if found is None or found["config"].get("model_key") != key:
+        if found is None or model_identity(found) != key:
             found = None
         row["flags"] = ";".join(flags.row_flags(group, found))
         table.append(row)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite import leaderboard
-from robustbench_lite.cache import config_hash
+from robustbench_lite.cache import ModelCache, config_hash
 from robustbench_lite.errors import RBError
 from robustbench_lite.plan import CellSpec, Profile, derive_seed
 from robustbench_lite.plugins import Attack, Defense, threat_model
@@ -29,6 +29,7 @@ class CellNaming:
     batch_size: int
     _profile: Profile
     reused: list[Path]
+    cache: ModelCache
 
     @property
     def cell_dir(self) -> Path:
@@ -52,6 +53,14 @@ class CellNaming:
             "seed": self.seed,
         }
         return config_hash(config), config
+
+    def weights_id(self, defense: Defense) -> str | None:
+        """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
+        from its config, a trained one's from the model cache (None while not trained)."""
+        if defense.pretrained:
+            value = defense.config().get("weights_sha256")
+            return value if isinstance(value, str) else None
+        return self.cache.weights_sha256(defense.name, self.model_key(defense)[0])
 
     def eot_draws(self, defense: Defense) -> int:
         """Forward passes averaged per attack query: the profile's EOT count if randomized."""
@@ -115,6 +124,10 @@ class CellNaming:
             log.warning("%s: recomputing it", exc)
             return False
         done = stored.get("config_hash") == config_hash(self.cell_config(defense, attack, n))
+        weights = self.weights_id(defense)
+        if done and weights is not None and stored.get("weights_sha256") != weights:
+            log.info("%s: made on other weights of %s; recomputing it", path, defense.name)
+            return False
         if done:
             log.info("%s x %s: reused %s", defense.name, attack.name, path)
             self.reused.append(path)

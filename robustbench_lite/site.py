@@ -97,7 +97,7 @@ def build(results: Path, out: Path) -> Path:
         for defense in grid.frame["defense"]:
             name = _slug(str(defense))
             page_path = grid_dir / f"{name}.html"
-            cells = [c for c in grid.cells if c["defense"] == defense]
+            cells = grid.row_cells(str(defense))
             figures = _figures(cells, grid_dir / name, grid_dir) if cells else []
             index_href = relative(out / "index.html", grid_dir)
             atomic_write_text(page_path, defense_page(grid, str(defense), figures, index_href))

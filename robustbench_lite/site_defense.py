@@ -18,10 +18,10 @@ def defense_page(
     """One defense of one grid: every cell with its statistics and provenance, and its plots
     (`figures`: (relative image path, caption))."""
     cells = sorted(
-        (c for c in grid.cells if c["defense"] == defense),
+        grid.row_cells(defense),
         key=lambda c: (leaderboard.TM_ORDER.get(c["threat_model"], 9), c["cell"]),
     )
-    certs = [c for c in grid.certificates if c["defense"] == defense]
+    certs = grid.row_certificates(defense)
     row = grid.frame.set_index("defense").loc[defense].to_dict()
     first = (cells or certs)[0]
     defense_config = first["config"]["defense"]["config"]

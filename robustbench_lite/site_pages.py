@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lite import leaderboard
+from robustbench_lite.identity import model_identity
 from robustbench_lite.site_html import esc, page, table, value_cell
 from robustbench_lite.terminal import FLAGS, INTERVAL, has_interval, is_missing
 
@@ -27,6 +28,23 @@ class Grid:
     cells: list[dict[str, Any]]
     certificates: list[dict[str, Any]]
     pages: dict[str, str] = field(default_factory=dict)  # defense -> page path from the index
+
+    def row_cells(self, label: str) -> list[dict[str, Any]]:
+        """The cells of one leaderboard row (a row is one model: `defense@<id>` when a defense
+        has cells of several)."""
+        return next((g for lab, _, g in leaderboard.rows(self.cells) if lab == label), [])
+
+    def row_certificates(self, label: str) -> list[dict[str, Any]]:
+        """The certificates of the model of one row."""
+        for lab, key, group in leaderboard.rows(self.cells):
+            if lab == label:
+                defense = group[0]["defense"]
+                return [
+                    c
+                    for c in self.certificates
+                    if c["defense"] == defense and model_identity(c) == key
+                ]
+        return []
 
     @property
     def anchor(self) -> str:

@@ -72,7 +72,7 @@ def certify_defense(
         }
         digest = config_hash(config)
         path = runner.cell_dir / defense.name / f"{certified.STEM}{suffix}.json"
-        if certified.is_current(path, digest):
+        if certified.is_current(path, digest, runner.weights_id(defense)):
             continue
         model, clean_pred = evaluated.get()  # loaded (or trained) before the clock starts
         start = time.perf_counter()
@@ -81,7 +81,11 @@ def certify_defense(
         flags = defense.certify(copy.deepcopy(model), x, y, eps).to(torch.bool).cpu()
         record = certified.record(config, digest, correct, flags)
         record.update(
-            {"versions": versions(), "wall_time_s": round(time.perf_counter() - start, 3)}
+            {
+                "weights_sha256": runner.weights_id(defense),
+                "versions": versions(),
+                "wall_time_s": round(time.perf_counter() - start, 3),
+            }
         )
         write_json(path, seal(record))
         log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
@@ -100,6 +104,7 @@ def diagnose_model(
     config = diagnostics.config(
         runner.model_key(defense)[0], runner.dataset, runner.seed, eot_draws
     )
+    config["weights_sha256"] = runner.weights_id(defense)
     digest = config_hash(config)
     path = diagnostics.path(runner.cell_dir, defense.name)
     if diagnostics.is_current(path, digest):
@@ -116,6 +121,7 @@ def diagnose_model(
         seed=derive_seed(runner.seed, "diagnostics", runner.dataset, defense.name),
     )
     record = {"defense": defense.name, "config": config, "config_hash": digest, **found}
+    record["weights_sha256"] = config["weights_sha256"]
     record["wall_time_s"] = round(time.perf_counter() - start, 3)
     write_json(path, seal(record))
     for code, detail in found["flags"].items():

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_model
 
 from robustbench_lite import leaderboard
-from robustbench_lite.cache import ModelCache, config_hash, seal
+from robustbench_lite.cache import ModelCache, config_hash, file_sha256, seal
 from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import defense_class, instantiate
 from robustbench_lite.runner import Runner
@@ -163,3 +163,28 @@ def test_an_unsound_certificate_fails_the_run(
         RBError, match="soundness invariant broken: unsound certificate: liar x pgd"
     ):
         _runner(tmp_path, rb_home).run(["pgd"], ["liar"])
+
+
+def test_other_weights_of_one_config_recompute_and_never_share_a_row(
+    tmp_path: Path, rb_home: Path
+) -> None:
+    """A retraining that differs in the last bits (other threads, another machine) is another
+    model: its cells are recomputed, and cells of the old weights keep a row of their own."""
+    cache = ModelCache(tmp_path / "home")
+    _runner(tmp_path, rb_home, cache=cache, n=20).run(["pgd", "pgd-l2"], ["none"])
+    (weights,) = cache.root.glob("none-*.safetensors")
+    meta = weights.with_suffix(".json")
+    defense = instantiate(defense_class("none"), "quick")
+    model = _runner(tmp_path, rb_home, cache=cache).model(defense)
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.001)  # a retraining a few bits away
+    save_model(model, str(weights))
+    stored = json.loads(meta.read_text())
+    stored["weights_sha256"] = file_sha256(weights)
+    meta.write_text(json.dumps(stored))
+    again = _runner(tmp_path, rb_home, cache=cache, n=20)
+    board = again.run(["pgd"], ["none"])
+    assert [p.name for p in again.computed] == ["pgd.json"] and again.reused == []
+    assert _cell(tmp_path, "none", "pgd")["weights_sha256"] == stored["weights_sha256"]
+    labels = sorted(board["defense"])
+    assert len(labels) == 2 and all(label.startswith("none@") for label in labels)
