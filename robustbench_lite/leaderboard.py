@@ -229,15 +229,32 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
     seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
     # Accuracies at the default eps only: sweeps go to the plot, query and distance medians to
     # leaderboard.md beside the cells.
-    shown = [c for c in frame.columns if "@" not in c and not c.endswith(EXTRA)]
+    shown = [
+        c
+        for c in frame.columns
+        if "@" not in c and (not c.endswith(EXTRA) or c.endswith(("_lo", "_hi")))
+    ]
     block = (
         f"{README_START}\n{to_markdown(frame[shown])}\n"
         f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "
         f"medians: `leaderboard.md` there); attack wall time {seconds / 60:.1f} min on the "
-        f"machine that made them.{_capped(frame)}\n{README_END}"
+        f"machine that made them.{_capped(frame)}{_schemas(cells)}\n{README_END}"
     )
     head, rest = text.split(README_START, 1)
     atomic_write_text(Path(readme), head + block + rest.split(README_END, 1)[1])
+
+
+def _schemas(cells: list[dict[str, Any]]) -> str:
+    """A sentence naming the rows made under the newest result schema, when rows differ."""
+    newest = max((int(c.get("schema", 1)) for c in cells), default=1)
+    rows_at: dict[str, set[int]] = defaultdict(set)
+    for label, _, group in rows(cells):
+        rows_at[label] |= {int(c.get("schema", 1)) for c in group}
+    current = sorted(label for label, found in rows_at.items() if found == {newest})
+    if len(current) == len(rows_at):
+        return ""
+    listed = ", ".join(current) or "no row yet"
+    return f" Rows under the current protocol (result schema {newest}): {listed}."
 
 
 def _capped(frame: pd.DataFrame) -> str:
