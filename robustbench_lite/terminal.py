@@ -226,15 +226,8 @@ def _notes(
                 if not is_missing(f)
             ]
             notes.append(f"Flags: {', '.join(flagged)}.")
-        codes = sorted(
-            {code.strip() for v in frame[FLAGS] if not is_missing(v) for code in str(v).split(";")}
-            - {""}
-        )
-        meaning = getattr(leaderboard, "FLAGS", None)
-        meaning = meaning if isinstance(meaning, dict) else {}
-        notes.extend(f"flag {code}: {meaning[code]}" for code in codes if code in meaning)
-        if any(code not in meaning for code in codes):
-            notes.append("Flag codes are explained in the README.")
+        if any(not is_missing(v) and str(v) for v in frame[FLAGS]):
+            notes.append("Red flags: `rb diagnose DEFENSE` explains each with its numbers.")
     if any(leaderboard.NO_EOT in c for c in names):
         notes.append(
             f"{leaderboard.NO_EOT}: attacked without expectation over transformation, "
