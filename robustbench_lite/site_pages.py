@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite import flags as flags_module
 from robustbench_lite import leaderboard
 from robustbench_lite.identity import model_identity
 from robustbench_lite.site_html import esc, page, table, value_cell
@@ -101,7 +102,7 @@ def _annotated(frame: pd.DataFrame, row: dict[str, Any], column: str) -> str:
 
 
 def _flags(value: Any) -> str:
-    meaning = getattr(leaderboard, "FLAGS", None)
+    meaning = getattr(flags_module, "FLAGS", None)
     meaning = meaning if isinstance(meaning, dict) else {}
     codes = [] if is_missing(value) else [c.strip() for c in str(value).split(";") if c.strip()]
     spans = "".join(
@@ -130,7 +131,7 @@ def board_tables(grid: Grid) -> str:
     out = [table(headers, rows, css=["board"])]
     if flagged:
         codes = sorted({c for v in frame[FLAGS] for c in _codes(v)})
-        meaning = getattr(leaderboard, "FLAGS", None)
+        meaning = getattr(flags_module, "FLAGS", None)
         meaning = meaning if isinstance(meaning, dict) else {}
         items = "".join(
             f"<li><b>{esc(c)}</b>: {esc(meaning.get(c, 'see the README'))}</li>" for c in codes
