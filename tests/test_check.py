@@ -178,3 +178,11 @@ def test_a_baseline_that_proves_nothing_is_refused(
     csv.write_text(frame.to_csv(index=False))
     with pytest.raises(RBError, match="baseline"):
         check(csv, reuse_models=True)
+
+
+def test_the_power_stated_in_the_readme() -> None:
+    """README: 112 comparisons at family-wise 0.05 need 12 falls and no rises to fail a cell."""
+    from robustbench_lite.paired import sign_test, smallest_detectable_fall
+
+    assert smallest_detectable_fall(112) == 12
+    assert sign_test(12, 12) < 0.05 / 112 < sign_test(11, 11)
