@@ -4,7 +4,7 @@ RB ?= rb
 QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
 STANDARD := results/mnist-5k/standard
 
-.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep site
+.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep site gpu
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
@@ -46,3 +46,14 @@ leaderboard:
 # The static leaderboard website of every grid under results/ (open site/index.html; no server).
 site:
 	$(RB) --quiet site --results results --out site
+
+# On a machine with CUDA (minutes of GPU time): the plugin contracts on the GPU, the quick grid
+# rerun there and compared sample by sample with the committed CPU baseline, then the ABS cells of
+# the standard grid that are too slow for a CPU (query-based, resumable like every cell).
+ABS_QUERY_ATTACKS := nes,lf-nes,boundary,lf-boundary,square,square-l2
+gpu:
+	RB_DEVICE=cuda $(PYTHON) -m pytest -q tests/test_contract.py tests/test_defense_contract.py \
+		tests/test_integrity.py tests/test_guarantees.py
+	RB_DEVICE=cuda $(RB) --quiet check --baseline $(QUICK_BASELINE)
+	RB_DEVICE=cuda $(RB) --quiet run -a $(ABS_QUERY_ATTACKS) -d abs,abs-binary --profile standard \
+		--threads 4

@@ -4,7 +4,8 @@ line (RBError), never argparse's usage dump."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,7 +16,6 @@ from robustbench_lite.plugins import (
     attack_class,
     attack_names,
     defense_class,
-    parse_value,
 )
 
 
@@ -224,3 +224,39 @@ def parse_eps(items: Sequence[str]) -> list[tuple[str | None, float]]:
             except ValueError:
                 raise RBError(f"--eps {item}: {text!r} is not a number") from None
     return plan
+
+
+def parse_value(text: str, default: Any) -> Any:
+    """Parse a `--set` value, guided by the type of the hyper-parameter's default.
+
+    A number where the default is a number must be finite (`inf`, `nan` and `none` are refused);
+    `none` is taken only where the default itself is None or a string."""
+    word = text.strip().lower()
+    booleans = {"true": True, "yes": True, "false": False, "no": False}
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    if word in ("none", "null"):
+        if numeric or isinstance(default, bool):
+            raise RBError(f"expected a number, got {text!r}")
+        return None
+    if isinstance(default, bool):
+        if word not in booleans:
+            raise RBError(f"expected true or false, got {text!r}")
+        return booleans[word]
+    casters: tuple[Callable[[str], Any], ...]
+    if isinstance(default, int):
+        casters = (int,)
+    elif isinstance(default, float):
+        casters = (float,)
+    else:  # a string or None default: take the narrowest reading
+        if word in booleans:
+            return booleans[word]
+        casters = (int, float, str)
+    for cast in casters:
+        try:
+            value = cast(text)
+        except ValueError:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RBError(f"expected a finite number, got {text!r}")
+        return value
+    raise RBError(f"expected a number, got {text!r}")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -269,39 +268,3 @@ def instantiate(cls: type[P], profile: str, overrides: Mapping[str, Any] | None 
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         raise RBError(f"{cls.name}: {exc}") from None
-
-
-def parse_value(text: str, default: Any) -> Any:
-    """Parse a `--set` value, guided by the type of the hyper-parameter's default.
-
-    A number where the default is a number must be finite (`inf`, `nan` and `none` are refused);
-    `none` is taken only where the default itself is None or a string."""
-    word = text.strip().lower()
-    booleans = {"true": True, "yes": True, "false": False, "no": False}
-    numeric = isinstance(default, int | float) and not isinstance(default, bool)
-    if word in ("none", "null"):
-        if numeric or isinstance(default, bool):
-            raise RBError(f"expected a number, got {text!r}")
-        return None
-    if isinstance(default, bool):
-        if word not in booleans:
-            raise RBError(f"expected true or false, got {text!r}")
-        return booleans[word]
-    casters: tuple[Callable[[str], Any], ...]
-    if isinstance(default, int):
-        casters = (int,)
-    elif isinstance(default, float):
-        casters = (float,)
-    else:  # a string or None default: take the narrowest reading
-        if word in booleans:
-            return booleans[word]
-        casters = (int, float, str)
-    for cast in casters:
-        try:
-            value = cast(text)
-        except ValueError:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise RBError(f"expected a finite number, got {text!r}")
-        return value
-    raise RBError(f"expected a number, got {text!r}")

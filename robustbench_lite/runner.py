@@ -23,14 +23,7 @@ from robustbench_lite.cellrun import run_cell
 from robustbench_lite.errors import RBError
 from robustbench_lite.executors import EXECUTORS, Task, executor
 from robustbench_lite.naming import CellNaming
-from robustbench_lite.plan import (
-    PROFILES,
-    Profile,
-    derive_seed,
-    incompatibility,
-    profile_named,
-    resolve_names,
-)
+from robustbench_lite.plan import incompatibility, profile_named, resolve_names
 from robustbench_lite.plugins import (
     Attack,
     Defense,
@@ -42,7 +35,7 @@ from robustbench_lite.plugins import (
     instantiate,
     threat_model,
 )
-from robustbench_lite.store import adv_path, versions
+from robustbench_lite.store import adv_path
 from robustbench_lite.units import (
     Evaluated,
     build_model,
@@ -52,15 +45,11 @@ from robustbench_lite.units import (
 )
 
 __all__ = [
-    "PROFILES",
-    "Profile",
     "Runner",
     "adv_path",
-    "derive_seed",
     "predict",
     "resolve_names",
     "run",
-    "versions",
 ]
 
 log = logging.getLogger(__name__)
@@ -282,8 +271,6 @@ class Runner(CellNaming):
             raise RBError(f"training {task.key} failed: {exc}") from exc
 
         pool.map(tasks, done, failed)
-
-    # -- cells ---------------------------------------------------------------------------------
 
 
 def run(

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from robustbench_lite import plugins
+from robustbench_lite.cli_parser import parse_value
 from robustbench_lite.errors import RBError
-from robustbench_lite.plugins import instantiate, parse_value
+from robustbench_lite.plugins import instantiate
 
 
 def test_builtins_come_from_entry_points() -> None:
