@@ -5,6 +5,8 @@ tasks and reports each result (or error) to the driver, which alone writes files
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +72,14 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
             if address is None:
                 kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+            sigterm = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(**kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise RBError(f"cannot start or reach Ray at {address or 'local'}: {exc}") from None
+            finally:  # Ray installs its own, which exits 1 and loses rb's clean stop (exit 143)
+                if sigterm is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, sigterm)
         self._remote = ray.remote(_in_worker)
         self._gpus = float(ray.cluster_resources().get("GPU", 0))
 

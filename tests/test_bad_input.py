@@ -105,3 +105,23 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
         "rb: interrupted; every finished cell is saved, rerun to resume"
     ]
     assert not list((tmp_path / "tmp").iterdir())  # the temporary folder is gone
+
+
+def test_sigterm_stops_a_ray_run_cleanly_too(tmp_path: Path, rb_home: Path) -> None:
+    """Ray installs its own SIGTERM handler (exit 1); rb keeps its own: exit 143, shards kept."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    env = {**os.environ, "RB_HOME": str(rb_home)}
+    command = [sys.executable, "-m", "robustbench_lite.cli", "-q", "run", "-a", "pgd", "-d"]
+    command += ["none", "--profile", "quick", "--executor", "ray", "--results", str(tmp_path)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    started = tmp_path / "mnist-5k" / "quick" / "none" / "diagnostics.json"  # Ray is up by then
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), "the run never reached its cells"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == (
+        "rb: interrupted; every finished cell is saved, rerun to resume"
+    )
