@@ -1,5 +1,5 @@
 """Scale: the quick grid's wall time serial vs Ray with 2 workers (a ratio), and per attack the
-share of a cell's wall time spent inside the model's forward and backward passes.
+share of a standard cell's wall time spent inside the model's forward and backward passes.
 
 Run: `python -m tests.bench.bench_scale` (or `make bench`), alone on the machine.
 """
@@ -14,13 +14,14 @@ import torch
 
 from robustbench_lite import data
 from robustbench_lite.cell import evaluate, predict
-from robustbench_lite.plugins import defense_class, instantiate
+from robustbench_lite.plugins import attack_names, defense_class, instantiate
 from robustbench_lite.runner import Runner
 from tests.bench.common import table
 
 GRID_ATTACKS = ["pgd", "pgd-l2", "apgd", "square", "boundary", "spatial"]
 GRID_DEFENSES = ["none", "pgd-at"]
 N = 100
+SHARE_N = 100
 
 
 class Timed(torch.nn.Module):
@@ -59,23 +60,25 @@ def _grid(executor: str, root: Path) -> float:
     return time.perf_counter() - start
 
 
-def model_share() -> list[tuple[str, ...]]:
-    """Per attack: wall seconds of one quick cell on `none` and the share inside the model."""
-    runner = Runner(profile="quick", n=N, quiet=True)
-    defense = instantiate(defense_class("none"), "quick")
+def model_share(n: int = SHARE_N) -> list[tuple[str, ...]]:
+    """Per attack of the standard profile: wall seconds of its cell on the first `n` digits of
+    the standard pgd-at model (robust, so the attacks run their whole length) and the share of
+    them inside the model."""
+    runner = Runner(profile="standard", quiet=True)
+    defense = instantiate(defense_class("pgd-at"), "standard")
     model = runner.model(defense)
     test = data.load("mnist-5k", "test")
-    x, y = test.x[:N], test.y[:N]
+    x, y = test.x[:n], test.y[:n]
     clean = predict(model, x)
     rows = [("attack", "wall s", "model s", "inside model")]
-    for name in GRID_ATTACKS:
+    for name in attack_names():
         attack = runner._attack(name)
         spec = runner.cell_spec(defense, attack)
         SECONDS[0] = 0.0
         start = time.perf_counter()
         evaluate(spec, attack, Timed(model), x, y, clean)
         wall = time.perf_counter() - start
-        rows.append((name, f"{wall:.2f}", f"{SECONDS[0]:.2f}", f"{SECONDS[0] / wall:.0%}"))
+        rows.append((name, f"{wall:.1f}", f"{SECONDS[0]:.1f}", f"{SECONDS[0] / wall:.0%}"))
     return rows
 
 
@@ -106,5 +109,5 @@ def main() -> None:
         ]
     )
     print(f"(Ray's worker start-up, {warm:.1f} s, is outside the timing)")
-    print("\nshare of a quick cell's wall time inside the model (forward + backward):")
+    print(f"\nstandard cells on pgd-at, {SHARE_N} digits: wall time inside the model (fwd + bwd):")
     table(model_share())
