@@ -115,12 +115,12 @@ class APGD(Attack):
         stochastic = bool(getattr(model, "stochastic", False))
         n = len(x)
         x_adv = x.clone()
-        best = torch.full((n,), float("-inf"))
-        fooled = torch.zeros(n, dtype=torch.bool)
+        best = torch.full((n,), float("-inf"), device=x.device)
+        fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         targets: list[torch.Tensor | None] = [None]
         if self.loss == "dlr-targeted":
             with torch.no_grad():
-                clean = model(x, idx=torch.arange(n)).detach()
+                clean = model(x, idx=torch.arange(n, device=x.device)).detach()
             if clean.shape[1] < 4:
                 raise ValueError("the targeted DLR loss needs at least 4 classes")
             if not stochastic:
@@ -130,7 +130,11 @@ class APGD(Attack):
             targets = [order[:, j] for j in range(k)]
         for target in targets:
             for _ in range(self.restarts):
-                idx = torch.arange(n) if stochastic else torch.nonzero(~fooled).squeeze(1)
+                idx = (
+                    torch.arange(n, device=x.device)
+                    if stochastic
+                    else torch.nonzero(~fooled).squeeze(1)
+                )
                 if len(idx) == 0:
                     return x_adv
                 t = None if target is None else target[idx]
@@ -189,10 +193,13 @@ class APGD(Attack):
         x_prev, x_best, grad_best = xk.clone(), xk.clone(), grad.clone()
         loss_best, last_loss = loss.clone(), loss.clone()
         fooled, x_fooled = hit.clone(), xk.clone()
-        live = torch.ones(m, dtype=torch.bool) if stochastic else ~hit
-        eta = torch.full((m,), 2.0 * eps)
-        rises = torch.zeros(m, dtype=torch.int64)
-        best_at_check, halved_at_check = loss_best.clone(), torch.zeros(m, dtype=torch.bool)
+        live = torch.ones(m, dtype=torch.bool, device=x.device) if stochastic else ~hit
+        eta = torch.full((m,), 2.0 * eps, device=x.device)
+        rises = torch.zeros(m, dtype=torch.int64, device=x.device)
+        best_at_check, halved_at_check = (
+            loss_best.clone(),
+            torch.zeros(m, dtype=torch.bool, device=x.device),
+        )
         marks, last_mark = set(checkpoints(self.steps)), 0
         for i in range(self.steps):
             a = torch.nonzero(live).squeeze(1)
@@ -234,10 +241,10 @@ class APGD(Attack):
         """AutoAttack's random start: uniform noise scaled to linf norm eps, or a Gaussian
         direction of L2 norm eps."""
         if self.norm == "linf":
-            t = torch.rand(x.shape, generator=generator) * 2 - 1
+            t = torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1
             scale = t.flatten(1).abs().amax(dim=1).clamp_min(1e-12)
         else:
-            t = torch.randn(x.shape, generator=generator)
+            t = torch.randn(x.shape, generator=generator, device=x.device)
             scale = t.flatten(1).norm(dim=1).clamp_min(1e-12)
         return eps * t / scale.view(-1, *([1] * (x.dim() - 1)))
 

@@ -99,7 +99,7 @@ class Boundary(Attack):
         generator: torch.Generator,
     ) -> torch.Tensor:
         budget = require_budget(budget, self.name)
-        spent = torch.zeros(len(x), dtype=torch.int64)
+        spent = torch.zeros(len(x), dtype=torch.int64, device=x.device)
         best, found = self.start(model, x, y, spent, budget, generator)
         self.walk(model, x, y, best, found, spent, budget, generator)
         return best
@@ -136,11 +136,11 @@ class Boundary(Attack):
             return _labels(model, _blend(x[i], cands[i, j], alpha), i) != y[i]
 
         # Stage 1: which candidates are adversarial at all (a = 1), as far as the budget goes.
-        usable = valid & (torch.arange(k)[None, :] < budget)
+        usable = valid & (torch.arange(k, device=x.device)[None, :] < budget)
         pairs = torch.nonzero(usable)
-        adv = torch.zeros(n, k, dtype=torch.bool)
-        adv[pairs[:, 0], pairs[:, 1]] = query(pairs, torch.ones(len(pairs)))
-        low, high = torch.zeros(n, k), torch.ones(n, k)
+        adv = torch.zeros(n, k, dtype=torch.bool, device=x.device)
+        adv[pairs[:, 0], pairs[:, 1]] = query(pairs, torch.ones(len(pairs), device=x.device))
+        low, high = torch.zeros(n, k, device=x.device), torch.ones(n, k, device=x.device)
         # Stage 2: a coarse binary search of every adversarial candidate's blend.
         for _ in range(min(self.init_coarse, self.init_search)):
             active = adv & ((spent + adv.sum(dim=1)) <= budget)[:, None]
@@ -156,7 +156,7 @@ class Boundary(Attack):
         reach = torch.where(adv, high * size, float("inf"))
         best = reach.argmin(dim=1)
         found = torch.isfinite(reach.gather(1, best[:, None]).squeeze(1))
-        rows = torch.arange(n)
+        rows = torch.arange(n, device=x.device)
         low, high, chosen = low[rows, best], high[rows, best], cands[rows, best]
         for _ in range(self.init_search - min(self.init_coarse, self.init_search)):
             idx = torch.nonzero(found & (spent < budget)).squeeze(1)
@@ -174,7 +174,7 @@ class Boundary(Attack):
         """(n, init_tries + init_neighbors, ...) starting candidates per sample: uniform noise,
         then the nearest batch samples of another class (inf where the batch has too few)."""
         n = len(x)
-        noise = torch.rand((n, self.init_tries, *x.shape[1:]), generator=generator)
+        noise = torch.rand((n, self.init_tries, *x.shape[1:]), generator=generator, device=x.device)
         m = min(self.init_neighbors, n)
         dist = torch.cdist(x.flatten(1), x.flatten(1))
         dist[y[:, None] == y[None, :]] = float("inf")
@@ -182,7 +182,7 @@ class Boundary(Attack):
         neighbors = x[order]  # (n, m, ...)
         neighbors[~torch.isfinite(near)] = float("inf")
         missing = self.init_neighbors - m
-        pad = torch.full((n, missing, *x.shape[1:]), float("inf"))
+        pad = torch.full((n, missing, *x.shape[1:]), float("inf"), device=x.device)
         return torch.cat([noise, neighbors, pad], dim=1)
 
     # -- the walk ------------------------------------------------------------------------------
@@ -200,11 +200,19 @@ class Boundary(Attack):
     ) -> None:
         """Improve `best` in place until each found sample's budget is spent."""
         n = len(x)
-        spherical = torch.full((n,), self.spherical_step)
-        source = torch.full((n,), self.source_step)
-        sph_hits, sph_seen = torch.zeros(n), torch.zeros(n, dtype=torch.int64)
-        src_hits, src_seen = torch.zeros(n), torch.zeros(n, dtype=torch.int64)
-        sph_rate = torch.full((n,), 0.5)  # the latest window's spherical success rate
+        spherical = torch.full((n,), self.spherical_step, device=x.device)
+        source = torch.full((n,), self.source_step, device=x.device)
+        sph_hits, sph_seen = (
+            torch.zeros(n, device=x.device),
+            torch.zeros(n, dtype=torch.int64, device=x.device),
+        )
+        src_hits, src_seen = (
+            torch.zeros(n, device=x.device),
+            torch.zeros(n, dtype=torch.int64, device=x.device),
+        )
+        sph_rate = torch.full(
+            (n,), 0.5, device=x.device
+        )  # the latest window's spherical success rate
         dist = _dist(x, best)
         step = 0
         while True:

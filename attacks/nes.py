@@ -85,11 +85,11 @@ class NES(Attack):
         n = len(x)
         x_adv = x.clone()
         grad = torch.zeros_like(x)
-        lr = torch.full((n,), self.max_lr)
-        history = torch.zeros(n, self.plateau)  # latest losses, newest last
-        filled = torch.zeros(n, dtype=torch.int64)
-        spent = torch.zeros(n, dtype=torch.int64)
-        active = torch.arange(n)
+        lr = torch.full((n,), self.max_lr, device=x.device)
+        history = torch.zeros(n, self.plateau, device=x.device)  # latest losses, newest last
+        filled = torch.zeros(n, dtype=torch.int64, device=x.device)
+        spent = torch.zeros(n, dtype=torch.int64, device=x.device)
+        active = torch.arange(n, device=x.device)
         while True:
             active = active[spent[active] + 1 <= budget]
             if len(active) == 0:

@@ -93,7 +93,7 @@ class PGD(Attack):
         alpha = self.step_size(eps)
         early_exit = not getattr(model, "stochastic", False)
         x_adv = x.clone()
-        fooled = torch.zeros(len(x), dtype=torch.bool)
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(self.restarts):
             active = torch.nonzero(~fooled).squeeze(1)
             if len(active) == 0:
@@ -130,10 +130,13 @@ class PGD(Attack):
         if not self.random_start:
             return torch.zeros_like(x)
         if self.norm == "linf":
-            return (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
-        flat = torch.randn(x.flatten(1).shape, generator=generator)
+            return (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * eps
+        flat = torch.randn(x.flatten(1).shape, generator=generator, device=x.device)
         flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        radius = torch.rand(len(x), 1, generator=generator) ** (1.0 / flat.shape[1]) * eps
+        radius = (
+            torch.rand(len(x), 1, generator=generator, device=x.device) ** (1.0 / flat.shape[1])
+            * eps
+        )
         return (flat * radius).view_as(x)
 
     def _direction(self, grad: torch.Tensor) -> torch.Tensor:

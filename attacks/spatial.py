@@ -48,15 +48,19 @@ class Spatial(Attack):
         self.translations = translations
         self.tries = tries
 
-    def grid(self, eps: float) -> torch.Tensor:
+    def grid(self, eps: float, device: torch.device | str = "cpu") -> torch.Tensor:
         """The grid's (angle, dx, dy) rows at eps, angle outermost and dy innermost."""
         lim = SPATIAL.limits(eps)
-        angles = torch.linspace(-lim["angle"], lim["angle"], self.rotations, dtype=torch.float64)
-        shifts = torch.linspace(-lim["dx"], lim["dx"], self.translations, dtype=torch.float64)
+        angles = torch.linspace(
+            -lim["angle"], lim["angle"], self.rotations, dtype=torch.float64, device=device
+        )
+        shifts = torch.linspace(
+            -lim["dx"], lim["dx"], self.translations, dtype=torch.float64, device=device
+        )
         if self.rotations == 1:
-            angles = torch.zeros(1, dtype=torch.float64)
+            angles = torch.zeros(1, dtype=torch.float64, device=device)
         if self.translations == 1:
-            shifts = torch.zeros(1, dtype=torch.float64)
+            shifts = torch.zeros(1, dtype=torch.float64, device=device)
         return torch.cartesian_prod(angles, shifts, shifts)
 
     def run(
@@ -71,16 +75,20 @@ class Spatial(Attack):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n = len(x)
         if self.mode == "grid":
-            grid = self.grid(eps)
+            grid = self.grid(eps, x.device)
             if budget is not None and len(grid) > budget:
                 log.warning("spatial: budget %d cuts the grid of %d transforms", budget, len(grid))
                 grid = grid[:budget]
             candidates = grid.expand(n, -1, -1)  # (n, T, 3)
         else:
             lim = SPATIAL.limits(eps)
-            scale = torch.tensor([lim["angle"], lim["dx"], lim["dy"]], dtype=torch.float64)
+            scale = torch.tensor(
+                [lim["angle"], lim["dx"], lim["dy"]], dtype=torch.float64, device=x.device
+            )
             tries = self.tries if budget is None else min(self.tries, budget)
-            unit = torch.rand(n, tries, 3, generator=generator, dtype=torch.float64)
+            unit = torch.rand(
+                n, tries, 3, generator=generator, dtype=torch.float64, device=x.device
+            )
             candidates = (unit * 2 - 1) * scale
         best = self._search(model, x, y, candidates)
         x_adv = rotate_translate(x, best[:, 0], best[:, 1], best[:, 2]).clamp(0.0, 1.0)
@@ -92,8 +100,8 @@ class Spatial(Attack):
     ) -> torch.Tensor:
         """Per sample, the first candidate (in order) that fools the model; zeros if none."""
         n, total = candidates.shape[:2]
-        best = torch.zeros(n, 3, dtype=torch.float64)
-        fooled = torch.zeros(n, dtype=torch.bool)
+        best = torch.zeros(n, 3, dtype=torch.float64, device=x.device)
+        fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         t = 0
         with torch.no_grad():
             while t < total:

@@ -22,21 +22,21 @@ def p_schedule(p_init: float, used: int, budget: int) -> float:
     return p_init / 2 ** sum(at > mark for mark in _HALVINGS)
 
 
-def _rings(rows: int, cols: int) -> torch.Tensor:
+def _rings(rows: int, cols: int, device: torch.device) -> torch.Tensor:
     """Concentric rectangles around the centre, weighted 1/(k+1)^2 (the paper's L2 'pseudo-
     Gaussian' blob), of unit L2 norm."""
-    r = torch.arange(rows).view(-1, 1)
-    c = torch.arange(cols).view(1, -1)
+    r = torch.arange(rows, device=device).view(-1, 1)
+    c = torch.arange(cols, device=device).view(1, -1)
     # ring k covers rows [rows//2 - k, rows//2 + k] and cols [cols//2 - k, cols//2 + k]
     ring = torch.maximum((r - rows // 2).abs(), (c - cols // 2).abs())
-    k = torch.arange(max(rows // 2 + 1, cols // 2 + 1)).view(-1, 1, 1)
+    k = torch.arange(max(rows // 2 + 1, cols // 2 + 1), device=device).view(-1, 1, 1)
     blob = ((ring[None] <= k).double() / (k + 1.0) ** 2).sum(dim=0)
     return blob / blob.norm()
 
 
-def _pm_window(s: int) -> torch.Tensor:
+def _pm_window(s: int, device: torch.device) -> torch.Tensor:
     """The L2 update window: a blob on one half and its negative on the other, unit norm."""
-    w = torch.cat([_rings(s // 2, s), -_rings(s - s // 2, s)], dim=0)
+    w = torch.cat([_rings(s // 2, s, device), -_rings(s - s // 2, s, device)], dim=0)
     return (w / w.norm()).float()
 
 
@@ -79,9 +79,13 @@ class Square(Attack):
         stochastic = bool(getattr(model, "stochastic", False))
         start = self._init_linf if self.norm == "linf" else self._init_l2
         x_best = start(x, eps, generator)
-        margin = margin_loss(model(x_best, idx=torch.arange(len(x))), y).neg()
+        margin = margin_loss(model(x_best, idx=torch.arange(len(x), device=x.device)), y).neg()
         for used in range(1, budget):
-            live = torch.arange(len(x)) if stochastic else torch.nonzero(margin >= 0).squeeze(1)
+            live = (
+                torch.arange(len(x), device=x.device)
+                if stochastic
+                else torch.nonzero(margin >= 0).squeeze(1)
+            )
             if len(live) == 0:
                 break
             p = p_schedule(self.p_init, used - 1, budget)
@@ -128,7 +132,9 @@ class Square(Attack):
         top, left = (h - s * (h // s)) // 2, (w - s * (w // s)) // 2
         for i in range(h // s):
             for j in range(w // s):
-                patch = _oriented(_pm_window(s), n, generator) * _signs((n, c, 1, 1), generator)
+                patch = _oriented(_pm_window(s, x.device), n, generator) * _signs(
+                    (n, c, 1, 1), generator
+                )
                 r, q = top + i * s, left + j * s
                 delta[:, :, r : r + s, q : q + s] += patch
         return (x + eps * delta / _norm(delta)).clamp(0.0, 1.0)
@@ -147,7 +153,7 @@ class Square(Attack):
         norm_first = _norm(delta * first, dims=(2, 3))
         norm_union = _norm(delta * (first | second), dims=(2, 3))
         spare = (eps**2 - _norm(delta) ** 2).clamp_min(0.0) / c
-        update = _oriented(_pm_window(s), n, g) * _signs((n, c, 1, 1), g)
+        update = _oriented(_pm_window(s, x.device), n, g) * _signs((n, c, 1, 1), g)
         update = update + _window(delta, first, s) / (norm_first + 1e-10)
         update = update / _norm(update, dims=(2, 3)) * (spare + norm_union**2).sqrt()
         delta = delta.masked_fill(second, 0.0)
@@ -157,7 +163,7 @@ class Square(Attack):
 
 
 def _signs(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    return torch.randint(0, 2, shape, generator=generator).float() * 2 - 1
+    return torch.randint(0, 2, shape, generator=generator, device=generator.device).float() * 2 - 1
 
 
 def _norm(t: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
@@ -166,10 +172,10 @@ def _norm(t: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
 
 def _square_mask(n: int, h: int, w: int, s: int, generator: torch.Generator) -> torch.Tensor:
     """(n, 1, h, w) bool: one s x s square per sample at a uniformly random position."""
-    top = torch.randint(0, h - s + 1, (n, 1, 1, 1), generator=generator)
-    left = torch.randint(0, w - s + 1, (n, 1, 1, 1), generator=generator)
-    r = torch.arange(h).view(1, 1, -1, 1)
-    q = torch.arange(w).view(1, 1, 1, -1)
+    top = torch.randint(0, h - s + 1, (n, 1, 1, 1), generator=generator, device=generator.device)
+    left = torch.randint(0, w - s + 1, (n, 1, 1, 1), generator=generator, device=generator.device)
+    r = torch.arange(h, device=generator.device).view(1, 1, -1, 1)
+    q = torch.arange(w, device=generator.device).view(1, 1, 1, -1)
     return (r >= top) & (r < top + s) & (q >= left) & (q < left + s)
 
 
@@ -181,7 +187,7 @@ def _window(t: torch.Tensor, mask: torch.Tensor, s: int) -> torch.Tensor:
 
 def _oriented(window: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """(n, 1, s, s): the window, transposed for a random half of the samples."""
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), window.T, window)
 
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from robustbench_lite import devices
 from robustbench_lite.models import mnist_cnn
 from robustbench_lite.plugins import Defense
 from robustbench_lite.training import train
@@ -31,10 +32,10 @@ class RandomResizePad(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
-        size = torch.randint(self.low, self.high, (n,))
+        size = torch.randint(self.low, self.high, (n,), device=x.device)
         room = (self.canvas - size + 1).to(torch.float64)  # offsets 0..canvas-size
-        left = (torch.rand(n, dtype=torch.float64) * room).floor()
-        top = (torch.rand(n, dtype=torch.float64) * room).floor()
+        left = (torch.rand(n, dtype=torch.float64, device=x.device) * room).floor()
+        top = (torch.rand(n, dtype=torch.float64, device=x.device) * room).floor()
         return resize_pad(x, size, left, top, self.canvas)
 
 
@@ -113,8 +114,8 @@ class Randomization(Defense):
         progress: bool,
     ) -> None:
         # The transform draws from the global RNG: seed it from `generator`, restore it after.
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]):
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        with devices.fork_rng(x.device):
             torch.manual_seed(seed)
             train(
                 model,

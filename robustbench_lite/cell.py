@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from robustbench_lite import devices
 from robustbench_lite.eot import EOT
 from robustbench_lite.errors import RBError
 from robustbench_lite.integrity import fingerprint, unpack_output
@@ -35,12 +36,12 @@ def predict(
         xb = x[start : start + batch_size]
         votes = torch.stack([model(xb).argmax(dim=1) for _ in range(draws)])
         out.append(votes[0] if draws == 1 else torch.mode(votes, dim=0).values)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
 
 
 def verify(model: nn.Module, x: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
     """The verifier's labels, drawn from its own random stream (never the attack's)."""
-    with torch.random.fork_rng(devices=[]):
+    with devices.fork_rng(x.device):
         torch.manual_seed(seed)
         return predict(model, x, draws)
 
@@ -65,8 +66,8 @@ def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellA
         correct=correct,
         robust=correct.clone(),
         adv_pred=clean_pred.cpu().clone(),
-        queries=torch.zeros(len(y), dtype=torch.int64),
-        distance=torch.full((len(y),), float("nan")),
+        queries=torch.zeros(len(y), dtype=torch.int64, device="cpu"),
+        distance=torch.full((len(y),), float("nan"), device="cpu"),
         x_verified=x.cpu().clone(),
     )
 
@@ -110,7 +111,7 @@ def evaluate(
         batch = batches[k]
         seed = derive_seed(spec.seed, "batch", k)
         torch.manual_seed(seed)  # a randomized defense's draws while attacked
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device=x.device).manual_seed(seed)
         _attack_batch(spec, attack, view, model, attacked, sealed, x, y, batch, k, generator, out)
     if fingerprint(model) != sealed:
         raise RBError(f"the grading model of {spec.defense} changed during {attack.name}: refused")

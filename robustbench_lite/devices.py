@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -28,3 +29,12 @@ def resolve(name: str | None) -> torch.device:
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise RBError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
+
+
+def fork_rng(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """torch.random.fork_rng over the CPU's generator and `device`'s (a randomized defense on
+    CUDA draws from the GPU's), so a seeded stretch of draws leaves the global streams as found."""
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.random.fork_rng(devices=[index])

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustbench_lite import devices
 from robustbench_lite.cache import tampering
 from robustbench_lite.cell import verify
 from robustbench_lite.eot import EOT
@@ -64,7 +65,7 @@ def run_checks(
     x, y = x[:SAMPLES].clone(), y[:SAMPLES].clone()
     view = EOT(model, eot_draws) if randomized and eot_draws > 1 else model
     flags: dict[str, str] = {}
-    with torch.random.fork_rng(devices=[]):
+    with devices.fork_rng(x.device):
         torch.manual_seed(seed)
         grad = _input_grad(view, x, lambda out: F.cross_entropy(out, y, reduction="sum"))
         norms = grad.flatten(1).norm(dim=1)
@@ -101,8 +102,8 @@ def _unbounded_pgd(
     mid-grey with a little noise): any classifier must be fooled there."""
     if len(x) == 0:
         return 1.0
-    generator = torch.Generator().manual_seed(derive_seed(seed, "unbounded"))
-    xt = (0.5 + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    generator = torch.Generator(device=x.device).manual_seed(derive_seed(seed, "unbounded"))
+    xt = (0.5 + 0.1 * torch.randn(x.shape, generator=generator, device=x.device)).clamp(0, 1)
     for _ in range(50):
         grad = _input_grad(view, xt, lambda out: _margin(out, y).sum())
         xt = (xt.detach() + 0.1 * grad.sign()).clamp(0, 1)

@@ -19,14 +19,14 @@ class Sampler(Protocol):
 
 def gaussian(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """i.i.d. standard Gaussian noise in every pixel (the plain attacks' sampler)."""
-    return torch.randn(shape, generator=generator)
+    return torch.randn(shape, generator=generator, device=generator.device)
 
 
 @lru_cache(maxsize=16)
-def dct_matrix(n: int) -> torch.Tensor:
-    """The orthonormal DCT-II matrix D (n x n): X = D @ x, and x = D.T @ X."""
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    i = torch.arange(n, dtype=torch.float64)[None, :]
+def dct_matrix(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The orthonormal DCT-II matrix D (n x n) on `device`: X = D @ x, and x = D.T @ X."""
+    k = torch.arange(n, dtype=torch.float64, device=device)[:, None]
+    i = torch.arange(n, dtype=torch.float64, device=device)[None, :]
     d = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
     d[0] /= math.sqrt(2.0)
     return d.float()
@@ -34,12 +34,13 @@ def dct_matrix(n: int) -> torch.Tensor:
 
 def dct2(x: torch.Tensor) -> torch.Tensor:
     """Orthonormal 2-D DCT-II over the last two dimensions."""
-    return dct_matrix(x.shape[-2]) @ x @ dct_matrix(x.shape[-1]).T
+    return dct_matrix(x.shape[-2], x.device) @ x @ dct_matrix(x.shape[-1], x.device).T
 
 
 def idct2(coeffs: torch.Tensor) -> torch.Tensor:
     """Inverse of `dct2` (the transpose, since the transform is orthonormal)."""
-    return dct_matrix(coeffs.shape[-2]).T @ coeffs @ dct_matrix(coeffs.shape[-1])
+    d = coeffs.device
+    return dct_matrix(coeffs.shape[-2], d).T @ coeffs @ dct_matrix(coeffs.shape[-1], d)
 
 
 def check_ratio(ratio: float) -> None:
@@ -66,6 +67,7 @@ class LowFrequency:
     def __call__(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         *lead, height, width = shape
         rows, cols = self.block(height, width)
-        block = torch.randn((*lead, rows, cols), generator=generator)
+        block = torch.randn((*lead, rows, cols), generator=generator, device=generator.device)
         # idct2 of the zero-padded block, without multiplying the zeros
-        return dct_matrix(height)[:rows].T @ block @ dct_matrix(width)[:cols]
+        d = block.device
+        return dct_matrix(height, d)[:rows].T @ block @ dct_matrix(width, d)[:cols]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_lite import devices
 from robustbench_lite.errors import RBError
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def check_model(
     The model is expected in eval mode already (see `ensure_eval`). Its parameters are not
     touched: gradients are taken with respect to the input only."""
     diagnostics = diagnostics or Diagnostics()
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), devices.fork_rng(x.device):
         first = _logits(model, x, name, num_classes)
         second = _logits(model, x, name, num_classes)
     if not randomized and not torch.allclose(first, second, rtol=1e-4, atol=1e-5):
@@ -130,7 +131,7 @@ def _zero_grad_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> floa
     """Share of samples whose cross-entropy gradient with respect to the input is all zero or
     non-finite (what PGD climbs; a model without a graph to the input counts as all zero)."""
     xg = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+    with torch.enable_grad(), devices.fork_rng(x.device):
         loss = F.cross_entropy(model(xg), y, reduction="sum")
         if not loss.requires_grad:
             return 1.0

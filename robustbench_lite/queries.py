@@ -87,7 +87,7 @@ class QueryCounter:
         self.knowledge = knowledge
         self.budget = budget
         self.owner = owner
-        self.counts = torch.zeros(n, dtype=torch.int64)
+        self.counts = torch.zeros(n, dtype=torch.int64, device="cpu")
         self.calls = 0
 
     def view(self) -> Oracle:
@@ -113,8 +113,8 @@ class QueryCounter:
                     f"a query of {len(x)} rows for a batch of {self.n} samples must say whose "
                     "rows they are: pass idx= (the sample index of each row)"
                 )
-            idx = torch.arange(self.n)
-        idx = torch.as_tensor(idx, dtype=torch.int64).detach().cpu()
+            idx = torch.arange(self.n, device="cpu")  # counts live on the CPU
+        idx = torch.as_tensor(idx, dtype=torch.int64, device="cpu").detach()
         if idx.shape != (len(x),):
             raise AccessError(
                 f"idx must have one entry per row: {tuple(idx.shape)} vs {len(x)} rows"

@@ -131,7 +131,11 @@ class Spatial(ThreatModel):
             )
         clipped = dict(extras)
         for key, limit in self.limits(eps).items():
-            value = torch.as_tensor(extras[key]).detach().to(torch.float64)
+            given = extras[key]  # a tensor stays on its device; a list is read on the CPU
+            value = (
+                given if isinstance(given, torch.Tensor) else torch.as_tensor(given, device="cpu")
+            )
+            value = value.detach().to(torch.float64)
             if value.dim() != 1 or not bool(torch.isfinite(value).all()):
                 raise RBError(f"spatial extra {key!r} must be one finite number per sample")
             clipped[key] = value.clamp(-limit, limit)

@@ -28,8 +28,8 @@ def affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _per_sample(value: torch.Tensor | float, n: int) -> torch.Tensor:
-    t = torch.as_tensor(value, dtype=torch.float64)
+def _per_sample(value: torch.Tensor | float, n: int, device: torch.device) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float64, device=device)
     return t.expand(n) if t.dim() == 0 else t
 
 
@@ -45,9 +45,9 @@ def rotate_translate(
     of parameters describes the same set of images in both. Parameters are scalars or (N,).
     """
     n, _, height, width = x.shape
-    a = _per_sample(angle, n) * (math.pi / 180.0)
-    tx = _per_sample(dx, n) * (2.0 / width)
-    ty = _per_sample(dy, n) * (2.0 / height)
+    a = _per_sample(angle, n, x.device) * (math.pi / 180.0)
+    tx = _per_sample(dx, n, x.device) * (2.0 / width)
+    ty = _per_sample(dy, n, x.device) * (2.0 / height)
     cos, sin = torch.cos(a), torch.sin(a)
     # Content moves as p = R (q + t), R a counter-clockwise turn in (x right, y down)
     # coordinates; the grid needs the inverse, q = R^-1 p - t.
@@ -73,10 +73,10 @@ def resize_pad(
     n, _, height, width = x.shape
     if height != width:
         raise ValueError(f"resize_pad expects square images, got {height}x{width}")
-    s = _per_sample(size, n)
-    a = _per_sample(left, n)
-    b = _per_sample(top, n)
-    zero = torch.zeros(n, dtype=torch.float64)
+    s = _per_sample(size, n, x.device)
+    a = _per_sample(left, n, x.device)
+    b = _per_sample(top, n, x.device)
+    zero = torch.zeros(n, dtype=torch.float64, device=x.device)
     scale = canvas / s
     theta = torch.stack(
         [
@@ -87,7 +87,7 @@ def resize_pad(
     )
     out = affine(x, theta, (canvas, canvas))
     # Exact zero padding: bilinear sampling bleeds half a pixel past the placed image.
-    pos = torch.arange(canvas, dtype=torch.float64)
+    pos = torch.arange(canvas, dtype=torch.float64, device=x.device)
     cols = (pos[None, :] >= a[:, None]) & (pos[None, :] < (a + s)[:, None])
     rows = (pos[None, :] >= b[:, None]) & (pos[None, :] < (b + s)[:, None])
     mask = (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)
