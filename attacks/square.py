@@ -22,7 +22,7 @@ def p_schedule(p_init: float, used: int, budget: int) -> float:
     return p_init / 2 ** sum(at > mark for mark in _HALVINGS)
 
 
-def _rings(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+def _rings(rows: int, cols: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Concentric rectangles around the centre, weighted 1/(k+1)^2 (the paper's L2 'pseudo-
     Gaussian' blob), of unit L2 norm."""
     r = torch.arange(rows, device=device).view(-1, 1)
@@ -34,7 +34,7 @@ def _rings(rows: int, cols: int, device: torch.device) -> torch.Tensor:
     return blob / blob.norm()
 
 
-def _pm_window(s: int, device: torch.device) -> torch.Tensor:
+def _pm_window(s: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The L2 update window: a blob on one half and its negative on the other, unit norm."""
     w = torch.cat([_rings(s // 2, s, device), -_rings(s - s // 2, s, device)], dim=0)
     return (w / w.norm()).float()
