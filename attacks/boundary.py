@@ -200,19 +200,18 @@ class Boundary(Attack):
     ) -> None:
         """Improve `best` in place until each found sample's budget is spent."""
         n = len(x)
-        spherical = torch.full((n,), self.spherical_step, device=x.device)
-        source = torch.full((n,), self.source_step, device=x.device)
+        dev = x.device
+        spherical = torch.full((n,), self.spherical_step, device=dev)
+        source = torch.full((n,), self.source_step, device=dev)
         sph_hits, sph_seen = (
-            torch.zeros(n, device=x.device),
-            torch.zeros(n, dtype=torch.int64, device=x.device),
+            torch.zeros(n, device=dev),
+            torch.zeros(n, dtype=torch.int64, device=dev),
         )
         src_hits, src_seen = (
-            torch.zeros(n, device=x.device),
-            torch.zeros(n, dtype=torch.int64, device=x.device),
+            torch.zeros(n, device=dev),
+            torch.zeros(n, dtype=torch.int64, device=dev),
         )
-        sph_rate = torch.full(
-            (n,), 0.5, device=x.device
-        )  # the latest window's spherical success rate
+        sph_rate = torch.full((n,), 0.5, device=dev)  # the latest window's spherical success rate
         dist = _dist(x, best)
         step = 0
         while True:
