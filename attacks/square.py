@@ -4,6 +4,7 @@ query-efficient black-box adversarial attack via random search"."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -34,8 +35,10 @@ def _rings(rows: int, cols: int, device: torch.device | str = "cpu") -> torch.Te
     return blob / blob.norm()
 
 
+@lru_cache(maxsize=32)
 def _pm_window(s: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The L2 update window: a blob on one half and its negative on the other, unit norm."""
+    """The L2 update window: a blob on one half and its negative on the other, unit norm.
+    Cached per (size, device): every L2 step asks for it again, and nothing writes to it."""
     w = torch.cat([_rings(s // 2, s, device), -_rings(s - s // 2, s, device)], dim=0)
     return (w / w.norm()).float()
 
