@@ -68,7 +68,7 @@ def robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
     return dict(zip(samples["index"], samples["robust"], strict=True))
 
 
-def _worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
+def worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
     """Fraction of samples (seen by every cell) that no cell broke, and how many those are."""
     per_cell = [robust_by_index(c) for c in cells]
     common = set(per_cell[0]).intersection(*per_cell[1:])
@@ -116,7 +116,7 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
         row[cell["cell"]] = cell["robust_acc"]
         _interval(row, cell["cell"], cell["n"])
     for name, members in worst_groups(cells).items():
-        row[name], seen = _worst_case(members)
+        row[name], seen = worst_case(members)
         _interval(row, name, seen)
         if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
             row[f"{name}_n"] = seen

@@ -1,9 +1,10 @@
 """`rb plot`: curves that say more than a table, drawn from the result files alone.
 
-- eps_sweep.png: robust accuracy against eps, one panel per threat model, one line per
-  (defense, attack); minimal-perturbation attacks give a whole curve from one run (their
-  per-sample distances).
-- queries.png: success rate of query-based attacks against the number of queries.
+- eps_sweep.png: robust accuracy against eps, one panel per threat model, a colour per defense:
+  the per-sample worst case over attacks, each attack's point, and the whole curve that
+  minimal-perturbation attacks give from one run (their per-sample distances).
+- queries.png: success rate of query-based attacks against the number of queries, a panel per
+  attack.
 - examples.png: clean input, adversarial input and perturbation for each defense x attack whose
   cell was run with `--save-adv`.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from safetensors.torch import load_file
 
 from robustbench_lite import data, leaderboard
@@ -28,78 +31,124 @@ from robustbench_lite.errors import RBError
 log = logging.getLogger(__name__)
 
 
-def _minimal_curve(cell: dict[str, Any], grid: np.ndarray) -> np.ndarray:
-    """Robust accuracy at every eps of `grid` from a minimal attack's per-sample distances."""
-    samples = cell["samples"]
-    correct = np.array(samples["clean_correct"], dtype=bool)
-    dist = np.array([np.inf if d is None else d for d in samples["distance"]], dtype=float)
+def _minimal_curve(cells: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
+    """Robust accuracy at every eps of `grid` from minimal attacks' per-sample distances (the
+    smallest any of `cells` found per sample; samples all of them saw)."""
+    per_cell = []
+    for cell in cells:
+        s = cell["samples"]
+        dist = [math.inf if d is None else d for d in s["distance"]]
+        rows = zip(s["index"], s["clean_correct"], dist, strict=True)
+        per_cell.append({i: (c, d) for i, c, d in rows})
+    common = sorted(set(per_cell[0]).intersection(*per_cell[1:]))
+    correct = np.array([all(p[i][0] for p in per_cell) for i in common], dtype=bool)
+    dist = np.array([min(p[i][1] for p in per_cell) for i in common], dtype=float)
     return np.array([(correct & (dist > e)).mean() for e in grid])
 
 
+def _colors(labels: list[str]) -> dict[str, Any]:
+    """A colour per row label, the same in every panel."""
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def _legend(fig: Any, colors: dict[str, Any], styles: list[tuple[str, str, str]]) -> None:
+    """One legend for the figure, right of the panels: a line per defense, then the styles."""
+    handles = [Line2D([], [], color=c, lw=2, label=label) for label, c in colors.items()]
+    handles += [Line2D([], [], color="gray", ls=ls, marker=m, label=t) for ls, m, t in styles]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+
+
+def _grid_rows(cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(row label, cells) per leaderboard row, leaving out the no-EOT cells (a comparison, not
+    part of any worst case)."""
+    out = []
+    for label, _, group in leaderboard.rows(cells):
+        kept = [c for c in group if not c.get("no_eot")]
+        if kept:
+            out.append((label, kept))
+    return out
+
+
 def eps_sweep(cells: list[dict[str, Any]], path: Path) -> Path:
-    """Robust accuracy against eps per threat model; a point per cell, lines per attack."""
+    """Robust accuracy against eps, a panel per threat model and a colour per defense: the
+    per-sample worst case over attacks at each eps (solid), each attack's own point (dots),
+    and the whole curve minimal attacks' distances give (dashed)."""
+    rows = _grid_rows(cells)
+    colors = _colors([label for label, _ in rows])
     panels = sorted(
-        {c["threat_model"] for c in cells}, key=lambda t: leaderboard.TM_ORDER.get(t, 9)
+        {c["threat_model"] for _, g in rows for c in g},
+        key=lambda t: leaderboard.TM_ORDER.get(t, 9),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, tm in zip(axes[0], panels, strict=True):
-        lines: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-        for cell in cells:
-            if cell["threat_model"] != tm:
+        for label, group in rows:
+            mine = [c for c in group if c["threat_model"] == tm]
+            if not mine:
                 continue
-            if cell.get("minimal"):
-                top = max(2 * cell["eps"], 1e-3)
-                grid = np.linspace(0.0, top, 60)
-                ax.plot(
-                    grid,
-                    _minimal_curve(cell, grid),
-                    "--",
-                    label=f"{cell['defense']} / {cell['attack']} (distances)",
-                )
-            attack = cell["attack"] + (leaderboard.NO_EOT if cell.get("no_eot") else "")
-            lines[(cell["defense"], attack)].append((cell["eps"], cell["robust_acc"]))
-        defenses = sorted({d for d, _ in lines})
-        attacks = sorted({a for _, a in lines})
-        for (defense, attack), points in sorted(lines.items()):
-            points.sort()
-            clean = next(c["clean_acc"] for c in cells if c["defense"] == defense)
-            xs, ys = [0.0] + [p[0] for p in points], [clean] + [p[1] for p in points]
-            color = plt.get_cmap("tab10")(defenses.index(defense) % 10)  # a colour per defense,
-            style = ("-", "--", ":", "-.")[attacks.index(attack) % 4]  # a line style per attack
-            ax.plot(xs, ys, marker="o", linestyle=style, color=color, label=f"{defense} / {attack}")
-        ax.set(title=f"{tm}", xlabel="eps", ylabel="robust accuracy", ylim=(-0.02, 1.02))
+            color = colors[label]
+            minimal = [c for c in mine if c.get("minimal")]
+            if minimal:
+                grid = np.linspace(0.0, max(2 * max(c["eps"] for c in minimal), 1e-3), 60)
+                ax.plot(grid, _minimal_curve(minimal, grid), "--", color=color, lw=1)
+            by_eps: dict[float, list[dict[str, Any]]] = defaultdict(list)
+            for cell in mine:
+                by_eps[cell["eps"]].append(cell)
+                ax.plot(cell["eps"], cell["robust_acc"], ".", color=color, alpha=0.4, ms=4)
+            clean = max(group, key=lambda c: c["n"])["clean_acc"]
+            xs, ys = [0.0], [clean]
+            for eps in sorted(by_eps):
+                xs.append(eps)
+                ys.append(leaderboard.worst_case(by_eps[eps])[0])
+            ax.plot(xs, ys, "o-", color=color, ms=4)
+        ax.set(title=tm, xlabel="eps", ylabel="robust accuracy", ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    styles = [
+        ("-", "o", "worst case over attacks"),
+        ("", ".", "one attack"),
+        ("--", "", "minimal attacks' distances"),
+    ]
+    _legend(fig, colors, styles)
     return _save(fig, path)
 
 
 def query_curve(cells: list[dict[str, Any]], path: Path) -> Path | None:
     """Success rate of score- and label-based attacks against queries spent per sample (log
-    scale); a colour per defense, a line style per attack."""
-    chosen = [c for c in cells if c.get("knowledge") != "gradient" and not c.get("minimal")]
-    if not chosen:
+    scale): a panel per attack, a colour per defense."""
+    rows = [
+        (label, [c for c in g if c.get("knowledge") != "gradient" and not c.get("minimal")])
+        for label, g in _grid_rows(cells)
+    ]
+    rows = [(label, g) for label, g in rows if g]
+    if not rows:
         return None
-    defenses = sorted({c["defense"] for c in chosen})
-    attacks = sorted({c["cell"] for c in chosen})
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for cell in sorted(chosen, key=lambda c: (c["defense"], c["cell"])):
-        s = cell["samples"]
-        attacked = np.array(s["clean_correct"], dtype=bool)
-        won = attacked & ~np.array(s["robust"], dtype=bool)
-        queries = np.array(s["queries"], dtype=float)
-        top = cell.get("budget") or max(1.0, float(queries.max()))
-        grid = np.geomspace(1, max(top, 2), 200)
-        rate = [(won & (queries <= q)).sum() / max(1, attacked.sum()) for q in grid]
-        ax.plot(
-            grid,
-            rate,
-            color=plt.get_cmap("tab10")(defenses.index(cell["defense"]) % 10),
-            linestyle=("-", "--", ":", "-.")[attacks.index(cell["cell"]) % 4],
-            label=f"{cell['defense']} / {cell['cell']}",
-        )
-    ax.set(xlabel="queries per sample", ylabel="success rate", ylim=(-0.02, 1.02), xscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    colors = _colors([label for label, _ in rows])
+    attacks = sorted({c["cell"] for _, g in rows for c in g})
+    ncols = min(3, len(attacks))
+    nrows = -(-len(attacks) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4 * ncols, 3 * nrows), squeeze=False, sharey=True
+    )
+    for ax in axes.flat[len(attacks) :]:
+        ax.axis("off")
+    for ax, attack in zip(axes.flat, attacks, strict=False):
+        for label, group in rows:
+            for cell in (c for c in group if c["cell"] == attack):
+                s = cell["samples"]
+                attacked = np.array(s["clean_correct"], dtype=bool)
+                won = attacked & ~np.array(s["robust"], dtype=bool)
+                queries = np.array(s["queries"], dtype=float)
+                top = cell.get("budget") or max(1.0, float(queries.max()))
+                grid = np.geomspace(1, max(top, 2), 200)
+                rate = [(won & (queries <= q)).sum() / max(1, attacked.sum()) for q in grid]
+                ax.plot(grid, rate, color=colors[label])
+        ax.set(title=attack, xscale="log", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("queries per sample")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("success rate")
+    _legend(fig, colors, [])
     return _save(fig, path)
 
 
@@ -152,7 +201,7 @@ def examples(cells: list[dict[str, Any]], path: Path, per_cell: int = 3) -> Path
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps the legend right of the panels
     plt.close(fig)
     log.info("wrote %s", path)
     return path
