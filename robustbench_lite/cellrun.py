@@ -1,10 +1,12 @@
 """One attack cell, shard by shard: finished shards of an earlier run are reused, the rest go to
-the executor as tasks, and the driver alone writes shard and cell files."""
+the executor as tasks (with every other cell of the defense, so no worker waits for one cell),
+and the driver alone writes shard and cell files."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -13,7 +15,7 @@ from torch import nn
 
 from robustbench_lite import cell, store
 from robustbench_lite.cache import config_hash, seal, write_json
-from robustbench_lite.executors import Task
+from robustbench_lite.executors import Task, run_jobs
 from robustbench_lite.plugins import Attack, Defense, Plugin
 from robustbench_lite.store import adv_path, cell_record, versions
 
@@ -21,6 +23,113 @@ if TYPE_CHECKING:
     from robustbench_lite.runner import Runner
 
 log = logging.getLogger(__name__)
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """A task's body and its own wall seconds, measured where it runs (no time in a queue)."""
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+class CellJob:
+    """One attack cell as shard tasks. Finished shards of an earlier run are merged up front;
+    each new one is written as it arrives; once all are in, `finish` writes the cell file (a
+    failed shard fails the cell, not the run). The cell's wall time is the sum of its shards'."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        defense: Defense,
+        model: nn.Module,
+        attack: Attack,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        clean_pred: torch.Tensor,
+    ) -> None:
+        self.runner, self.defense, self.attack = runner, defense, attack
+        self.config = runner.cell_config(defense, attack, len(y))
+        self.digest = config_hash(self.config)
+        self.spec = runner.cell_spec(defense, attack)
+        self.path = runner.cell_path(defense, attack)
+        self.arrays = cell.initial(x, y, clean_pred)
+        self.batches = cell.batches_of(self.arrays.correct, runner.batch_size)
+        step = runner.shard_size
+        n = len(self.batches)
+        self.groups = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
+        self.seconds = 0.0
+        for record in store.read_shards(self.path, self.digest).values():
+            store.merge_shard(self.arrays, record, self.path)
+            self.groups[int(record["shard"])] = []
+            self.seconds += float(record.get("seconds", 0.0))
+        self.tasks = [
+            Task(
+                (self.spec.cell, k),
+                timed,
+                (cell.evaluate_shard, self.spec, attack, model, x, y, clean_pred, group),
+            )
+            for k, group in enumerate(self.groups)
+            if group
+        ]
+        self.remaining = {task.key for task in self.tasks}
+        self.errors: list[BaseException] = []
+
+    def done(self, task: Task, result: tuple[cell.CellArrays, float]) -> None:
+        arrays, seconds = result
+        k = task.key[1]
+        index = torch.cat([self.batches[b] for b in self.groups[k]])
+        record = store.write_shard(
+            self.path, self.digest, k, index, arrays, seconds, save_adv=self.runner.save_adv
+        )
+        store.merge_shard(self.arrays, record, self.path)
+        self.seconds += seconds
+        self.remaining.discard(task.key)
+
+    def failed(self, task: Task, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.remaining.discard(task.key)
+
+    def finish(self) -> None:
+        """Write the cell file (all shards in), or record the cell as failed."""
+        runner, defense, spec = self.runner, self.defense, self.spec
+        if self.errors:
+            runner.failed.append(f"{defense.name} x {spec.cell}: {self.errors[0]}")
+            log.error("%s x %s failed: %s", defense.name, spec.cell, self.errors[0])
+            return
+        record = cell_record(
+            self.config,
+            cell=spec.cell,
+            knowledge=self.attack.knowledge,
+            minimal=self.attack.minimal,
+            arrays=self.arrays,
+        )
+        record.update(
+            {
+                "no_eot": defense.randomized and not runner.eot,
+                "eot_draws": spec.eot_draws,
+                "versions": versions(),
+                "weights_sha256": runner.weights_id(defense),
+                "device": str(runner._device),
+                "executor": runner.executor,
+                "wall_time_s": round(self.seconds, 3),
+                "profile": runner.profile,
+                "max_eval_samples": cap(runner.profile, defense, self.attack),
+            }
+        )
+        if runner.save_adv:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"x_adv": self.arrays.x_verified.contiguous()}, str(adv_path(self.path)))
+        write_json(self.path, seal(record))
+        store.clear_shards(self.path)
+        runner.computed.append(self.path)
+        log.info(
+            "%s x %s: clean %.3f, robust %.3f (%s)",
+            defense.name,
+            spec.cell,
+            record["clean_acc"],
+            record["robust_acc"],
+            self.path,
+        )
 
 
 def run_cell(
@@ -33,71 +142,9 @@ def run_cell(
     clean_pred: torch.Tensor,
     pool: Any,
 ) -> None:
-    """Evaluate one cell shard by shard (finished shards of an earlier run are reused), then
-    write its result file; a failed shard fails the cell, not the run."""
-    start = time.perf_counter()
-    config = runner.cell_config(defense, attack, len(y))
-    digest = config_hash(config)
-    spec = runner.cell_spec(defense, attack)
-    path = runner.cell_path(defense, attack)
-    arrays = cell.initial(x, y, clean_pred)
-    batches = cell.batches_of(arrays.correct, runner.batch_size)
-    step = runner.shard_size
-    groups = [list(range(i, min(i + step, len(batches)))) for i in range(0, len(batches), step)]
-    for record in store.read_shards(path, digest).values():
-        store.merge_shard(arrays, record, path)
-        groups[int(record["shard"])] = []
-    tasks = [
-        Task(k, cell.evaluate_shard, (spec, attack, model, x, y, clean_pred, group))
-        for k, group in enumerate(groups)
-        if group
-    ]
-    errors: list[BaseException] = []
-
-    def done(task: Task, result: cell.CellArrays) -> None:
-        index = torch.cat([batches[b] for b in groups[task.key]])
-        record = store.write_shard(path, digest, task.key, index, result, save_adv=runner.save_adv)
-        store.merge_shard(arrays, record, path)
-
-    pool.map(tasks, done, lambda task, exc: errors.append(exc))
-    if errors:
-        runner.failed.append(f"{defense.name} x {spec.cell}: {errors[0]}")
-        log.error("%s x %s failed: %s", defense.name, spec.cell, errors[0])
-        return
-    record = cell_record(
-        config,
-        cell=spec.cell,
-        knowledge=attack.knowledge,
-        minimal=attack.minimal,
-        arrays=arrays,
-    )
-    record.update(
-        {
-            "no_eot": defense.randomized and not runner.eot,
-            "eot_draws": spec.eot_draws,
-            "versions": versions(),
-            "weights_sha256": runner.weights_id(defense),
-            "device": str(runner._device),
-            "executor": runner.executor,
-            "wall_time_s": round(time.perf_counter() - start, 3),
-            "profile": runner.profile,
-            "max_eval_samples": cap(runner.profile, defense, attack),
-        }
-    )
-    if runner.save_adv:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"x_adv": arrays.x_verified.contiguous()}, str(adv_path(path)))
-    write_json(path, seal(record))
-    store.clear_shards(path)
-    runner.computed.append(path)
-    log.info(
-        "%s x %s: clean %.3f, robust %.3f (%s)",
-        defense.name,
-        spec.cell,
-        record["clean_acc"],
-        record["robust_acc"],
-        path,
-    )
+    """Evaluate one cell on its own (the runner gives all of a defense's cells to the executor
+    at once, see `run_jobs`)."""
+    run_jobs(pool, [CellJob(runner, defense, model, attack, x, y, clean_pred)])
 
 
 def cap(profile: str, *plugins: Plugin) -> int | None:

@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -32,6 +32,49 @@ class Task:
 
 Done = Callable[[Task, Any], None]
 Failed = Callable[[Task, BaseException], None]
+
+
+class Job(Protocol):
+    """Driver-side bookkeeping of one result (a cell, a model's diagnostics): the tasks it
+    needs, what to do with each outcome, and `finish` once none is left."""
+
+    tasks: list[Task]
+    remaining: set[Any]
+
+    def done(self, task: Task, result: Any) -> None: ...
+    def failed(self, task: Task, exc: BaseException) -> None: ...
+    def finish(self) -> None: ...
+
+
+def run_jobs(
+    pool: LocalExecutor | RayExecutor,
+    jobs: Sequence[Job],
+    finished: Callable[[Job], None] = lambda job: None,
+) -> None:
+    """Every job's tasks in one `map`, so a cluster works on all of them at once; each job
+    finishes as its last task comes back (jobs with nothing left to run finish first)."""
+    owner = {task.key: job for job in jobs for task in job.tasks}
+    if len(owner) != sum(len(job.tasks) for job in jobs):
+        raise ValueError("task keys must be unique across the jobs of one run")
+
+    def settle(job: Job) -> None:
+        if not job.remaining:
+            job.finish()
+            finished(job)
+
+    for job in jobs:
+        if not job.tasks:
+            settle(job)
+
+    def done(task: Task, result: Any) -> None:
+        owner[task.key].done(task, result)
+        settle(owner[task.key])
+
+    def failed(task: Task, exc: BaseException) -> None:
+        owner[task.key].failed(task, exc)
+        settle(owner[task.key])
+
+    pool.map([task for job in jobs for task in job.tasks], done, failed)
 
 
 class LocalExecutor:
@@ -86,9 +129,19 @@ class RayExecutor:
     def map(self, tasks: Sequence[Task], done: Done, failed: Failed) -> None:
         ray = self._ray
         pending = {}
+        stored: dict[int, Any] = {}  # a model shared by many tasks goes to the store once
+
+        def arg(value: Any) -> Any:
+            if not isinstance(value, torch.nn.Module | torch.Tensor):
+                return value
+            if id(value) not in stored:
+                stored[id(value)] = ray.put(value)
+            return stored[id(value)]
+
         for task in tasks:
             options = {"num_cpus": 1, "num_gpus": 1 if task.gpu and self._gpus else 0}
-            ref = self._remote.options(**options).remote(task.fn, *task.args)
+            args = [arg(a) for a in task.args]
+            ref = self._remote.options(**options).remote(task.fn, *args)
             pending[ref] = task
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from robustbench_lite import data, devices, invariants, leaderboard
 from robustbench_lite.cache import ModelCache, writable_dir
 from robustbench_lite.cell import predict
+from robustbench_lite.cellrun import CellJob
 from robustbench_lite.cellrun import cap as cells_cap
-from robustbench_lite.cellrun import run_cell
 from robustbench_lite.errors import RBError
-from robustbench_lite.executors import EXECUTORS, Task, executor
+from robustbench_lite.executors import EXECUTORS, Job, Task, executor, run_jobs
 from robustbench_lite.naming import CellNaming
 from robustbench_lite.plan import incompatibility, profile_named, resolve_names
 from robustbench_lite.plugins import (
@@ -37,10 +37,10 @@ from robustbench_lite.plugins import (
 )
 from robustbench_lite.store import adv_path
 from robustbench_lite.units import (
+    DiagnosticsJob,
     Evaluated,
     build_model,
     certify_defense,
-    diagnose_model,
     train_model,
 )
 
@@ -167,11 +167,11 @@ class Runner(CellNaming):
         if not runnable:
             return
         model, clean_pred = evaluated.get()
-        diagnose_model(self, defense, model, x, y, clean_pred)
+        jobs: list[Job] = [DiagnosticsJob(self, defense, model, x, y, clean_pred)]
         for attack in runnable:
             na = self.samples(n, defense, attack)
-            run_cell(self, defense, model, attack, x[:na], y[:na], clean_pred[:na], pool)
-            grid.update(1)
+            jobs.append(CellJob(self, defense, model, attack, x[:na], y[:na], clean_pred[:na]))
+        run_jobs(pool, jobs, lambda job: grid.update(1 if isinstance(job, CellJob) else 0))
 
     def prepare(
         self, attacks: Iterable[str], defenses: Iterable[str | Defense]

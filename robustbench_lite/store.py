@@ -109,10 +109,12 @@ def write_shard(
     k: int,
     index: torch.Tensor,
     arrays: CellArrays,
+    seconds: float,
     *,
     save_adv: bool,
 ) -> dict[str, Any]:
-    """One finished shard: the per-sample arrays of its samples (`index`), atomically."""
+    """One finished shard: the per-sample arrays of its samples (`index`) and the wall seconds
+    it took, atomically."""
     rows = index.tolist()
     record = {
         "config_hash": digest,
@@ -123,6 +125,7 @@ def write_shard(
         "queries": arrays.queries[index].tolist(),
         "distance": [None if not math.isfinite(d) else d for d in arrays.distance[index].tolist()],
         "extras": {key: [values[i] for i in rows] for key, values in arrays.extras.items()},
+        "seconds": round(seconds, 3),
     }
     folder = shard_dir(cell_path)
     if save_adv:

@@ -4,6 +4,7 @@ a certifying defense's certificates, and a model's diagnostics, each written bes
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from torch import nn
 from robustbench_lite import certified, data, diagnostics
 from robustbench_lite.cache import config_hash, seal, write_json
 from robustbench_lite.cell import predict
+from robustbench_lite.cellrun import timed
+from robustbench_lite.executors import Task
 from robustbench_lite.plan import derive_seed
 from robustbench_lite.plugins import Attack, Defense, threat_model
 from robustbench_lite.store import RESULT_SCHEMA, versions
@@ -91,42 +94,63 @@ def certify_defense(
         log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
 
 
-def diagnose_model(
-    runner: Runner,
-    defense: Defense,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-) -> dict[str, Any]:
-    """The model's diagnostics (diagnostics.py), once per model, beside its cells."""
-    eot_draws = runner.eot_draws(defense)
-    config = diagnostics.config(
-        runner.model_key(defense)[0], runner.dataset, runner.seed, eot_draws
-    )
-    config["weights_sha256"] = runner.weights_id(defense)
-    digest = config_hash(config)
-    path = diagnostics.path(runner.cell_dir, defense.name)
-    if diagnostics.is_current(path, digest):
-        return diagnostics.load(path) or {}
-    keep = clean_pred == y
-    start = time.perf_counter()
-    found = diagnostics.run_checks(
-        copy.deepcopy(model),
-        x[keep],
-        y[keep],
-        randomized=defense.randomized,
-        eot_draws=eot_draws,
-        prediction_draws=defense.prediction_draws(),
-        seed=derive_seed(runner.seed, "diagnostics", runner.dataset, defense.name),
-    )
-    record = {"defense": defense.name, "config": config, "config_hash": digest, **found}
-    record["weights_sha256"] = config["weights_sha256"]
-    record["wall_time_s"] = round(time.perf_counter() - start, 3)
-    write_json(path, seal(record))
-    for code, detail in found["flags"].items():
-        log.warning("%s: %s (%s)", defense.name, code, detail)
-    return record
+def _checks_on_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Any:
+    """diagnostics.run_checks on a copy: nothing the checks do can touch the grading model."""
+    return diagnostics.run_checks(copy.deepcopy(model), x, y, **kw)
+
+
+class DiagnosticsJob:
+    """The model's diagnostics (diagnostics.py), once per model, beside its cells: a task that
+    runs next to the cells' shards, not on the driver before them."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        defense: Defense,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        clean_pred: torch.Tensor,
+    ) -> None:
+        self.defense = defense
+        eot_draws = runner.eot_draws(defense)
+        self.config = diagnostics.config(
+            runner.model_key(defense)[0], runner.dataset, runner.seed, eot_draws
+        )
+        self.config["weights_sha256"] = runner.weights_id(defense)
+        self.digest = config_hash(self.config)
+        self.path = diagnostics.path(runner.cell_dir, defense.name)
+        self.tasks: list[Task] = []
+        if not diagnostics.is_current(self.path, self.digest):
+            keep = clean_pred == y
+            checks = functools.partial(
+                _checks_on_copy,
+                randomized=defense.randomized,
+                eot_draws=eot_draws,
+                prediction_draws=defense.prediction_draws(),
+                seed=derive_seed(runner.seed, "diagnostics", runner.dataset, defense.name),
+            )
+            key = (diagnostics.STEM, defense.name)
+            self.tasks = [Task(key, timed, (checks, model, x[keep], y[keep]))]
+        self.remaining = {task.key for task in self.tasks}
+        self.found: dict[str, Any] | None = None
+
+    def done(self, task: Task, result: tuple[dict[str, Any], float]) -> None:
+        found, seconds = result
+        record = {"defense": self.defense.name, "config": self.config, "config_hash": self.digest}
+        record.update(found)
+        record["weights_sha256"] = self.config["weights_sha256"]
+        record["wall_time_s"] = round(seconds, 3)
+        write_json(self.path, seal(record))
+        for code, detail in found["flags"].items():
+            log.warning("%s: %s (%s)", self.defense.name, code, detail)
+        self.remaining.discard(task.key)
+
+    def failed(self, task: Task, exc: BaseException) -> None:
+        raise exc  # a check of ours, not a plugin's: its failure is a bug to see, not a flag
+
+    def finish(self) -> None:
+        pass
 
 
 class Evaluated:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lite import cell
+from robustbench_lite import cell, diagnostics
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.plugins import (
     THREAT_MODELS,
@@ -77,9 +77,7 @@ def test_the_protocol_keeps_to_the_data_device(
     """Cell evaluation (counter, EOT, verifier, projection), diagnostics and IBP's float64
     certificate, through the runner, for a plain, a randomized and a certifying defense."""
     monkeypatch.setattr(cell, "evaluate", _on_stand_in(cell.evaluate))
-    import robustbench_lite.runner as runner_module
-
-    monkeypatch.setattr(runner_module, "diagnose_model", _on_stand_in(runner_module.diagnose_model))
+    monkeypatch.setattr(diagnostics, "run_checks", _on_stand_in(diagnostics.run_checks))
     ibp = defense_class("ibp")
     monkeypatch.setattr(ibp, "certify", _on_stand_in(ibp.certify))
     runner = Runner(

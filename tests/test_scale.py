@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+import robustbench_lite.runner as runner_module
 from robustbench_lite import plugins
 from robustbench_lite.cache import ModelCache
 from robustbench_lite.errors import RBError
+from robustbench_lite.executors import LocalExecutor, Task, run_jobs
 from robustbench_lite.runner import Runner
 
 ATTACKS = ["pgd", "square"]
@@ -100,3 +102,68 @@ def test_cpu_and_auto_devices_run_here(tmp_path: Path, rb_home: Path) -> None:
         _runner(tmp_path / device, rb_home, device=device, n=20).run(["pgd"], ["none"])
         record = json.loads((tmp_path / device / "mnist-5k/quick/none/pgd.json").read_text())
         assert record["device"] in ("cpu", "cuda")
+
+
+def test_a_defense_s_cells_go_to_the_executor_together(
+    tmp_path: Path, rb_home: Path, serial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One map per defense with every cell's shards and the diagnostics: a cluster works on all
+    of them at once instead of waiting for each cell's slowest shard."""
+    maps: list[list[Any]] = []
+
+    class Recording(LocalExecutor):
+        def map(self, tasks: Any, done: Any, failed: Any) -> None:
+            maps.append([task.key for task in tasks])
+            super().map(tasks, done, failed)
+
+    monkeypatch.setattr(runner_module, "executor", lambda name, address=None: Recording())
+    _runner(tmp_path, rb_home, shard_size=1).run(ATTACKS, ["none"])
+    keys = maps[-1]
+    assert keys[0] == ("diagnostics", "none")
+    assert {k[0] for k in keys[1:]} == set(ATTACKS) and len(keys) == 1 + 2 * 3  # 3 shards each
+    assert _samples(tmp_path) == serial
+
+
+class _Job:
+    def __init__(self, name: str, shards: int, log: list[str]) -> None:
+        self.name, self.log = name, log
+        self.tasks = [Task((name, k), _shard, (name, k)) for k in range(shards)]
+        self.remaining = {task.key for task in self.tasks}
+        self.errors: list[str] = []
+
+    def done(self, task: Task, result: Any) -> None:
+        self.log.append(f"{result} done")
+        self.remaining.discard(task.key)
+
+    def failed(self, task: Task, exc: BaseException) -> None:
+        self.errors.append(str(exc))
+        self.remaining.discard(task.key)
+
+    def finish(self) -> None:
+        self.log.append(f"{self.name} finished" + (" failed" if self.errors else ""))
+
+
+def _shard(name: str, k: int) -> str:
+    if name == "bad" and k == 0:
+        raise ValueError("plugin bug")
+    return f"{name}{k}"
+
+
+def test_jobs_finish_as_their_last_task_returns_and_a_failure_stays_in_its_job() -> None:
+    log: list[str] = []
+    jobs = [_Job("a", 2, log), _Job("bad", 2, log), _Job("empty", 0, log), _Job("b", 1, log)]
+    finished: list[str] = []
+    run_jobs(LocalExecutor(), jobs, lambda job: finished.append(job.name))  # type: ignore[attr-defined]
+    assert log == [
+        "empty finished",  # nothing left to run: finished before any task
+        "a0 done",
+        "a1 done",
+        "a finished",
+        "bad1 done",
+        "bad finished failed",
+        "b0 done",
+        "b finished",
+    ]
+    assert finished == ["empty", "a", "bad", "b"]
+    with pytest.raises(ValueError, match="unique"):
+        run_jobs(LocalExecutor(), [_Job("a", 1, log), _Job("a", 1, log)])
