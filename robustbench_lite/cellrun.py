@@ -15,7 +15,7 @@ from torch import nn
 
 from robustbench_lite import cell, store
 from robustbench_lite.cache import config_hash, seal, write_json
-from robustbench_lite.executors import Task, run_jobs
+from robustbench_lite.executors import Task
 from robustbench_lite.plugins import Attack, Defense, Plugin
 from robustbench_lite.store import adv_path, cell_record, versions
 
@@ -130,21 +130,6 @@ class CellJob:
             record["robust_acc"],
             self.path,
         )
-
-
-def run_cell(
-    runner: Runner,
-    defense: Defense,
-    model: nn.Module,
-    attack: Attack,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-    pool: Any,
-) -> None:
-    """Evaluate one cell on its own (the runner gives all of a defense's cells to the executor
-    at once, see `run_jobs`)."""
-    run_jobs(pool, [CellJob(runner, defense, model, attack, x, y, clean_pred)])
 
 
 def cap(profile: str, *plugins: Plugin) -> int | None:

@@ -15,8 +15,8 @@ from torch import nn
 
 from attacks.spatial import Spatial
 from robustbench_lite import data
-from robustbench_lite.cellrun import run_cell
-from robustbench_lite.executors import LocalExecutor
+from robustbench_lite.cellrun import CellJob
+from robustbench_lite.executors import LocalExecutor, run_jobs
 from robustbench_lite.plugins import SPATIAL, Attack, QueryModel, defense_class, instantiate
 from robustbench_lite.queries import QueryCounter
 from robustbench_lite.runner import Runner, adv_path, predict
@@ -129,13 +129,13 @@ def test_runner_renders_spatial_results_itself(
 
     # Identity recorded: the inverted pixels are ignored, nothing is credited.
     liar = _Liar(angle=0.0)
-    run_cell(runner, defense, baseline, liar, x, y, clean_pred, LocalExecutor())
+    run_jobs(LocalExecutor(), [CellJob(runner, defense, baseline, liar, x, y, clean_pred)])
     record = json.loads(runner.cell_path(defense, liar).read_text())
     assert record["samples"]["robust"] == correct.tolist()
 
     # An angle past the range is clipped to 30 degrees, recorded and rendered as such.
     liar = _Liar(angle=90.0)
-    run_cell(runner, defense, baseline, liar, x, y, clean_pred, LocalExecutor())
+    run_jobs(LocalExecutor(), [CellJob(runner, defense, baseline, liar, x, y, clean_pred)])
     path = runner.cell_path(defense, liar)
     samples = json.loads(path.read_text())["samples"]
     angles = [a for a, c in zip(samples["extras"]["angle"], correct.tolist(), strict=True) if c]
@@ -148,5 +148,6 @@ def test_runner_renders_spatial_results_itself(
         == torch.where(correct, predict(baseline, rendered), clean_pred).tolist()
     )
 
-    run_cell(runner, defense, baseline, _Liar(record=False), x, y, clean_pred, LocalExecutor())
+    job = CellJob(runner, defense, baseline, _Liar(record=False), x, y, clean_pred)
+    run_jobs(LocalExecutor(), [job])
     assert "must record angle, dx, dy" in runner.failed[-1]  # the cell fails, with the reason
