@@ -133,7 +133,6 @@ class DiagnosticsJob:
             key = (diagnostics.STEM, defense.name)
             self.tasks = [Task(key, timed, (checks, model, x[keep], y[keep]))]
         self.remaining = {task.key for task in self.tasks}
-        self.found: dict[str, Any] | None = None
 
     def done(self, task: Task, result: tuple[dict[str, Any], float]) -> None:
         found, seconds = result
