@@ -5,9 +5,7 @@ and the driver alone writes shard and cell files."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
@@ -15,7 +13,7 @@ from torch import nn
 
 from robustbench_lite import cell, store
 from robustbench_lite.cache import config_hash, seal, write_json
-from robustbench_lite.executors import Task
+from robustbench_lite.executors import Task, timed
 from robustbench_lite.plugins import Attack, Defense, Plugin
 from robustbench_lite.store import adv_path, cell_record, versions
 
@@ -23,13 +21,6 @@ if TYPE_CHECKING:
     from robustbench_lite.runner import Runner
 
 log = logging.getLogger(__name__)
-
-
-def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """A task's body and its own wall seconds, measured where it runs (no time in a queue)."""
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
 
 
 class CellJob:

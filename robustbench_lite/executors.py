@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +33,13 @@ class Task:
 
 Done = Callable[[Task, Any], None]
 Failed = Callable[[Task, BaseException], None]
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """A task's body and its own wall seconds, measured where it runs (no time in a queue)."""
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
 
 
 class Job(Protocol):

@@ -15,8 +15,7 @@ from torch import nn
 from robustbench_lite import certified, data, diagnostics
 from robustbench_lite.cache import config_hash, seal, write_json
 from robustbench_lite.cell import predict
-from robustbench_lite.cellrun import timed
-from robustbench_lite.executors import Task
+from robustbench_lite.executors import Task, timed
 from robustbench_lite.plan import derive_seed
 from robustbench_lite.plugins import Attack, Defense, threat_model
 from robustbench_lite.store import RESULT_SCHEMA, versions
