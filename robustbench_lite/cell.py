@@ -1,14 +1,16 @@
 """One cell's evaluation, the protocol's heart: attack through the counter, project, verify,
 per-sample arrays. A pure function of (model, attack, samples, spec) that knows nothing of files.
 
-What the attack touches never grades it: it gets copies of x and y, a copy of the model behind an
-`Oracle` at its declared access, and that copy's fingerprint is checked after every batch; the
-verdict comes from the runner's own model, its own copies of x and y, and its own random stream.
+What the attack touches never grades it: it gets copies of x and y, its own instance of the model
+(built fresh from the recipe) behind an `Oracle` at its declared access, closed when `run` returns,
+and that instance's fingerprint is checked after every batch; the verdict comes from another fresh
+instance, the runner's own copies of x and y and its own random stream, and every adversarial
+example is re-predicted on the attacked instance too: a model that answers its copies differently
+is refused, not graded.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,8 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.integrity import fingerprint, unpack_output
 from robustbench_lite.plan import CellSpec, derive_seed
 from robustbench_lite.plugins import Attack
-from robustbench_lite.queries import QueryCounter
+from robustbench_lite.queries import STALE, QueryCounter
+from robustbench_lite.recipe import ModelRecipe
 
 
 @torch.no_grad()
@@ -81,7 +84,7 @@ def batches_of(correct: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 def evaluate(
     spec: CellSpec,
     attack: Attack,
-    model: nn.Module,
+    recipe: ModelRecipe,
     x: torch.Tensor,
     y: torch.Tensor,
     clean_pred: torch.Tensor,
@@ -100,8 +103,11 @@ def evaluate(
             f"a query budget of {spec.budget} affords no query of {spec.defense} under EOT with "
             f"{spec.eot_draws} draws; raise --budget"
         )
-    attacked = copy.deepcopy(model)  # the attack's copy; `model` grades and is never handed out
+    model = recipe.make()  # grades, and is never handed out
+    attacked = recipe.make()  # the attack's own instance
     sealed = fingerprint(model)
+    if fingerprint(attacked) != sealed:
+        raise RBError(f"two fresh builds of the model of {spec.defense} differ: refused")
     view = EOT(attacked, spec.eot_draws) if spec.eot_draws > 1 else attacked
     out = initial(x, y, clean_pred)
     batches = batches_of(out.correct, spec.batch_size)
@@ -144,10 +150,23 @@ def _attack_batch(
         knowledge=attack.knowledge,
         budget=spec.budget,
         owner=f"attack {attack.name}",
+        cell=f"{spec.defense} x {spec.cell} (batch {k})",
     )
-    output = attack.run(
-        counter.view(), xb.clone(), yb.clone(), eps=spec.eps, budget=spec.rows, generator=generator
-    )
+    stale = STALE.count
+    try:
+        output = attack.run(
+            counter.view(),
+            xb.clone(),
+            yb.clone(),
+            eps=spec.eps,
+            budget=spec.rows,
+            generator=generator,
+        )
+    finally:
+        counter.close()
+    counter.check()  # a refused query refuses the cell, even one the attack caught
+    if STALE.count != stale:
+        raise RBError(f"{STALE.last}; the cell {spec.defense} x {spec.cell} is refused")
     if fingerprint(attacked) != sealed:
         raise RBError(
             f"attack {attack.name} changed the model it attacked (weights, buffers or "
@@ -155,13 +174,14 @@ def _attack_batch(
         )
     x_adv, extras = unpack_output(attack.name, output, xb)
     extras = spec.threat_model.clip_extras(extras, spec.eps)
-    _grade(spec, model, xb, yb, x_adv, extras, batch, k, attack, out)
+    _grade(spec, model, attacked, xb, yb, x_adv, extras, batch, k, attack, out)
     out.queries[batch] = counter.counts.cpu()
 
 
 def _grade(
     spec: CellSpec,
     model: nn.Module,
+    attacked: nn.Module,
     xb: torch.Tensor,
     yb: torch.Tensor,
     x_adv: torch.Tensor,
@@ -176,6 +196,13 @@ def _grade(
     seed = derive_seed(spec.seed, "verify", k)
     x_proj = tm.project(xb, x_adv, spec.eps, extras)
     pred = verify(model, x_proj, draws, seed)
+    seen = verify(attacked, x_proj, draws, seed)  # the same draws: the same model must agree
+    if bool((seen != pred).any()):
+        raise RBError(
+            f"the model of {spec.defense} answers the attacked instance and the grading instance "
+            f"differently on {int((seen != pred).sum())} of {len(pred)} adversarial examples of "
+            f"{attack.name} (batch {k}): the cell is refused"
+        )
     fooled = pred != yb
     found, x_found = fooled, x_proj
     if attack.minimal:  # the distance of what it found, even beyond eps
@@ -195,11 +222,11 @@ def _grade(
 def evaluate_shard(
     spec: CellSpec,
     attack: Attack,
-    model: nn.Module,
+    recipe: ModelRecipe,
     x: torch.Tensor,
     y: torch.Tensor,
     clean_pred: torch.Tensor,
     batches: list[int],
 ) -> CellArrays:
     """A task's entry point (executors.py): `evaluate` on the listed batches only."""
-    return evaluate(spec, attack, model, x, y, clean_pred, only=batches)
+    return evaluate(spec, attack, recipe, x, y, clean_pred, only=batches)

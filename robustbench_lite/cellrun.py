@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
-from torch import nn
 
 from robustbench_lite import cell, store
 from robustbench_lite.cache import config_hash, seal, write_json
+from robustbench_lite.errors import RBError, one_line
 from robustbench_lite.executors import Task, timed
 from robustbench_lite.plugins import Attack, Defense, Plugin
+from robustbench_lite.recipe import ModelRecipe
 from robustbench_lite.store import adv_path, cell_record, versions
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class CellJob:
         self,
         runner: Runner,
         defense: Defense,
-        model: nn.Module,
+        recipe: ModelRecipe,
         attack: Attack,
         x: torch.Tensor,
         y: torch.Tensor,
@@ -57,7 +58,7 @@ class CellJob:
             Task(
                 (self.spec.cell, k),
                 timed,
-                (cell.evaluate_shard, self.spec, attack, model, x, y, clean_pred, group),
+                (cell.evaluate_shard, self.spec, attack, recipe, x, y, clean_pred, group),
             )
             for k, group in enumerate(self.groups)
             if group
@@ -84,8 +85,15 @@ class CellJob:
         """Write the cell file (all shards in), or record the cell as failed."""
         runner, defense, spec = self.runner, self.defense, self.spec
         if self.errors:
-            runner.failed.append(f"{defense.name} x {spec.cell}: {self.errors[0]}")
-            log.error("%s x %s failed: %s", defense.name, spec.cell, self.errors[0])
+            exc = self.errors[0]
+            reason = (
+                str(exc)
+                if isinstance(exc, RBError)
+                else f"{one_line(exc)} (raised by attack {self.attack.name} or the model of "
+                f"{defense.name})"
+            )
+            runner.failed.append(f"{defense.name} x {spec.cell}: {reason}")
+            log.error("%s x %s failed: %s", defense.name, spec.cell, reason)
             return
         record = cell_record(
             self.config,

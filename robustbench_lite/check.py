@@ -287,9 +287,11 @@ def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dic
 
 
 def _replace_baseline(source: Path, target: Path) -> None:
-    """Put the rerun's result files and leaderboard in place of the baseline's."""
+    """Put the rerun's result files and leaderboard in place of the baseline's (removing the
+    baseline's own result files only: a file the store did not write stays)."""
     for old in target.glob("*/*.json"):
-        old.unlink()
+        if leaderboard.owned(old):
+            old.unlink()
     for new in source.glob("*/*.json"):
         destination = target / new.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)

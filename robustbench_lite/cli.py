@@ -10,13 +10,14 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robustbench_lite import leaderboard
+from robustbench_lite import leaderboard, terminal
 from robustbench_lite.cli_parser import build_parser, parse_eps, parse_settings
-from robustbench_lite.errors import RBError
+from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
 from robustbench_lite.plugins import (
     attack_class,
     attack_names,
@@ -63,7 +64,7 @@ def _cmd_list() -> None:
             lines.append(f"defense  {name:16} {', '.join(traits) or 'deterministic'}")
         except RBError as exc:
             lines.append(f"defense  {name:16} unavailable: {exc}")
-    sys.stdout.write("\n".join(lines) + "\n")
+    _write("\n".join(lines) + "\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -144,7 +145,7 @@ def _emit_run(
         f"--profile {args.profile} --wide` shows them"
     )
     _emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
-    sys.stdout.write(run_view.report([runner for runner, _ in runs], cell_dir))
+    _write(run_view.report([runner for runner, _ in runs], cell_dir))
     if args.csv is not None:
         from robustbench_lite.cache import atomic_write_text
 
@@ -155,7 +156,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     from robustbench_lite.plots import plot_all
 
     for path in plot_all(args.results / args.dataset / args.profile):
-        sys.stdout.write(f"{path}\n")
+        _write(f"{path}\n")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -169,7 +170,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         reuse_models=args.reuse_models,
         models=_user_models(args),
     )
-    sys.stdout.write(report.render())
+    _write(report.render())
     return 1 if report.failed else 0
 
 
@@ -187,7 +188,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
 def _cmd_site(args: argparse.Namespace) -> None:
     from robustbench_lite.site import build
 
-    sys.stdout.write(f"{build(args.results, args.out)}\n")
+    _write(f"{build(args.results, args.out)}\n")
 
 
 def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None = None) -> None:
@@ -196,9 +197,9 @@ def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None 
     from robustbench_lite import terminal
 
     if wide:
-        sys.stdout.write(leaderboard.to_markdown(board))
+        _write(leaderboard.to_markdown(board))
     else:
-        sys.stdout.write(terminal.render(board, hint=hint or terminal.WIDE_HINT))
+        _write(terminal.render(board, hint=hint or terminal.WIDE_HINT))
     if csv is not None:
         from robustbench_lite.cache import atomic_write_text
 
@@ -207,46 +208,80 @@ def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rb` console script; returns the exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        args = build_parser().parse_args(argv)
+    with stop_on_signals():
+        try:
+            args = build_parser().parse_args(argv)  # --help exits 0 here, and only here
+        except RBError as exc:
+            _error(str(exc))
+            return 2
         logging.basicConfig(
             level=logging.WARNING if args.quiet else logging.INFO,
             format="%(message)s",
             stream=sys.stderr,
         )
-        if args.command == "list":
-            _cmd_list()
-        elif args.command == "run":
-            _cmd_run(args)
-        elif args.command == "check":
-            return _cmd_check(args)
-        elif args.command == "plot":
-            _cmd_plot(args)
-        elif args.command == "diagnose":
-            from robustbench_lite.flags import explain
-
-            sys.stdout.write(explain(args.results / args.dataset / args.profile, args.defense))
-        elif args.command == "site":
-            _cmd_site(args)
-        else:
-            _cmd_leaderboard(args)
-    except RBError as exc:
-        sys.stderr.write(f"rb: error: {exc}\n")
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:  # ours, not a test harness's
+                handler.setFormatter(terminal.SafeFormatter("%(message)s"))
+        threading.excepthook = _thread_failed
+        try:
+            code = _dispatch(args)
+        except RBError as exc:
+            _error(str(exc))
+            return 2
+        except BaseException as exc:  # plugin or model code outside any guard: one line, exit 2
+            if is_stop(exc):
+                sys.stderr.write("rb: interrupted; every finished cell is saved, rerun to resume\n")
+                return 128 + (stopped_by() or signal.SIGINT)
+            if debug():
+                raise
+            _error(f"plugin or model code raised {one_line(exc)}")
+            return 2
+        finally:
+            threading.excepthook = threading.__excepthook__
+    if _thread_errors:
+        _error(f"plugin code raised {_thread_errors[0]}")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("rb: interrupted; every finished cell is saved, rerun to resume\n")
-        return 128 + _stopped_by[0]
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        _cmd_list()
+    elif args.command == "run":
+        _cmd_run(args)
+    elif args.command == "check":
+        return _cmd_check(args)
+    elif args.command == "plot":
+        _cmd_plot(args)
+    elif args.command == "diagnose":
+        from robustbench_lite.flags import explain
+
+        _write(explain(args.results / args.dataset / args.profile, args.defense))
+    elif args.command == "site":
+        _cmd_site(args)
+    else:
+        _cmd_leaderboard(args)
     return 0
 
 
-_stopped_by = [int(signal.SIGINT)]
+def _error(message: str) -> None:
+    """One line on stderr, control characters stripped."""
+    sys.stderr.write(f"rb: error: {terminal.printable(message)}\n")
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM ends a run as Ctrl-C does: finished cells kept, temporary folders removed."""
-    _stopped_by[0] = signum
-    raise KeyboardInterrupt
+def _write(text: str) -> None:
+    """Text for the terminal on stdout, control characters (ANSI escapes...) stripped."""
+    sys.stdout.write(terminal.printable(text, keep_newlines=True))
+
+
+_thread_errors: list[str] = []
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """An exception in a thread that plugin code started: one line, and the run exits 2."""
+    text = one_line(args.exc_value) if args.exc_value is not None else str(args.exc_type)
+    _thread_errors.append(f"{text} in thread {args.thread.name if args.thread else '?'}")
+    _error(f"plugin code raised {_thread_errors[-1]}")
 
 
 if __name__ == "__main__":

@@ -244,8 +244,8 @@ def parse_value(text: str, default: Any) -> Any:
         return booleans[word]
     casters: tuple[Callable[[str], Any], ...]
     if isinstance(default, int):
-        casters = (int,)
-    elif isinstance(default, float):
+        return _integer(text)
+    if isinstance(default, float):
         casters = (float,)
     else:  # a string or None default: take the narrowest reading
         if word in booleans:
@@ -260,3 +260,23 @@ def parse_value(text: str, default: Any) -> Any:
             raise RBError(f"expected a finite number, got {text!r}")
         return value
     raise RBError(f"expected a number, got {text!r}")
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _integer(text: str) -> int:
+    """An integer hyper-parameter: `12`, or `1e3` where it is a whole number, within int64."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise RBError(f"expected an integer, got {text!r}") from None
+        if not math.isfinite(number) or not number.is_integer():
+            raise RBError(f"expected an integer, got {text!r}") from None
+        value = int(number)
+    if not INT64[0] <= value <= INT64[1]:
+        raise RBError(f"{text} is out of an integer's range ({INT64[0]} to {INT64[1]})")
+    return value

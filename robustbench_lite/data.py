@@ -61,6 +61,7 @@ _HOW_TO_GET: dict[str, str] = {
 
 MNIST5K_SPLIT_SEED = 20180101  # fixed forever: the 4000/1000 split must never move
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist")
+SHAPE = (1, 28, 28)  # (C, H, W) of every dataset here
 SPLITS = ("train", "test")
 
 

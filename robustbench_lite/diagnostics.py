@@ -41,14 +41,37 @@ def is_current(file: Path, digest: str) -> bool:
 
 
 def load(file: Path) -> dict[str, Any] | None:
-    """A diagnostics record that verifies, else None (a missing one raises no flag of its own)."""
+    """A diagnostics record that verifies (hashes, and flags that its own numbers raise), else
+    None: the leaderboard then flags the row `no-diagnostics`, never drops its flags silently."""
     try:
         record = json.loads(Path(file).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or tampering(record) is not None:
         return None
+    try:
+        raised = flags_of(
+            float(record["zero_grad_share"]),
+            float(record["changed_share"]),
+            float(record["unbounded_success"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    if set(raised) != set(record.get("flags") or {}):
+        return None
     return record
+
+
+def flags_of(zero_grad: float, changed: float, unbounded: float) -> list[str]:
+    """The flag codes that diagnostics numbers raise (one rule, used to write and to read)."""
+    raised = []
+    if zero_grad > ZERO_GRAD_SHARE:
+        raised.append("zero-grad")
+    if changed > 0:
+        raised.append("undeclared-randomness")
+    if unbounded < 1.0:
+        raised.append("unbounded-fails")
+    return raised
 
 
 def run_checks(

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import torch
 
-from robustbench_lite.errors import RBError
+from robustbench_lite.errors import RBError, debug, is_stop
+from robustbench_lite.recipe import ModelRecipe
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,9 @@ class LocalExecutor:
         for task in tasks:
             try:
                 result = task.fn(*task.args)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # a plugin's failure fails its own unit, not the run
+            except BaseException as exc:  # a plugin's failure fails its own unit, not the run;
+                if is_stop(exc) or debug():  # SystemExit and a code-raised KeyboardInterrupt too
+                    raise
                 failed(task, exc)
                 continue
             done(task, result)
@@ -140,7 +141,7 @@ class RayExecutor:
         stored: dict[int, Any] = {}  # a model shared by many tasks goes to the store once
 
         def arg(value: Any) -> Any:
-            if not isinstance(value, torch.nn.Module | torch.Tensor):
+            if not isinstance(value, torch.nn.Module | torch.Tensor | ModelRecipe):
                 return value
             if id(value) not in stored:
                 stored[id(value)] = ray.put(value)

@@ -25,6 +25,10 @@ FLAGS: dict[str, str] = {
     "attacks see nothing there",
     "undeclared-randomness": "outputs change between identical calls of a model not declared "
     "randomized: its numbers need EOT",
+    "no-diagnostics": "the model's diagnostics (zero gradients, hidden randomness, unbounded "
+    "attack) are missing, unreadable or of other weights: those failures are not ruled out",
+    "zero-query-success": "an attack broke samples without querying them once: it found them "
+    "without asking the model (another cell's oracle, files on disk), not through the protocol",
 }
 LEVEL = 0.05
 
@@ -52,9 +56,26 @@ def evidence(
         if white and free:
             found.extend(_masking(tm, eps, white, free))
     found.extend(_sweeps(cells))
+    found.extend(_zero_query(cells))
+    if diagnostics is None:
+        found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
     for code, detail in (diagnostics or {}).get("flags", {}).items():
         found.append((code, str(detail)))
     return found
+
+
+def _zero_query(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Cells that broke samples charged no query at all: every honest attack asks the model."""
+    out = []
+    for cell in cells:
+        s = cell["samples"]
+        rows = zip(s["clean_correct"], s["robust"], s["queries"], strict=True)
+        free = sum(bool(c) and not r and q == 0 for c, r, q in rows)
+        if free:
+            out.append(
+                ("zero-query-success", f"{cell['cell']} broke {free} samples with 0 queries")
+            )
+    return out
 
 
 def _robust(cell: dict[str, Any]) -> dict[int, bool]:
@@ -133,7 +154,7 @@ def explain(cell_dir: Any, defense: str) -> str:
         raised = evidence(group, found)
         lines.append(f"{label}: {len(group)} cells, {len(raised)} flag(s)")
         if found is None:
-            lines.append("  (no model diagnostics: rerun a cell of this model to compute them)")
+            lines.append("  (rerun a cell of this model to compute its diagnostics)")
         for code, detail in raised:
             lines.append(f"  {code}: {detail}")
             lines.append(f"    {FLAGS.get(code, '')}")

@@ -9,7 +9,9 @@ get `certified_acc` columns from their certificate files (certified.py).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,26 @@ from robustbench_lite.cache import atomic_write_text, tampering
 from robustbench_lite.errors import RBError
 from robustbench_lite.identity import model_identity, short
 from robustbench_lite.stats import wilson
+from robustbench_lite.store import cell_problem
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
 TM_ORDER = {"linf": 0, "l2": 1, "spatial": 2}
 NO_EOT = "@no-eot"
+#: `@budget=N` / `@<key>=<value>` in a cell name: run with other settings than the profile's.
+_OVERRIDE = re.compile(r"@(?!eps=)[A-Za-z0-9_.-]+=")
+OVERRIDE_NOTE = (
+    "`@budget=N`, `@<key>=<value>`: a cell run with a query budget or hyper-parameter other than "
+    "its profile's (`--budget`, `--set`); compare it only with cells run the same way."
+)
+
+
+def has_override(column: str) -> bool:
+    """Whether a column's cell ran with a budget or hyper-parameters other than the profile's."""
+    return bool(_OVERRIDE.search(column))
+
+
 DIAGNOSTICS = "diagnostics"  # diagnostics.STEM: a model's checks beside its cells
 #: Column suffixes of per-cell statistics: median queries, median distance, a capped cell's n,
 #: and the 95% interval's bounds of an accuracy.
@@ -32,12 +50,15 @@ EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")
 
 
 def read_cell(path: Path) -> dict[str, Any]:
-    """One result file, verified; a corrupt or edited one is an RBError."""
+    """One result file, verified: its hashes, and its aggregates against its own per-sample
+    arrays; a corrupt, edited or self-contradicting one is an RBError naming it."""
     try:
         record = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
     problem = tampering(record, REQUIRED) if isinstance(record, dict) else "not a JSON object"
+    if problem is None:
+        problem = cell_problem(record)
     if problem:
         raise RBError(f"refusing result file {path}: {problem}; delete it and rerun")
     return record
@@ -48,14 +69,29 @@ def is_cell(path: Path) -> bool:
     return not certified.is_certificate(path) and path.stem != DIAGNOSTICS
 
 
+def owned(path: Path) -> bool:
+    """Whether a `.json` file beside the cells is one the store wrote (a sealed JSON object);
+    anything else (a user's notes) is not read as a result, nor overwritten or removed."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "content_hash" in record
+
+
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
     """Every attack result file `<defense>/<cell>.json` under `cell_dir`, each verified;
-    `_path` says where it was read from. Certificates (certified.py) are read apart."""
-    return [
-        {**read_cell(path), "_path": str(path)}
-        for path in sorted(Path(cell_dir).glob("*/*.json"))
-        if is_cell(path)
-    ]
+    `_path` says where it was read from. Certificates (certified.py) are read apart; files the
+    store did not write are skipped with a warning."""
+    cells = []
+    for path in sorted(Path(cell_dir).glob("*/*.json")):
+        if not is_cell(path):
+            continue
+        if not owned(path):
+            log.warning("%s is not a result file rb wrote: ignored", path)
+            continue
+        cells.append({**read_cell(path), "_path": str(path)})
+    return cells
 
 
 def _suffix(cell: dict[str, Any]) -> str:
@@ -204,6 +240,8 @@ def to_markdown(frame: pd.DataFrame) -> str:
     notes = []
     if intervals:
         notes.append("`±`: the 95% Wilson interval's larger side (sampling error over n).")
+    if any(has_override(c) for c in columns):
+        notes.append(OVERRIDE_NOTE)
     if any(NO_EOT in c for c in columns):
         notes.append(
             f"`{NO_EOT}`: a randomized defense attacked without expectation over transformation, "

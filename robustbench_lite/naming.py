@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,16 @@ from robustbench_lite import leaderboard
 from robustbench_lite.cache import ModelCache, config_hash
 from robustbench_lite.errors import RBError
 from robustbench_lite.plan import CellSpec, Profile, derive_seed
-from robustbench_lite.plugins import Attack, Defense, threat_model
+from robustbench_lite.plugins import Attack, Defense, instantiate, threat_model
 from robustbench_lite.store import RESULT_SCHEMA
 
 log = logging.getLogger(__name__)
+
+
+def _marker(value: Any) -> str:
+    """A hyper-parameter value as it appears in a cell name (and so a file name)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:32]
 
 
 class CellNaming:
@@ -67,15 +74,30 @@ class CellNaming:
         return self._profile.eot_draws if defense.randomized and self.eot else 1
 
     def cell_name(self, attack: Attack, defense: Defense | None = None) -> str:
-        """The leaderboard column of an attack: its name, plus the eps when not the default,
-        plus `@no-eot` when a randomized defense was attacked without EOT."""
+        """The leaderboard column of an attack: its name, plus the eps when not the default, plus
+        `@budget=N` and `@<key>=<value>` for a budget or hyper-parameter other than the profile's
+        (so an override never passes for the plain number), plus `@no-eot` when a randomized
+        defense was attacked without EOT."""
         tm = threat_model(attack.threat_model)
         eps = self.eps_of(attack)
         default = tm.default_eps[self.dataset]
         name = attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
+        name += "".join(f"@{key}={_marker(value)}" for key, value in self.overrides(attack))
         if defense is not None and defense.randomized and not self.eot:
             name += leaderboard.NO_EOT
         return name
+
+    def overrides(self, attack: Attack) -> list[tuple[str, Any]]:
+        """(key, value) of the budget and hyper-parameters that differ from the profile's."""
+        out: list[tuple[str, Any]] = []
+        budget = self._budget(attack)
+        if budget is not None and budget != self._profile.budget:
+            out.append(("budget", budget))
+        profile = instantiate(type(attack), self._profile.name).config()
+        for key, value in sorted(attack.config().items()):
+            if key != "budget" and profile.get(key) != value:
+                out.append((key, value))
+        return out
 
     def cell_path(self, defense: Defense, attack: Attack) -> Path:
         return self.cell_dir / defense.name / f"{self.cell_name(attack, defense)}.json"
@@ -118,6 +140,10 @@ class CellNaming:
         path = self.cell_path(defense, attack)
         if not path.is_file():
             return False
+        if not leaderboard.owned(path):
+            raise RBError(
+                f"{path} is not a result file rb wrote: move it away so the cell can be written"
+            )
         try:
             stored = leaderboard.read_cell(path)
         except RBError as exc:

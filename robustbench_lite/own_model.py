@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,10 +27,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from robustbench_lite import data, model_checks
-from robustbench_lite.errors import RBError
-from robustbench_lite.plugins import Defense
+from robustbench_lite.errors import RBError, guarded, is_stop, one_line
+from robustbench_lite.plugins import NAME, Defense
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CHECK_SAMPLES = 200  # clean test images the pre-attack checks look at
 RANDOMIZED_DRAWS = 10  # majority vote of a declared randomized model's verdicts
 
@@ -61,6 +59,7 @@ class UserModel(Defense):
         randomized: bool = False,
         factory: str | None = None,
         draws: int | None = None,
+        make: Callable[[], nn.Module] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise RBError(f"the model must be a torch nn.Module, got {type(model).__name__}")
@@ -76,6 +75,7 @@ class UserModel(Defense):
             raise RBError(f"draws must be at least 1, got {self.draws}")
         self.diagnostics = model_checks.Diagnostics()
         self._model = copy.deepcopy(model)  # later changes to the caller's module cannot leak in
+        self._make = make  # the user's factory: fresh instances without copying one
         model_checks.ensure_eval(self._model, name, self.diagnostics)
         self.factory = factory or f"{type(model).__module__}:{type(model).__qualname__}"
         self._weights = weights_sha256(self._model)
@@ -93,7 +93,13 @@ class UserModel(Defense):
         }
 
     def build(self, num_classes: int) -> nn.Module:
-        """A copy of the user's model, weights included (the runner puts it in eval mode)."""
+        """A fresh instance from the user's factory where there is one (`--model`), else a copy
+        of the model as handed in (`evaluate`); the runner loads the recorded weights into it."""
+        if self._make is not None:
+            model = self._make()
+            if isinstance(model, nn.Module):
+                model.load_state_dict(self._model.state_dict())
+                return model.eval()
         return copy.deepcopy(self._model)
 
     def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> None:
@@ -109,15 +115,16 @@ class UserModel(Defense):
         if dataset not in self._checked:
             test = data.load(dataset, "test")
             x, y = test.x[:CHECK_SAMPLES], test.y[:CHECK_SAMPLES]
-            model_checks.check_model(
-                self._model,
-                x,
-                y,
-                name=self.name,
-                num_classes=num_classes,
-                randomized=self.randomized,
-                diagnostics=self.diagnostics,
-            )
+            with guarded(f"model {self.name}"):
+                model_checks.check_model(
+                    self.build(num_classes),  # an instance of their own, not the snapshot
+                    x,
+                    y,
+                    name=self.name,
+                    num_classes=num_classes,
+                    randomized=self.randomized,
+                    diagnostics=self.diagnostics,
+                )
             self._checked.add(dataset)
         return self.diagnostics
 
@@ -138,10 +145,10 @@ def load_factory(spec: str) -> Callable[[], Any]:
             module = importlib.import_module(target)
     except RBError:
         raise
-    except Exception as exc:  # the user's module: any failure at import is reported in one line
-        raise RBError(
-            f"--model {spec}: importing {target} failed ({type(exc).__name__}: {exc})"
-        ) from None
+    except BaseException as exc:  # the user's module: any failure at import is one line
+        if is_stop(exc):
+            raise
+        raise RBError(f"--model {spec}: importing {target} failed ({one_line(exc)})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise RBError(f"--model {spec}: {target} has no callable {attr!r}")
@@ -159,6 +166,12 @@ def _module_from_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    try:  # Ray's workers cannot import a module loaded from a file: ship its code by value
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except (ImportError, ValueError):
+        pass
     return module
 
 
@@ -209,16 +222,14 @@ def from_factory(
 ) -> UserModel:
     """The user model `rb run --model SPEC [--weights FILE] --name NAME` evaluates."""
     fn = load_factory(spec)
-    try:
+    with guarded(f"--model {spec}: calling it"):
         model = fn()
-    except Exception as exc:  # the user's factory
-        raise RBError(f"--model {spec}: calling it failed ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, nn.Module):
         raise RBError(f"--model {spec} returned {type(model).__name__}, not a torch nn.Module")
     if weights is not None:
         load_weights(model, weights)
     model.eval()  # a freshly built module is in train mode by default: that is no mistake here
-    return UserModel(model, name=name, randomized=randomized, factory=_factory_label(spec))
+    return UserModel(model, name=name, randomized=randomized, factory=_factory_label(spec), make=fn)
 
 
 def evaluate(

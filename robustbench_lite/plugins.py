@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import torch
 from torch import nn
 
-from robustbench_lite.errors import RBError
+from robustbench_lite.errors import RBError, is_stop, one_line
 from robustbench_lite.queries import KNOWLEDGE
 from robustbench_lite.threat_models import (  # noqa: F401  (re-exported for plugins)
     L2,
@@ -32,6 +33,11 @@ from robustbench_lite.threat_models import (  # noqa: F401  (re-exported for plu
 )
 
 Knowledge = Literal["gradient", "scores", "labels"]
+#: What a plugin, dataset or model name may be: it names folders and files and is printed.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = (
+    "a name is letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)"
+)
 ATTACK_GROUP = "robustbench_lite.attacks"
 DEFENSE_GROUP = "robustbench_lite.defenses"
 
@@ -202,6 +208,12 @@ class Entry:
                 f"plugin {self.name} ({self.target}) cannot be loaded: {exc}; "
                 "install its optional dependencies"
             ) from None
+        except BaseException as exc:  # its module failed at import (SystemExit included)
+            if is_stop(exc):
+                raise
+            raise RBError(
+                f"plugin {self.name} ({self.target}) failed at import: {one_line(exc)}"
+            ) from None
         if not (isinstance(obj, type) and issubclass(obj, Plugin)):
             raise RBError(f"plugin {self.name} ({self.target}) is not a Plugin subclass")
         if obj.name != self.name:
@@ -214,6 +226,12 @@ class Entry:
 def _entries(group: str) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     for ep in importlib.metadata.entry_points(group=group):
+        if not NAME.fullmatch(ep.name):
+            package = ep.dist.name if ep.dist is not None else "an unknown package"
+            raise RBError(
+                f"package {package} registers {group} entry point {ep.name!a} "
+                f"({ep.value!a}): {NAME_RULE}"
+            )
         if ep.name in found and found[ep.name].target != ep.value:
             raise RBError(
                 f"duplicate plugin name {ep.name!r} in {group}: "
@@ -268,3 +286,7 @@ def instantiate(cls: type[P], profile: str, overrides: Mapping[str, Any] | None 
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         raise RBError(f"{cls.name}: {exc}") from None
+    except BaseException as exc:
+        if is_stop(exc):
+            raise
+        raise RBError(f"{cls.name}: its constructor failed: {one_line(exc)}") from None

@@ -6,10 +6,17 @@ only `counter.view()`, an `Oracle` whose single entry point answers at the level
 attack declared (`gradient`: differentiable logits; `scores`: detached logits computed without
 autograd; `labels`: a one-hot of the predicted label). The oracle has no public attribute that
 leads to the model or the counts.
+
+An oracle lives exactly as long as its cell's `Attack.run` call: the runner closes it when `run`
+returns, after which every call raises (naming the attack and the cell), and a cell during whose
+run such a stale call was made fails. Charges are counted under a lock, the budget check and the
+charge one atomic step, so an attack that queries from several threads is counted exactly, and a
+refused query refuses the cell even where the attack caught the error.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import torch
@@ -22,6 +29,24 @@ KNOWLEDGE: tuple[str, ...] = ("gradient", "scores", "labels")
 
 class AccessError(RBError):
     """An attack used more access or more queries than it declared or was given."""
+
+
+class _StaleCalls:
+    """Calls made to closed oracles, process-wide: the cell running while one is made fails,
+    whichever oracle the call went to (an attack that kept another cell's oracle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.last = ""
+
+    def record(self, message: str) -> None:
+        with self._lock:
+            self.count += 1
+            self.last = message
+
+
+STALE = _StaleCalls()
 
 
 class Oracle:
@@ -76,6 +101,7 @@ class QueryCounter:
         knowledge: str = "gradient",
         budget: int | None = None,
         owner: str = "the attack",
+        cell: str = "its cell",
     ) -> None:
         if knowledge not in KNOWLEDGE:
             raise RBError(f"{owner} declares unknown knowledge {knowledge!r}; known: {KNOWLEDGE}")
@@ -87,8 +113,12 @@ class QueryCounter:
         self.knowledge = knowledge
         self.budget = budget
         self.owner = owner
+        self.cell = cell
         self.counts = torch.zeros(n, dtype=torch.int64, device="cpu")
         self.calls = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self.refusals: list[AccessError] = []  # every refused query, caught by the attack or not
 
     def view(self) -> Oracle:
         """The face of the model an attack may hold (no reference to the model or the counts)."""
@@ -99,7 +129,38 @@ class QueryCounter:
             stochastic=self.stochastic,
         )
 
+    def close(self) -> None:
+        """End the oracle's life (its cell's `run` returned): later calls raise, and the model is
+        no longer reachable through it."""
+        with self._lock:
+            self._closed = True
+            self._model = None  # type: ignore[assignment]
+
+    def check(self) -> None:
+        """Raise the first query this counter refused (the attack may have caught it)."""
+        if self.refusals:
+            raise self.refusals[0]
+
+    def _stale(self) -> AccessError:
+        """The error of a call to a closed oracle, recorded process-wide (see `STALE`)."""
+        message = (
+            f"{self.owner} queried the oracle of {self.cell} after that cell's run returned: "
+            "an oracle is valid only inside its cell's run"
+        )
+        STALE.record(message)
+        return AccessError(message)
+
     def _query(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        try:
+            return self._answer(x, idx)
+        except AccessError as exc:
+            with self._lock:
+                self.refusals.append(exc)
+            raise
+
+    def _answer(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if self._closed:
+            raise self._stale()
         if not isinstance(x, torch.Tensor) or x.layout != torch.strided or x.is_meta:
             raise AccessError(f"{self.owner} queried with {type(x).__name__}, not a dense tensor")
         if x.requires_grad and self.knowledge != "gradient":
@@ -121,19 +182,23 @@ class QueryCounter:
             )
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
             raise AccessError(f"idx out of range 0..{self.n - 1}")
-        counts = self.counts.index_add(0, idx, torch.full_like(idx, self.draws))
-        if self.budget is not None and len(idx) and int(counts.max()) > self.budget:
-            worst = int(counts.argmax())
-            raise AccessError(
-                f"{self.owner} queried sample {worst} {int(counts[worst])} times, over its "
-                f"budget of {self.budget}: the runner refuses to grade it"
-            )
-        self.counts = counts
-        self.calls += 1
+        with self._lock:  # the budget check and the charge: one step, whatever thread asks
+            if self._closed:
+                raise self._stale()
+            counts = self.counts.index_add(0, idx, torch.full_like(idx, self.draws))
+            if self.budget is not None and len(idx) and int(counts.max()) > self.budget:
+                worst = int(counts.argmax())
+                raise AccessError(
+                    f"{self.owner} queried sample {worst} {int(counts[worst])} times, over its "
+                    f"budget of {self.budget}: the runner refuses to grade it"
+                )
+            self.counts = counts
+            self.calls += 1
+            model = self._model
         if self.knowledge == "gradient":
-            return self._model(x)
+            return model(x)
         with torch.no_grad():
-            out = self._model(x.detach()).detach()
+            out = model(x.detach()).detach()
         if self.knowledge == "scores":
             return out.clone()
         return F.one_hot(out.argmax(dim=1), out.shape[1]).to(out.dtype)

@@ -20,7 +20,7 @@ from robustbench_lite.cache import ModelCache, writable_dir
 from robustbench_lite.cell import predict
 from robustbench_lite.cellrun import CellJob
 from robustbench_lite.cellrun import cap as cells_cap
-from robustbench_lite.errors import RBError
+from robustbench_lite.errors import RBError, stop_on_signals
 from robustbench_lite.executors import EXECUTORS, Job, Task, executor, run_jobs
 from robustbench_lite.naming import CellNaming
 from robustbench_lite.plan import incompatibility, profile_named, resolve_names
@@ -35,6 +35,7 @@ from robustbench_lite.plugins import (
     instantiate,
     threat_model,
 )
+from robustbench_lite.queries import STALE
 from robustbench_lite.store import adv_path
 from robustbench_lite.units import (
     DiagnosticsJob,
@@ -108,7 +109,16 @@ class Runner(CellNaming):
     def run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir.
 
-        A defense is a registered name or a Defense instance (a user's model, own_model.py)."""
+        A defense is a registered name or a Defense instance (a user's model, own_model.py).
+        Ctrl-C or SIGTERM stops it with every finished cell and shard kept."""
+        with stop_on_signals():
+            stale = STALE.count
+            board = self._run(attacks, defenses)
+            if STALE.count != stale:  # a plugin's thread kept querying after its cell
+                raise RBError(f"{STALE.last}; rerun without that plugin")
+            return board
+
+    def _run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         built_attacks, built_defenses = self.prepare(attacks, defenses)
         self._pin_threads()
         test = data.load(self.dataset, "test")
@@ -166,11 +176,11 @@ class Runner(CellNaming):
             certify_defense(self, defense, x, y, attacks, evaluated)
         if not runnable:
             return
-        model, clean_pred = evaluated.get()
-        jobs: list[Job] = [DiagnosticsJob(self, defense, model, x, y, clean_pred)]
+        recipe, clean_pred = evaluated.get()
+        jobs: list[Job] = [DiagnosticsJob(self, defense, recipe, x, y, clean_pred)]
         for attack in runnable:
             na = self.samples(n, defense, attack)
-            jobs.append(CellJob(self, defense, model, attack, x[:na], y[:na], clean_pred[:na]))
+            jobs.append(CellJob(self, defense, recipe, attack, x[:na], y[:na], clean_pred[:na]))
         run_jobs(pool, jobs, lambda job: grid.update(1 if isinstance(job, CellJob) else 0))
 
     def prepare(
@@ -213,7 +223,7 @@ class Runner(CellNaming):
 
     def _attack(self, name: str) -> Attack:
         attack = instantiate(attack_class(name), self.profile, self.settings.get(name))
-        threat_model(attack.threat_model).check_eps(self.eps_of(attack))
+        threat_model(attack.threat_model).check_eps(self.eps_of(attack), data.SHAPE)
         return attack
 
     def _defense(self, name: str) -> Defense:

@@ -12,14 +12,14 @@ results folder, so `results/sweep/mnist-5k/quick` is a grid too); its leaderboar
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robustbench_lite import certified, leaderboard, plots
-from robustbench_lite.cache import atomic_write_text
+from robustbench_lite.cache import atomic_write_text, write_json
 from robustbench_lite.errors import RBError
 from robustbench_lite.site_defense import defense_page
 from robustbench_lite.site_pages import Grid, index_page, relative
@@ -68,8 +68,8 @@ def load_grid(folder: Path, results: Path) -> Grid:
     )
 
 
-def _figures(cells: list[dict[str, Any]], folder: Path, page_dir: Path) -> list[tuple[str, str]]:
-    """The defense's plots, drawn into `folder`; (link relative to the page, caption)."""
+def _figures(cells: list[dict[str, Any]], folder: Path) -> list[tuple[Path, str]]:
+    """The defense's plots, drawn into `folder`; (path, caption)."""
     made = [
         (plots.eps_sweep(cells, folder / "eps_sweep.png"), "robust accuracy against eps"),
         (plots.query_curve(cells, folder / "queries.png"), "success rate against queries"),
@@ -78,32 +78,72 @@ def _figures(cells: list[dict[str, Any]], folder: Path, page_dir: Path) -> list[
             "adversarial examples: clean, adversarial (-> predicted class), perturbation",
         ),
     ]
-    return [(relative(path, page_dir), caption) for path, caption in made if path is not None]
+    return [(path, caption) for path, caption in made if path is not None]
+
+
+#: The files a build wrote, relative to the site folder: a rebuild removes those and only those.
+MANIFEST = ".rb-site.json"
+
+
+def _check_out(results: Path, out: Path) -> None:
+    """The site folder may not be, contain or lie inside the results folder, nor hold result
+    files of any grid: `rb site` writes pages and removes only what it wrote before."""
+    r, o = results.resolve(), out.resolve()
+    if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+        raise RBError(
+            f"--out {out} overlaps the results folder {results}: write the site elsewhere "
+            "(it never writes into or removes result files)"
+        )
+    if o.is_dir() and find_grids(o):
+        raise RBError(f"--out {out} holds result files: write the site elsewhere")
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove the files a previous build listed in its manifest, and nothing else."""
+    manifest = out / MANIFEST
+    try:
+        listed = json.loads(manifest.read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    for rel in listed:
+        path = (out / rel).resolve()
+        if (
+            path.is_relative_to(out.resolve())
+            and path.suffix in (".html", ".png")
+            and path.is_file()
+        ):
+            path.unlink()
 
 
 def build(results: Path, out: Path) -> Path:
     """Write the site for every grid under `results` into `out`; returns index.html's path."""
     results, out = Path(results), Path(out)
+    _check_out(results, out)
     folders = find_grids(results)
     if not folders:
         raise RBError(f"no results under {results}; run `rb run` first")
     grids = [load_grid(folder, results) for folder in folders]
     out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
+    written: list[Path] = []
     for grid in grids:
         grid_dir = out / grid.slug
-        if grid_dir.exists():  # a rebuild replaces the grid's pages and plots
-            shutil.rmtree(grid_dir)
-        grid_dir.mkdir(parents=True)
+        grid_dir.mkdir(parents=True, exist_ok=True)
         for defense in grid.frame["defense"]:
             name = _slug(str(defense))
             page_path = grid_dir / f"{name}.html"
             cells = grid.row_cells(str(defense))
-            figures = _figures(cells, grid_dir / name, grid_dir) if cells else []
+            figures = _figures(cells, grid_dir / name) if cells else []
+            written += [path for path, _ in figures]
+            links = [(relative(path, grid_dir), caption) for path, caption in figures]
             index_href = relative(out / "index.html", grid_dir)
-            atomic_write_text(page_path, defense_page(grid, str(defense), figures, index_href))
+            atomic_write_text(page_path, defense_page(grid, str(defense), links, index_href))
+            written.append(page_path)
             grid.pages[str(defense)] = relative(page_path, out)
         log.info("site: %s (%d defenses)", grid.label, len(grid.pages))
     index = out / "index.html"
     atomic_write_text(index, index_page(grids, results.as_posix()))
+    files = sorted({p.relative_to(out).as_posix() for p in [*written, index]})
+    write_json(out / MANIFEST, {"files": files})
     log.info("wrote %s", index)
     return index

@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import math
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +41,16 @@ def adv_path(cell_path: Path) -> Path:
     return cell_path.with_suffix(".adv.safetensors")
 
 
-def cell_record(
-    config: dict[str, Any], *, cell: str, knowledge: str, minimal: bool, arrays: CellArrays
+def summary(
+    correct: torch.Tensor, robust: torch.Tensor, queries: torch.Tensor, distance: torch.Tensor
 ) -> dict[str, Any]:
-    """The JSON record of one cell: accuracies, query and distance statistics, per-sample arrays."""
-    correct, robust, queries, distance = (
-        arrays.correct,
-        arrays.robust,
-        arrays.queries,
-        arrays.distance,
-    )
+    """The aggregate numbers of a cell, all derived from its per-sample arrays (so a reader can
+    recompute and compare them: `cell_problem`)."""
     attacked = correct
     success = attacked & ~robust
     q_att = queries[attacked].double()
     q_succ = queries[success].double()
     return {
-        **{k: config[k] for k in ("schema", "dataset", "seed", "threat_model", "eps", "budget")},
-        "defense": config["defense"]["name"],
-        "attack": config["attack"]["name"],
-        "cell": cell,
-        "knowledge": knowledge,
-        "minimal": minimal,
-        "config_hash": config_hash(config),
-        "config": config,
         "n": len(correct),
         "clean_acc": float(correct.double().mean()),
         "robust_acc": float(robust.double().mean()),
@@ -77,6 +65,29 @@ def cell_record(
             "median_success": _stat(q_succ, "median"),
         },
         "median_distance": _stat(distance[attacked], "median"),
+    }
+
+
+def cell_record(
+    config: dict[str, Any], *, cell: str, knowledge: str, minimal: bool, arrays: CellArrays
+) -> dict[str, Any]:
+    """The JSON record of one cell: accuracies, query and distance statistics, per-sample arrays."""
+    correct, robust, queries, distance = (
+        arrays.correct,
+        arrays.robust,
+        arrays.queries,
+        arrays.distance,
+    )
+    return {
+        **{k: config[k] for k in ("schema", "dataset", "seed", "threat_model", "eps", "budget")},
+        "defense": config["defense"]["name"],
+        "attack": config["attack"]["name"],
+        "cell": cell,
+        "knowledge": knowledge,
+        "minimal": minimal,
+        "config_hash": config_hash(config),
+        "config": config,
+        **summary(correct, robust, queries, distance),
         "samples": {
             "index": list(range(len(correct))),
             "clean_correct": correct.tolist(),
@@ -87,6 +98,65 @@ def cell_record(
             "extras": arrays.extras,
         },
     }
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+#: Per-sample arrays of a cell and what each entry must be.
+_ARRAYS: dict[str, Any] = {
+    "index": _is_int,
+    "clean_correct": lambda v: isinstance(v, bool),
+    "robust": lambda v: isinstance(v, bool),
+    "adv_pred": _is_int,
+    "queries": lambda v: _is_int(v) and v >= 0,
+    "distance": lambda v: v is None or (_is_number(v) and v >= 0),
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if a is None or b is None:
+        return a is b
+    return _is_number(a) and _is_number(b) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def cell_problem(record: dict[str, Any]) -> str | None:
+    """Why a cell record contradicts itself (arrays of the wrong length or type, aggregates that
+    its per-sample arrays do not give), or None. Checked on every read, past the content hash."""
+    samples, n = record.get("samples"), record.get("n")
+    if not isinstance(samples, dict) or not _is_int(n) or n < 0:
+        return "it has no per-sample arrays and sample count"
+    for key, valid in _ARRAYS.items():
+        values = samples.get(key)
+        if not isinstance(values, list) or len(values) != n:
+            return f"its per-sample {key!r} is not a list of {n} entries"
+        if not all(valid(v) for v in values):
+            return f"its per-sample {key!r} holds entries of the wrong type"
+    if samples["index"] != list(range(n)):
+        return "its sample index is not 0..n-1"
+    extras = samples.get("extras", {})
+    if not isinstance(extras, dict) or any(
+        not isinstance(v, list) or len(v) != n for v in extras.values()
+    ):
+        return "its per-sample extras are not lists of n entries"
+    distance = [math.inf if d is None else float(d) for d in samples["distance"]]
+    derived = summary(
+        torch.tensor(samples["clean_correct"], dtype=torch.bool),
+        torch.tensor(samples["robust"], dtype=torch.bool),
+        torch.tensor(samples["queries"], dtype=torch.int64),
+        torch.tensor(distance, dtype=torch.float64),
+    )
+    for key, value in derived.items():
+        if not _same(record.get(key), value):
+            return f"its {key} {record.get(key)!r} contradicts its per-sample arrays ({value!r})"
+    return None
 
 
 def _stat(values: torch.Tensor, how: str) -> float | None:
@@ -171,10 +241,18 @@ def merge_shard(arrays: CellArrays, record: dict[str, Any], cell_path: Path) -> 
         arrays.x_verified[index] = load_file(str(adv))["x"]
 
 
+_SHARD_FILE = re.compile(r"\d+(\.adv\.safetensors|\.json)")
+
+
 def clear_shards(cell_path: Path) -> None:
-    """Remove a finished cell's shard files."""
+    """Remove a finished cell's shard files (those the store wrote, and no other), then the
+    shard folders if that left them empty."""
     folder = shard_dir(cell_path)
-    if folder.is_dir():
-        for path in folder.iterdir():
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if _SHARD_FILE.fullmatch(path.name) and path.is_file():
             path.unlink()
-        folder.rmdir()
+    for empty in (folder, folder.parent):
+        if empty.is_dir() and not any(empty.iterdir()):
+            empty.rmdir()

@@ -10,7 +10,9 @@ interval is covered). What was left out is said in one line.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import shutil
 import sys
 import textwrap
@@ -26,6 +28,24 @@ INTERVAL = ("_lo", "_hi")
 FLAGS = "flags"
 GAP = "  "
 WIDE_HINT = "`rb leaderboard --wide` or `--csv FILE` shows them"
+
+
+#: C0 and C1 control characters (ESC of ANSI sequences, BEL, backspace, carriage return ...)
+#: and the Unicode bidirectional overrides that reorder what a terminal shows.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` safe to print: control characters become '?', newlines too unless kept."""
+    text = _CONTROL.sub("?", str(text))
+    return text if keep_newlines else text.replace("\n", " ").replace("\t", " ")
+
+
+class SafeFormatter(logging.Formatter):
+    """A log line with its control characters (a plugin's name may hold ANSI escapes) stripped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def terminal_width() -> int:
@@ -228,6 +248,8 @@ def _notes(
             notes.append(f"Flags: {', '.join(flagged)}.")
         if any(not is_missing(v) and str(v) for v in frame[FLAGS]):
             notes.append("Red flags: `rb diagnose DEFENSE` explains each with its numbers.")
+    if any(leaderboard.has_override(c) for c in names):
+        notes.append(leaderboard.OVERRIDE_NOTE)
     if any(leaderboard.NO_EOT in c for c in names):
         notes.append(
             f"{leaderboard.NO_EOT}: attacked without expectation over transformation, "

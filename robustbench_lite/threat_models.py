@@ -27,8 +27,9 @@ class ThreatModel(ABC):
     name: ClassVar[str]
     default_eps: ClassVar[Mapping[str, float]]
 
-    def check_eps(self, eps: float) -> None:
-        """Raise RBError for a budget that makes no sense in this threat model."""
+    def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
+        """Raise RBError for a budget that makes no sense in this threat model (for inputs of
+        `shape` (C, H, W) where that sets a bound)."""
         if not (math.isfinite(eps) and eps > 0):
             raise RBError(f"{self.name} eps must be a positive number, got {eps}")
 
@@ -59,8 +60,8 @@ class Linf(ThreatModel):
         "fashion-mnist": 0.1,
     }
 
-    def check_eps(self, eps: float) -> None:
-        super().check_eps(eps)
+    def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
+        super().check_eps(eps, shape)
         if eps > 1:
             raise RBError(f"linf eps must be at most 1 for images in [0,1], got {eps}")
 
@@ -84,6 +85,14 @@ class L2(ThreatModel):
         "mnist": 1.5,
         "fashion-mnist": 1.5,
     }
+
+    def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
+        super().check_eps(eps, shape)
+        if shape is not None and eps > math.sqrt(math.prod(shape)):
+            raise RBError(
+                f"l2 eps must be at most {math.sqrt(math.prod(shape)):.4g}, the diameter of the "
+                f"input box [0,1]^{'x'.join(map(str, shape))}, got {eps:g}"
+            )
 
     def project(
         self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None
@@ -116,6 +125,14 @@ class Spatial(ThreatModel):
     max_angle: ClassVar[float] = 30.0
     max_shift: ClassVar[float] = 3.0
     params: ClassVar[tuple[str, ...]] = ("angle", "dx", "dy")
+
+    def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
+        super().check_eps(eps, shape)
+        if eps > 1:
+            raise RBError(
+                f"spatial eps must be at most 1 (the paper's +-{self.max_angle:g} degrees, "
+                f"+-{self.max_shift:g} px), got {eps:g}"
+            )
 
     def limits(self, eps: float) -> dict[str, float]:
         """The largest |angle| (degrees), |dx| and |dy| (pixels) allowed at eps."""

@@ -3,7 +3,6 @@ a certifying defense's certificates, and a model's diagnostics, each written bes
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import time
@@ -15,9 +14,11 @@ from torch import nn
 from robustbench_lite import certified, data, diagnostics
 from robustbench_lite.cache import config_hash, seal, write_json
 from robustbench_lite.cell import predict
+from robustbench_lite.errors import guarded
 from robustbench_lite.executors import Task, timed
 from robustbench_lite.plan import derive_seed
 from robustbench_lite.plugins import Attack, Defense, threat_model
+from robustbench_lite.recipe import ModelRecipe, recipe_of
 from robustbench_lite.store import RESULT_SCHEMA, versions
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 def build_model(defense: Defense, dataset: str, seed: int) -> nn.Module:
     """The untrained model, its initial weights seeded from (run seed, dataset, defense)."""
     torch.manual_seed(derive_seed(seed, "init", dataset, defense.name))
-    return defense.build(10)
+    with guarded(f"building the model of defense {defense.name}"):
+        return defense.build(10)
 
 
 def train_model(
@@ -42,7 +44,8 @@ def train_model(
     log.info("training %s on %s (%d samples)", defense.name, dataset, len(train))
     generator = torch.Generator().manual_seed(derive_seed(seed, "train", dataset, defense.name))
     start = time.perf_counter()
-    defense.fit(model, train.x, train.y, generator=generator, progress=progress)
+    with guarded(f"training defense {defense.name}"):
+        defense.fit(model, train.x, train.y, generator=generator, progress=progress)
     seconds = time.perf_counter() - start
     log.info("trained %s in %.1f s", defense.name, seconds)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, seconds
@@ -76,11 +79,12 @@ def certify_defense(
         path = runner.cell_dir / defense.name / f"{certified.STEM}{suffix}.json"
         if certified.is_current(path, digest, runner.weights_id(defense)):
             continue
-        model, clean_pred = evaluated.get()  # loaded (or trained) before the clock starts
+        recipe, clean_pred = evaluated.get()  # loaded (or trained) before the clock starts
         start = time.perf_counter()
         correct = (clean_pred == y).cpu()
-        # The defense certifies on a copy: nothing it does can touch the grading model.
-        flags = defense.certify(copy.deepcopy(model), x, y, eps).to(torch.bool).cpu()
+        # The defense certifies on an instance of its own: nothing it does touches the grader.
+        with guarded(f"the certificate of defense {defense.name}"):
+            flags = defense.certify(recipe.make(), x, y, eps).to(torch.bool).cpu()
         record = certified.record(config, digest, correct, flags)
         record.update(
             {
@@ -93,9 +97,11 @@ def certify_defense(
         log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)
 
 
-def _checks_on_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Any:
-    """diagnostics.run_checks on a copy: nothing the checks do can touch the grading model."""
-    return diagnostics.run_checks(copy.deepcopy(model), x, y, **kw)
+def _checks_on_fresh(recipe: ModelRecipe, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Any:
+    """diagnostics.run_checks on an instance of their own, built fresh from the recipe."""
+    model = recipe.make()
+    with guarded(f"the diagnostics of the model of {recipe.name}"):
+        return diagnostics.run_checks(model, x, y, **kw)
 
 
 class DiagnosticsJob:
@@ -106,7 +112,7 @@ class DiagnosticsJob:
         self,
         runner: Runner,
         defense: Defense,
-        model: nn.Module,
+        recipe: ModelRecipe,
         x: torch.Tensor,
         y: torch.Tensor,
         clean_pred: torch.Tensor,
@@ -123,14 +129,14 @@ class DiagnosticsJob:
         if not diagnostics.is_current(self.path, self.digest):
             keep = clean_pred == y
             checks = functools.partial(
-                _checks_on_copy,
+                _checks_on_fresh,
                 randomized=defense.randomized,
                 eot_draws=eot_draws,
                 prediction_draws=defense.prediction_draws(),
                 seed=derive_seed(runner.seed, "diagnostics", runner.dataset, defense.name),
             )
             key = (diagnostics.STEM, defense.name)
-            self.tasks = [Task(key, timed, (checks, model, x[keep], y[keep]))]
+            self.tasks = [Task(key, timed, (checks, recipe, x[keep], y[keep]))]
         self.remaining = {task.key for task in self.tasks}
 
     def done(self, task: Task, result: tuple[dict[str, Any], float]) -> None:
@@ -151,18 +157,27 @@ class DiagnosticsJob:
         pass
 
 
+def model_recipe(runner: Runner, defense: Defense, trained: nn.Module) -> ModelRecipe:
+    """How every instance of a defense's trained model is made: its `build`, then its weights."""
+    build = functools.partial(build_model, defense, runner.dataset, runner.seed)
+    return recipe_of(defense.name, build, trained, runner._device)
+
+
 class Evaluated:
-    """A defense's trained model and its clean predictions on the run's samples, made on first
-    use and shared by its certificates and attack cells (a model load can be hundreds of MB)."""
+    """A defense's model recipe (its trained weights) and its clean predictions on the run's
+    samples, made on first use and shared by its certificates and attack cells."""
 
     def __init__(self, runner: Runner, defense: Defense, x: torch.Tensor) -> None:
         self.runner, self.defense, self.x = runner, defense, x
-        self._value: tuple[nn.Module, torch.Tensor] | None = None
+        self._value: tuple[ModelRecipe, torch.Tensor] | None = None
 
-    def get(self) -> tuple[nn.Module, torch.Tensor]:
+    def get(self) -> tuple[ModelRecipe, torch.Tensor]:
         if self._value is None:
             runner, defense = self.runner, self.defense
-            model = runner.model(defense)
+            recipe = model_recipe(runner, defense, runner.model(defense))
+            grader = recipe.make()
             torch.manual_seed(derive_seed(runner.seed, "clean", runner.dataset, defense.name))
-            self._value = (model, predict(model, self.x, defense.prediction_draws()))
+            with guarded(f"the model of {defense.name} on clean inputs"):
+                clean = predict(grader, self.x, defense.prediction_draws())
+            self._value = (recipe, clean)
         return self._value

@@ -13,6 +13,7 @@ from torch import nn
 from defenses.standard import Standard
 from robustbench_lite import plugins
 from robustbench_lite.plugins import Attack, QueryModel
+from robustbench_lite.store import summary
 
 
 def register(monkeypatch: pytest.MonkeyPatch, **targets: str) -> None:
@@ -125,3 +126,15 @@ class Rounding(Standard):
 
     def build(self, num_classes: int) -> nn.Module:
         return nn.Sequential(Round(), super().build(num_classes))
+
+
+def resummarized(record: dict[str, Any]) -> dict[str, Any]:
+    """The aggregates a hand-made cell record's per-sample arrays give (what a reader checks)."""
+    s = record["samples"]
+    distance = [float("inf") if d is None else d for d in s["distance"]]
+    return summary(
+        torch.tensor(s["clean_correct"]),
+        torch.tensor(s["robust"]),
+        torch.tensor(s["queries"]),
+        torch.tensor(distance, dtype=torch.float64),
+    )

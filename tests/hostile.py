@@ -205,3 +205,110 @@ class Malformed(_Base):
             "nan extra": (x, {"t": torch.full((n,), float("nan"))}),
             "short extra": (x, {"t": torch.zeros(n - 1)}),
         }[Malformed.shape]
+
+
+class KeepOracle(_Base):
+    """Keeps the oracle it was given in a module-level dict, for a later cell to use."""
+
+    name = "hostile-keep"
+    knowledge: ClassVar = "gradient"
+    kept: ClassVar[dict[str, Any]] = {}
+
+    def trick(self, model, x, y, eps, budget):
+        KeepOracle.kept["oracle"] = model
+        model(x)
+        return x
+
+
+class StaleOracle(_Base):
+    """Declares labels, but runs PGD steps through the gradient oracle another cell kept."""
+
+    name = "hostile-stale"
+    knowledge: ClassVar = "labels"
+
+    def trick(self, model, x, y, eps, budget):
+        stale = KeepOracle.kept["oracle"]
+        xt = x.clone()
+        for _ in range(20):
+            xt.requires_grad_(True)
+            loss = nn.functional.cross_entropy(stale(xt), y)
+            (grad,) = torch.autograd.grad(loss, xt)
+            xt = (x + (xt.detach() + 0.05 * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+        return xt
+
+
+class Threads(_Base):
+    """Queries sample 0 with one-row calls from 8 threads at once, past its budget, counting the
+    answers it got and swallowing the refusals."""
+
+    name = "hostile-threads"
+    answers: ClassVar[list[int]] = []
+
+    def trick(self, model, x, y, eps, budget):
+        import threading
+
+        got = [0]
+        lock = threading.Lock()
+
+        def hammer() -> None:
+            for _ in range(budget):
+                try:
+                    model(x[:1], idx=torch.zeros(1, dtype=torch.int64))
+                except Exception:
+                    return
+                with lock:
+                    got[0] += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        Threads.answers.append(got[0])
+        return x
+
+
+class Lingering(_Base):
+    """Leaves a thread querying after `run` returned, and counts the answers it gets then."""
+
+    name = "hostile-linger"
+    answers_before: ClassVar[list[int]] = []
+    answers_after: ClassVar[list[int]] = []
+    errors: ClassVar[list[str]] = []
+    thread: ClassVar[Any] = None
+
+    def trick(self, model, x, y, eps, budget):
+        import threading
+
+        returned = threading.Event()
+        started = threading.Event()
+
+        def linger() -> None:
+            while True:
+                try:
+                    model(x[:1], idx=torch.zeros(1, dtype=torch.int64))
+                except Exception as exc:
+                    Lingering.errors.append(str(exc))
+                    return
+                (Lingering.answers_after if returned.is_set() else Lingering.answers_before).append(
+                    1
+                )
+                started.set()
+
+        Lingering.thread = threading.Thread(target=linger, daemon=True)
+        Lingering.thread.start()
+        started.wait(10)
+        returned.set()
+        return x
+
+
+class Cheat(_Base):
+    """Declares labels, queries nothing, and returns adversarial examples another run saved
+    (`--save-adv`): a success no query paid for."""
+
+    name = "hostile-cheat"
+    knowledge: ClassVar = "labels"
+    sheet: ClassVar[Any] = None
+
+    def trick(self, model, x, y, eps, budget):
+        return Cheat.sheet[: len(x)].clone()

@@ -25,7 +25,7 @@ RUN = ["run", "-a", "pgd,pgd-l2", "-d", "none", "--profile", "quick", "--n", "10
         (["--csv", "adir"], "--csv adir is a directory; name a file"),
         (["--eps", "linf:0.1", "--eps", "l2:1,-1"], "l2 eps must be a positive number"),
         (["--eps", "0.1,2"], "linf eps must be at most 1"),
-        (["--set", "steps=inf"], "expected a number, got 'inf'"),
+        (["--set", "steps=inf"], "expected an integer, got 'inf'"),
         (["--set", "steps=none"], "expected a number, got 'none'"),
         (["--set", "pgd.rel_step_size=inf"], "expected a finite number"),
         (["--set", "pgd.rel_step_size=nan"], "expected a finite number"),

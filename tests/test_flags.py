@@ -38,7 +38,9 @@ def test_a_masked_model_is_flagged_and_an_ordinary_one_is_not(
     assert _flags(board, "none") == set()
     code = main(["diagnose", "rounding", "--results", str(tmp_path), "--profile", "quick"])
     out = capsys.readouterr().out
-    assert code == 0 and "masking: linf eps 0.3: square broke" in out and "zero-grad" in out
+    assert (
+        code == 0 and "masking: linf eps 0.3: square@budget=300 broke" in out and "zero-grad" in out
+    )
 
 
 def test_white_box_only_is_flagged(tmp_path: Path, rb_home: Path) -> None:

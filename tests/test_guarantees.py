@@ -19,6 +19,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.plugins import defense_class, instantiate
 from robustbench_lite.runner import Runner
 from tests import doubles
+from tests.doubles import resummarized
 
 DOUBLES = {
     "noisy": "tests.doubles:Noisy",
@@ -54,7 +55,7 @@ def test_a_randomized_defense_is_attacked_through_eot(
     doubles.Probe.passes.clear()
     _runner(tmp_path, rb_home, budget=40).run(["probe"], ["noisy"])
     assert doubles.Probe.passes and set(doubles.Probe.passes) == {4}  # quick: m = 4 draws a query
-    record = _cell(tmp_path, "noisy", "probe")
+    record = _cell(tmp_path, "noisy", "probe@budget=40")
     assert _charged(record) == {4}
 
 
@@ -62,7 +63,7 @@ def test_the_verdict_is_a_majority_over_fresh_draws(
     registered: None, tmp_path: Path, rb_home: Path, baseline: torch.nn.Module, mnist_test
 ) -> None:
     _runner(tmp_path, rb_home, budget=40).run(["probe"], ["noisy"])
-    record = _cell(tmp_path, "noisy", "probe")
+    record = _cell(tmp_path, "noisy", "probe@budget=40")
     # The probe changes nothing: every clean-correct sample stays robust under a majority of 25
     # draws, while a single draw would be noise for 30% of them.
     assert record["samples"]["robust"] == record["samples"]["clean_correct"]
@@ -74,7 +75,7 @@ def test_eot_splits_the_budget_and_refuses_a_row_more(
 ) -> None:
     runner = _runner(tmp_path, rb_home, budget=20, settings={"probe": {"rows": 0}})
     runner.run(["probe"], ["noisy"])
-    record = _cell(tmp_path, "noisy", "probe")
+    record = _cell(tmp_path, "noisy", "probe@budget=20@rows=0")
     assert _charged(record) == {20}  # told 20 // 4 = 5 rows, each charged 4 draws
     greedy = _runner(tmp_path / "b", rb_home, budget=20, settings={"probe": {"rows": -1}})
     with pytest.raises(RBError, match=r"queried sample .* 24 times, over its budget of 20"):
@@ -92,7 +93,7 @@ def test_worst_case_is_the_per_sample_minimum(tmp_path: Path, rb_home: Path) -> 
             bool(c) and i not in broken for i, c in enumerate(source["samples"]["clean_correct"])
         ]
         record["samples"] = {**source["samples"], "robust": robust}
-        record["robust_acc"] = sum(robust) / len(robust)
+        record.update(resummarized(record))
         record["config"] = {**source["config"], "attack": {"name": name, "config": {}}}
         record["config_hash"] = config_hash(record["config"])
         (cell_dir / "none" / f"{name}.json").write_text(json.dumps(seal(record)))

@@ -87,7 +87,7 @@ def test_python_cli_and_plugin_give_the_same_numbers(weights: Path, tmp_path: Pa
     )  # fmt: skip
     assert code == 0
     plugin = _cells(tmp_path / "p", "twin")
-    assert set(plugin) == {"pgd", "square"}
+    assert set(plugin) == {"pgd", "square@budget=100"}
     for other in ("py", "cli"):
         cells = _cells(tmp_path / other, "twin")
         for name, cell in plugin.items():

@@ -98,7 +98,9 @@ def test_parse_value_follows_the_default_type(text: str, default: Any, expected:
 
 
 def test_parse_value_rejects_garbage() -> None:
-    with pytest.raises(RBError, match="expected a number"):
+    with pytest.raises(RBError, match="expected an integer"):
         parse_value("many", 40)
+    with pytest.raises(RBError, match="expected a number"):
+        parse_value("many", 0.5)
     with pytest.raises(RBError, match="expected true or false"):
         parse_value("maybe", True)

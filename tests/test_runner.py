@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -125,7 +127,8 @@ def test_finished_cells_are_not_recomputed_and_survive_an_interrupt(
 ) -> None:
     runner = _runner(tmp_path, rb_home)
     pgd_l2 = plugins.attack_class("pgd-l2")
-    monkeypatch.setattr(pgd_l2, "run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    # A real Ctrl-C: the signal arrives while the attack runs.
+    monkeypatch.setattr(pgd_l2, "run", lambda *a, **k: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt):
         runner.run(["pgd", "pgd-l2"], ["none"])
     done = tmp_path / "mnist-5k" / "quick" / "none" / "pgd.json"
@@ -136,10 +139,11 @@ def test_finished_cells_are_not_recomputed_and_survive_an_interrupt(
     _runner(tmp_path, rb_home).run(["pgd", "pgd-l2"], ["none"])
     assert done.stat().st_mtime_ns == stamp  # cached by its config hash
     assert done.with_name("pgd-l2.json").is_file()
-    # A changed hyper-parameter changes the hash, so the cell is recomputed.
+    # A changed hyper-parameter is another cell, named for it; the plain one stays as it was.
     _runner(tmp_path, rb_home, settings={"pgd": {"steps": 3}}).run(["pgd"], ["none"])
-    assert done.stat().st_mtime_ns != stamp
-    assert json.loads(done.read_text())["config"]["attack"]["config"]["steps"] == 3
+    assert done.stat().st_mtime_ns == stamp
+    other = done.with_name("pgd@steps=3.json")
+    assert json.loads(other.read_text())["config"]["attack"]["config"]["steps"] == 3
 
 
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path: Path, rb_home: Path) -> None:
@@ -174,8 +178,7 @@ def test_an_attack_cap_limits_its_cells_and_shows_in_the_leaderboard(
     tmp_path: Path, rb_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(plugins.attack_class("pgd-l2"), "max_eval_samples", {"quick": 7})
-    settings = {"pgd": {"steps": 2}, "pgd-l2": {"steps": 2}}
-    runner = _runner(tmp_path, rb_home, n=None, settings=settings)
+    runner = _runner(tmp_path, rb_home, n=None)
     board = runner.run(["pgd", "pgd-l2"], ["none"]).set_index("defense")
     capped, full = _cell(tmp_path, "none", "pgd-l2"), _cell(tmp_path, "none", "pgd")
     assert capped["n"] == len(capped["samples"]["robust"]) == capped["max_eval_samples"] == 7
@@ -185,7 +188,7 @@ def test_an_attack_cap_limits_its_cells_and_shows_in_the_leaderboard(
     assert board.loc["none", "worst_l2_n"] == 7  # the worst case covers what all its cells saw
     assert "pgd-l2 on 7" in leaderboard._capped(board.reset_index())
     # An explicit --n overrides the cap; the leaderboard then has no per-cell n.
-    explicit = _runner(tmp_path / "explicit", rb_home, n=20, settings=settings)
+    explicit = _runner(tmp_path / "explicit", rb_home, n=20)
     board = explicit.run(["pgd", "pgd-l2"], ["none"])
     assert _cell(tmp_path / "explicit", "none", "pgd-l2")["n"] == 20
     assert "pgd-l2_n" not in board.columns

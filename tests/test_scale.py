@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from robustbench_lite.executors import LocalExecutor, Task, run_jobs
 from robustbench_lite.runner import Runner
 
 ATTACKS = ["pgd", "square"]
+CELLS = ["pgd", "square@budget=200"]
 
 
 def _runner(root: Path, rb_home: Path, **kwargs: Any) -> Runner:
@@ -25,7 +28,7 @@ def _runner(root: Path, rb_home: Path, **kwargs: Any) -> Runner:
 
 def _samples(root: Path) -> dict[str, Any]:
     folder = root / "mnist-5k" / "quick" / "none"
-    return {name: json.loads((folder / f"{name}.json").read_text())["samples"] for name in ATTACKS}
+    return {name: json.loads((folder / f"{name}.json").read_text())["samples"] for name in CELLS}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,8 @@ def test_a_killed_run_resumes_inside_the_cell(
 
     def dies_on_the_second_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+        if len(calls) == 2:  # a real Ctrl-C arrives during the second batch
+            os.kill(os.getpid(), signal.SIGINT)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(pgd, "run", dies_on_the_second_batch)
@@ -120,7 +123,7 @@ def test_a_defense_s_cells_go_to_the_executor_together(
     _runner(tmp_path, rb_home, shard_size=1).run(ATTACKS, ["none"])
     keys = maps[-1]
     assert keys[0] == ("diagnostics", "none")
-    assert {k[0] for k in keys[1:]} == set(ATTACKS) and len(keys) == 1 + 2 * 3  # 3 shards each
+    assert {k[0] for k in keys[1:]} == set(CELLS) and len(keys) == 1 + 2 * 3  # 3 shards each
     assert _samples(tmp_path) == serial
 
 

@@ -21,6 +21,7 @@ from robustbench_lite.plugins import SPATIAL, Attack, QueryModel, defense_class,
 from robustbench_lite.queries import QueryCounter
 from robustbench_lite.runner import Runner, adv_path, predict
 from robustbench_lite.transforms import rotate_translate
+from robustbench_lite.units import model_recipe
 
 # foolbox samples with align_corners=True, so its "t pixels" move content by t * (n-1)/n pixels,
 # and it shifts by -t before rotating (our transform shifts by +t): ours(a, t) == fb(a, -t * n/(n-1)).
@@ -129,13 +130,19 @@ def test_runner_renders_spatial_results_itself(
 
     # Identity recorded: the inverted pixels are ignored, nothing is credited.
     liar = _Liar(angle=0.0)
-    run_jobs(LocalExecutor(), [CellJob(runner, defense, baseline, liar, x, y, clean_pred)])
+    run_jobs(
+        LocalExecutor(),
+        [CellJob(runner, defense, model_recipe(runner, defense, baseline), liar, x, y, clean_pred)],
+    )
     record = json.loads(runner.cell_path(defense, liar).read_text())
     assert record["samples"]["robust"] == correct.tolist()
 
     # An angle past the range is clipped to 30 degrees, recorded and rendered as such.
     liar = _Liar(angle=90.0)
-    run_jobs(LocalExecutor(), [CellJob(runner, defense, baseline, liar, x, y, clean_pred)])
+    run_jobs(
+        LocalExecutor(),
+        [CellJob(runner, defense, model_recipe(runner, defense, baseline), liar, x, y, clean_pred)],
+    )
     path = runner.cell_path(defense, liar)
     samples = json.loads(path.read_text())["samples"]
     angles = [a for a, c in zip(samples["extras"]["angle"], correct.tolist(), strict=True) if c]
@@ -148,6 +155,14 @@ def test_runner_renders_spatial_results_itself(
         == torch.where(correct, predict(baseline, rendered), clean_pred).tolist()
     )
 
-    job = CellJob(runner, defense, baseline, _Liar(record=False), x, y, clean_pred)
+    job = CellJob(
+        runner,
+        defense,
+        model_recipe(runner, defense, baseline),
+        _Liar(record=False),
+        x,
+        y,
+        clean_pred,
+    )
     run_jobs(LocalExecutor(), [job])
     assert "must record angle, dx, dy" in runner.failed[-1]  # the cell fails, with the reason
