@@ -13,9 +13,11 @@ install:
 
 test: lint pytest regress
 
+# ruff, then the one-way layers (import-linter's contracts in pyproject.toml).
 lint:
-	$(PYTHON) -m ruff check robustbench_lite attacks defenses tests examples
-	$(PYTHON) -m ruff format --check robustbench_lite attacks defenses tests examples
+	$(PYTHON) -m ruff check robustbench_lite tests examples
+	$(PYTHON) -m ruff format --check robustbench_lite tests examples
+	lint-imports
 
 pytest:
 	$(PYTHON) -m pytest -q

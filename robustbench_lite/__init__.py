@@ -13,15 +13,15 @@ if TYPE_CHECKING:
 
 
 def run(*args: Any, **kwargs: Any) -> pd.DataFrame:
-    """Run attacks x defenses and return the leaderboard; see `robustbench_lite.runner.run`."""
-    from robustbench_lite.runner import run as _run
+    """Run attacks x defenses and return the leaderboard; see `robustbench_lite.running.runner.run`."""
+    from robustbench_lite.running.runner import run as _run
 
     return _run(*args, **kwargs)
 
 
 def evaluate(model: nn.Module, **kwargs: Any) -> pd.DataFrame:
     """Evaluate your own trained classifier as a leaderboard row and return the leaderboard
-    (like RobustBench's `benchmark()`); see `robustbench_lite.own_model.evaluate`."""
-    from robustbench_lite.own_model import evaluate as _evaluate
+    (like RobustBench's `benchmark()`); see `robustbench_lite.running.own_model.evaluate`."""
+    from robustbench_lite.running.own_model import evaluate as _evaluate
 
     return _evaluate(model, **kwargs)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustbench_lite import home
 from robustbench_lite.errors import RBError
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,7 @@ def load(name: str, split: str) -> Dataset:
 
 def data_dir() -> Path:
     """Where downloaded or user-supplied IDX files live: $RB_DATA_DIR, else the cache."""
-    env = os.environ.get("RB_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    from robustbench_lite.cache import rb_home
-
-    return rb_home() / "data"
+    return home.data_dir()
 
 
 def _mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:

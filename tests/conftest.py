@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from robustbench_lite import data
-from robustbench_lite.cache import ModelCache
-from robustbench_lite.plugins import defense_class, instantiate
-from robustbench_lite.runner import Runner, predict
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.running.runner import Runner
+from robustbench_lite.store.models import ModelCache
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from defenses.standard import Standard
-from robustbench_lite import plugins
-from robustbench_lite.plugins import Attack, QueryModel
-from robustbench_lite.store import summary
+from robustbench_lite.defenses.standard import Standard
+from robustbench_lite.protocol import registry
+from robustbench_lite.protocol.contracts import Attack, QueryModel
+from robustbench_lite.store.records import summary
 
 
 def register(monkeypatch: pytest.MonkeyPatch, **targets: str) -> None:
@@ -23,7 +23,7 @@ def register(monkeypatch: pytest.MonkeyPatch, **targets: str) -> None:
     for name, target in targets.items():
         module, _, attr = target.partition(":")
         cls = getattr(importlib.import_module(module), attr)
-        group = plugins.ATTACK_GROUP if issubclass(cls, Attack) else plugins.DEFENSE_GROUP
+        group = registry.ATTACK_GROUP if issubclass(cls, Attack) else registry.DEFENSE_GROUP
         extra.setdefault(group, []).append(importlib.metadata.EntryPoint(name, target, group))
 
     def entry_points(group: str) -> list[importlib.metadata.EntryPoint]:

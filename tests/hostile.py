@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.plugins import Attack, QueryModel
+from robustbench_lite.protocol.contracts import Attack, QueryModel
 
 
 class _Base(Attack):

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.models import mnist_cnn
+from robustbench_lite.defenses._common.models import mnist_cnn
 
 
 class CopyCounter(nn.Module):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from defenses.abs_model import ABSModel, reference_logits
 from robustbench_lite import data
-from robustbench_lite.plugins import defense_class, instantiate
-from robustbench_lite.runner import Runner
+from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
+from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.running.runner import Runner
 
 BATCHED_IMAGES = 32
 LOOPED_IMAGES = 2

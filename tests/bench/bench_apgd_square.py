@@ -15,13 +15,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from attacks.apgd import APGD
-from attacks.nes import NES
-from attacks.pgd import PGD
-from attacks.square import Square
-from robustbench_lite.plugins import THREAT_MODELS, Attack, defense_class, instantiate
-from robustbench_lite.queries import QueryCounter
-from robustbench_lite.runner import Runner, predict
+from robustbench_lite.attacks.apgd import APGD
+from robustbench_lite.attacks.nes import NES
+from robustbench_lite.attacks.pgd import PGD
+from robustbench_lite.attacks.square import Square
+from robustbench_lite.protocol.contracts import Attack
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.protocol.threat_models import THREAT_MODELS
+from robustbench_lite.running.runner import Runner
 from tests.bench.common import baseline, clean_correct, table, timed
 
 N = int(os.environ.get("BENCH_N", "200"))
@@ -35,7 +38,7 @@ def cached(name: str) -> nn.Module | None:
     """The standard-profile model of defense `name` if the cache has it (never trains)."""
     runner = Runner(profile="standard", quiet=True)
     defense = instantiate(defense_class(name), "standard")
-    key, _ = runner.model_key(defense)
+    key, _ = runner.plan.model_key(defense)
     if not all(path.exists() for path in runner.cache.paths(defense.name, key)):
         return None
     return runner.model(defense)

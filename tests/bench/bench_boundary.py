@@ -18,9 +18,11 @@ import torch
 from torch import nn
 
 from robustbench_lite import data
-from robustbench_lite.plugins import Attack, attack_class, defense_class, instantiate
-from robustbench_lite.queries import QueryCounter
-from robustbench_lite.runner import Runner, predict
+from robustbench_lite.protocol.contracts import Attack
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
+from robustbench_lite.running.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ def our_starts(
     """Starting points of our boundary attack (its blended uniform noise), charged to foolbox."""
 
     def starts(counter: QueryCounter) -> torch.Tensor:
-        from attacks.boundary import Boundary
+        from robustbench_lite.attacks.boundary import Boundary
 
         spent = torch.zeros(len(x), dtype=torch.int64)
         attack = Boundary()

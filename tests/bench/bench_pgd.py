@@ -5,10 +5,10 @@ from __future__ import annotations
 import foolbox
 import torch
 
-from attacks.pgd import PGD
-from robustbench_lite.plugins import THREAT_MODELS
-from robustbench_lite.queries import QueryCounter
-from robustbench_lite.runner import predict
+from robustbench_lite.attacks.pgd import PGD
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.threat_models import THREAT_MODELS
 from tests.bench.common import baseline, clean_correct, table, timed
 
 EPSILONS, STEPS, REL_STEP, N = (0.1, 0.3), 40, 0.01 / 0.3, 500

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from robustbench_lite import data
-from robustbench_lite.plugins import attack_class, defense_class, instantiate
-from robustbench_lite.queries import QueryCounter
-from robustbench_lite.runner import Runner, predict
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
+from robustbench_lite.running.runner import Runner
 
 log = logging.getLogger(__name__)
 

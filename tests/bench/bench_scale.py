@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from robustbench_lite import data
-from robustbench_lite.cell import evaluate, predict
-from robustbench_lite.plugins import attack_names, defense_class, instantiate
-from robustbench_lite.runner import Runner
+from robustbench_lite.protocol.evaluate import evaluate, predict
+from robustbench_lite.protocol.registry import attack_names, defense_class, instantiate
+from robustbench_lite.running.runner import Runner
 from tests.bench.common import table
 
 GRID_ATTACKS = ["pgd", "pgd-l2", "apgd", "square", "boundary", "spatial"]
@@ -73,7 +73,7 @@ def model_share(n: int = SHARE_N) -> list[tuple[str, ...]]:
     rows = [("attack", "wall s", "model s", "inside model")]
     for name in attack_names():
         attack = runner._attack(name)
-        spec = runner.cell_spec(defense, attack)
+        spec = runner.plan.cell_spec(defense, attack)
         SECONDS[0] = 0.0
         start = time.perf_counter()
         evaluate(spec, attack, Timed(model), x, y, clean)

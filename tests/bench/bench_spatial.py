@@ -11,10 +11,10 @@ import foolbox
 import torch
 from torch import nn
 
-from attacks.spatial import Spatial
-from robustbench_lite.plugins import SPATIAL
-from robustbench_lite.queries import QueryCounter
-from robustbench_lite.runner import predict
+from robustbench_lite.attacks.spatial import Spatial
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.threat_models import SPATIAL
 from tests.bench.common import baseline, clean_correct, table, timed
 
 EPSILONS, ROTATIONS, TRANSLATIONS, N = (1.0, 0.2), 31, 5, 200

@@ -1,0 +1,269 @@
+"""Attacks `apgd`, `apgd-t`, `apgd-l2`, `apgd-t-l2`: Auto-PGD, Croce & Hein 2020, "Reliable
+evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks"."""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch.nn import functional as F
+
+from robustbench_lite.protocol import NORM_BALLS, TM, Attack, Knowledge, QueryModel, preset
+
+LOSSES = ("ce", "dlr", "dlr-targeted")
+
+
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Untargeted DLR: -(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3); invariant to logit scale."""
+    top = logits.sort(dim=1, descending=True).values
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+    return -(true - other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2); positive once t beats y."""
+    top = logits.sort(dim=1, descending=True).values
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    aim = logits.gather(1, target[:, None]).squeeze(1)
+    return -(true - aim) / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+
+
+def checkpoints(steps: int) -> list[int]:
+    """Iteration counts w_j at which APGD checks its step size: w_1 = 0.22 N and
+    w_{j+1} - w_j = max(w_j - w_{j-1} - 0.03 N, 0.06 N) (the paper's p_j schedule, as integers)."""
+    length = max(int(0.22 * steps), 1)
+    shrink, shortest = max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    marks, at = [], length
+    while at <= steps:
+        marks.append(at)
+        length = max(length - shrink, shortest)
+        at += length
+    return marks
+
+
+class _Run(NamedTuple):
+    """One APGD run over a subset of the batch (tensors indexed like that subset)."""
+
+    x_best: torch.Tensor  # the highest-loss iterate
+    loss_best: torch.Tensor
+    fooled: torch.Tensor  # bool: some iterate was misclassified
+    x_fooled: torch.Tensor  # the first misclassified iterate (x_best where none)
+
+
+class APGD(Attack):
+    """PGD whose step size adapts per sample, with momentum, so no step size needs tuning.
+
+    From a random start, steps of size eta (initially 2 eps) move along sign(grad) (linf) or
+    grad/||grad|| (l2), mixed with the last move by momentum 0.75. At each checkpoint eta halves
+    for a sample whose loss rose in fewer than rho of the steps since the last checkpoint, or
+    whose eta and best loss both stayed put; that sample restarts from its best point. Following
+    AutoAttack, a sample is dropped once fooled and restarts/targets attack only the robust ones.
+    Against a stochastic model one fooled answer proves nothing: every sample takes every step,
+    restart and target, and keeps its highest-loss iterate. `dlr-targeted` runs once per target,
+    the n_target_classes classes with the highest clean logits besides the true one.
+    """
+
+    name = "apgd"
+    knowledge = Knowledge.GRADIENT
+    profiles: ClassVar = {
+        "quick": {"steps": 20},
+        "standard": {"steps": 100},  # AutoAttack's standard version
+        "paper": {"steps": 100, "restarts": 5},  # AutoAttack's "plus" version
+    }
+
+    def __init__(
+        self,
+        *,
+        norm: str = TM.LINF,
+        loss: str = "ce",
+        steps: int = 100,
+        restarts: int = 1,
+        n_target_classes: int = 9,
+        rho: float = 0.75,
+        momentum: float = 0.75,
+    ) -> None:
+        if norm not in NORM_BALLS:
+            raise ValueError(f"norm must be one of {', '.join(NORM_BALLS)}, got {norm!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if steps < 1 or restarts < 1 or n_target_classes < 1:
+            raise ValueError("steps, restarts and n_target_classes must be at least 1")
+        if not 0 < rho <= 1:
+            raise ValueError(f"rho must lie in (0, 1], got {rho}")
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+        self.norm = norm
+        self.threat_model = TM(norm)
+        self.loss = loss
+        self.steps = steps
+        self.restarts = restarts
+        self.n_target_classes = n_target_classes
+        self.rho = rho
+        self.momentum = momentum
+
+    def run(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float,
+        budget: int | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        stochastic = bool(getattr(model, "stochastic", False))
+        n = len(x)
+        x_adv = x.clone()
+        best = torch.full((n,), float("-inf"), device=x.device)
+        fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+        targets: list[torch.Tensor | None] = [None]
+        if self.loss == "dlr-targeted":
+            with torch.no_grad():
+                clean = model(x, idx=torch.arange(n, device=x.device)).detach()
+            if clean.shape[1] < 4:
+                raise ValueError("the targeted DLR loss needs at least 4 classes")
+            if not stochastic:
+                fooled = clean.argmax(dim=1) != y  # already wrong: nothing to attack
+            k = min(self.n_target_classes, clean.shape[1] - 1)
+            order = clean.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
+            targets = [order[:, j] for j in range(k)]
+        for target in targets:
+            for _ in range(self.restarts):
+                idx = (
+                    torch.arange(n, device=x.device)
+                    if stochastic
+                    else torch.nonzero(~fooled).squeeze(1)
+                )
+                if len(idx) == 0:
+                    return x_adv
+                t = None if target is None else target[idx]
+                out = self._single(model, x[idx], y[idx], t, idx, eps, generator, stochastic)
+                won = out.fooled & (not stochastic)
+                x_adv[idx[won]] = out.x_fooled[won]
+                fooled[idx[won]] = True
+                better = ~won & (out.loss_best > best[idx])
+                x_adv[idx[better]] = out.x_best[better]
+                best[idx[better]] = out.loss_best[better]
+        return x_adv
+
+    def _loss(
+        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-sample loss to maximize."""
+        if self.loss == "ce":
+            return F.cross_entropy(logits, y, reduction="none")
+        if self.loss == "dlr":
+            return dlr_loss(logits, y)
+        assert target is not None
+        return targeted_dlr_loss(logits, y, target)
+
+    def _evaluate(
+        self,
+        model: QueryModel,
+        xk: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        idx: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, its gradient and whether the model is fooled, at each row of xk (one query)."""
+        with torch.enable_grad():
+            xk = xk.detach().requires_grad_(True)
+            logits = model(xk, idx=idx)
+            per_sample = self._loss(logits, y, target)
+            (grad,) = torch.autograd.grad(per_sample.sum(), xk)
+        return per_sample.detach(), grad.detach(), logits.detach().argmax(dim=1) != y
+
+    def _single(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        idx: torch.Tensor,
+        eps: float,
+        generator: torch.Generator,
+        stochastic: bool,
+    ) -> _Run:
+        """One APGD run of `steps` steps (Algorithm 1 of the paper) on the rows of x."""
+        ball = NORM_BALLS[self.norm]
+        m = len(x)
+        xk = ball.project(x, x + ball.random_start(x, eps, generator, surface=True), eps)
+        loss, grad, hit = self._evaluate(model, xk, y, target, idx)
+        x_prev, x_best, grad_best = xk.clone(), xk.clone(), grad.clone()
+        loss_best, last_loss = loss.clone(), loss.clone()
+        fooled, x_fooled = hit.clone(), xk.clone()
+        live = torch.ones(m, dtype=torch.bool, device=x.device) if stochastic else ~hit
+        eta = torch.full((m,), 2.0 * eps, device=x.device)
+        rises = torch.zeros(m, dtype=torch.int64, device=x.device)
+        best_at_check, halved_at_check = (
+            loss_best.clone(),
+            torch.zeros(m, dtype=torch.bool, device=x.device),
+        )
+        marks, last_mark = set(checkpoints(self.steps)), 0
+        for i in range(self.steps):
+            a = torch.nonzero(live).squeeze(1)
+            if len(a) == 0:
+                break
+            # Step 1 uses no momentum (x_prev = x_0); then x_{k+1} = P(x_k + mu (z - x_k)
+            # + (1 - mu)(x_k - x_{k-1})) with z = P(x_k + eta * direction).
+            mu = 1.0 if i == 0 else self.momentum
+            cur, x0 = xk[a], x[a]
+            step = eta[a].view(-1, 1, 1, 1) * ball.steepest_direction(grad[a])
+            z = ball.project(x0, cur + step, eps)
+            new = ball.project(x0, cur + mu * (z - cur) + (1 - mu) * (cur - x_prev[a]), eps)
+            x_prev[a], xk[a] = cur, new
+            loss_a, grad[a], hit_a = self._evaluate(model, new, y[a], _sub(target, a), idx[a])
+            rises[a] += (loss_a > last_loss[a]).long()
+            last_loss[a] = loss_a
+            up = a[loss_a > loss_best[a]]
+            x_best[up], grad_best[up] = xk[up], grad[up]
+            loss_best[a] = torch.maximum(loss_best[a], loss_a)
+            first = a[hit_a & ~fooled[a]]
+            x_fooled[first], fooled[first] = xk[first], True
+            if not stochastic:
+                live[a[hit_a]] = False
+            if i + 1 in marks:  # checkpoint: halve eta where progress stalled, restart from best
+                stalled = rises < self.rho * (i + 1 - last_mark)
+                stalled |= ~halved_at_check & (loss_best <= best_at_check)
+                stalled &= live
+                eta[stalled] /= 2
+                xk[stalled] = x_best[stalled]
+                x_prev[stalled] = x_best[stalled]  # no momentum across a restart
+                grad[stalled] = grad_best[stalled]
+                last_loss[stalled] = loss_best[stalled]
+                halved_at_check, best_at_check = stalled, loss_best.clone()
+                rises.zero_()
+                last_mark = i + 1
+        x_fooled[~fooled] = x_best[~fooled]
+        return _Run(x_best, loss_best, fooled, x_fooled)
+
+
+def _sub(target: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
+    return None if target is None else target[rows]
+
+
+_TARGETED_PROFILES: dict[str, dict[str, int]] = {
+    "quick": {"steps": 20, "n_target_classes": 3},
+    "standard": {"steps": 100, "n_target_classes": 9},  # AutoAttack's standard APGD-T
+    "paper": {"steps": 100, "n_target_classes": 9, "restarts": 1},  # AutoAttack's "plus"
+}
+
+APGDT = preset(
+    APGD,
+    "apgd-t",
+    "APGD on the targeted DLR loss, one run per likely target class (Croce & Hein 2020).",
+    loss="dlr-targeted",
+)
+APGDT.profiles = _TARGETED_PROFILES
+APGDL2 = preset(
+    APGD, "apgd-l2", "APGD on cross-entropy in the L2 ball (Croce & Hein 2020).", norm=TM.L2
+)
+APGDTL2 = preset(
+    APGD,
+    "apgd-t-l2",
+    "APGD on the targeted DLR loss in the L2 ball (Croce & Hein 2020).",
+    loss="dlr-targeted",
+    norm=TM.L2,
+)
+APGDTL2.profiles = _TARGETED_PROFILES

@@ -1,0 +1,284 @@
+"""`rb`: list plugins, run attacks x defenses, print leaderboards.
+
+User errors print one line on stderr and exit with code 2; an interrupted run (Ctrl-C: 130,
+SIGTERM: 143) keeps every finished cell and shard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from robustbench_lite.cli import run_view, terminal
+from robustbench_lite.cli.parser import build_parser, parse_eps, parse_settings
+from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    attack_names,
+    defense_class,
+    defense_names,
+    instantiate,
+    resolve_names,
+)
+from robustbench_lite.report import leaderboard, tables
+from robustbench_lite.report.diagnose import explain
+from robustbench_lite.report.plots import plot_all
+from robustbench_lite.report.site.build import build as build_site
+from robustbench_lite.running.check import check
+from robustbench_lite.running.own_model import from_factory
+from robustbench_lite.running.runner import Runner
+from robustbench_lite.store.files import atomic_write_text
+from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.text import printable
+
+log = logging.getLogger("robustbench_lite")
+
+
+def _user_models(args: argparse.Namespace) -> list[Any]:
+    """[the model of `--model ... --name NAME`], checked as far as it can be without data; []."""
+    if args.model is None:
+        stray = [
+            flag
+            for flag, value in (("--weights", args.weights), ("--name", args.name))
+            if value is not None
+        ] + (["--randomized"] if args.randomized else [])
+        if stray:
+            raise RBError(f"{', '.join(stray)} given without --model")
+        return []
+    if not args.name:
+        raise RBError("--model needs --name NAME (its row in the leaderboard)")
+    return [
+        from_factory(args.model, name=args.name, weights=args.weights, randomized=args.randomized)
+    ]
+
+
+def _cmd_list() -> None:
+    lines = []
+    for name in attack_names():
+        try:
+            attack = instantiate(attack_class(name), "standard")
+            lines.append(f"attack   {name:16} {attack.threat_model:8} {attack.knowledge}")
+        except RBError as exc:
+            lines.append(f"attack   {name:16} unavailable: {exc}")
+    for name in defense_names():
+        try:
+            cls = defense_class(name)
+            traits = [t for t in ("randomized", "certifies") if getattr(cls, t)]
+            lines.append(f"defense  {name:16} {', '.join(traits) or 'deterministic'}")
+        except RBError as exc:
+            lines.append(f"defense  {name:16} unavailable: {exc}")
+    _write("\n".join(lines) + "\n")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    attacks = resolve_names(args.attack, attack_names(), "attack")
+    models = _user_models(args)
+    if not (args.defense or models):
+        raise RBError("give --defense (-d) or --model (see `rb run --help`)")
+    defenses = resolve_names(args.defense, defense_names(), "defense") if args.defense else []
+    settings = parse_settings(args.settings, attacks + defenses)
+    plan = parse_eps(args.eps) or [(None, None)]
+
+    def runner(eps: float | None) -> Runner:
+        return Runner(
+            dataset=args.dataset,
+            profile=args.profile,
+            n=args.n,
+            seed=args.seed,
+            results_dir=args.results,
+            eps=eps,
+            budget=args.budget,
+            settings=settings,
+            quiet=args.quiet,
+            save_adv=args.save_adv,
+            eot=args.eot,
+            device=args.device,
+            executor=args.executor,
+            address=args.address,
+            shard_size=args.shard_size,
+            threads=args.threads,
+        )
+
+    _check_output_file(args.csv)
+    runs = []
+    for scope, eps in plan:
+        chosen = [
+            a
+            for a in attacks
+            if scope is None
+            or instantiate(attack_class(a), args.profile, settings.get(a)).threat_model == scope
+        ]
+        if chosen:
+            runs.append((runner(eps), chosen))
+    if not runs:
+        raise RBError("no selected attack has the threat model of any --eps given")
+    for one, chosen in runs:  # every eps of a sweep is checked before any work starts
+        one.prepare(chosen, [*defenses, *models])
+    for model in models:  # the pre-attack checks of a user's model (model_checks.py)
+        model.run_checks(args.dataset)
+    board = None
+    for one, chosen in runs:
+        board = one.run(chosen, [*defenses, *models])
+    _emit_run(board, runs, [*defenses, *(m.name for m in models)], args)
+
+
+def _check_output_file(path: Path | None) -> None:
+    """An output file must not name a directory, and its folder must exist or be creatable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise RBError(f"--csv {path} is a directory; name a file")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise RBError(f"--csv {path}: {parent} is not a directory")
+
+
+def _emit_run(
+    board: Any, runs: list[tuple[Any, list[str]]], defenses: list[str], args: Any
+) -> None:
+    """This run's rows and cells, fitted to the terminal; which cells were reused from where."""
+    cells = [c for runner, chosen in runs for c in run_view.columns(runner, chosen, defenses)]
+    cell_dir = runs[0][0].cell_dir
+    hint = (
+        f"`rb leaderboard --results {args.results} --dataset {args.dataset} "
+        f"--profile {args.profile} --wide` shows them"
+    )
+    _emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
+    _write(run_view.report([runner for runner, _ in runs], cell_dir))
+    if args.csv is not None:
+        atomic_write_text(args.csv, tables.to_csv(board))
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    for path in plot_all(_grid(args)):
+        _write(f"{path}\n")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    report = check(
+        args.baseline,
+        tolerance=args.tolerance,
+        strict=args.strict,
+        update=args.update,
+        reuse_models=args.reuse_models,
+        models=_user_models(args),
+    )
+    _write(report.render())
+    return 1 if report.failed else 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> None:
+    cell_dir = _grid(args)
+    if not cell_dir.is_dir():
+        raise RBError(f"no results in {cell_dir}; run `rb run` first")
+    _check_output_file(args.csv)
+    board = leaderboard.build(cell_dir)
+    _emit(board, args.csv, wide=args.wide)
+    if args.readme is not None:
+        tables.update_readme(args.readme, board, cell_dir)
+
+
+def _cmd_site(args: argparse.Namespace) -> None:
+    _write(f"{build_site(args.results, args.out)}\n")
+
+
+def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None = None) -> None:
+    """The leaderboard on stdout, fitted to the terminal (or every column as Markdown if `wide`);
+    the whole of it into `csv` if given."""
+    if wide:
+        _write(tables.to_markdown(board))
+    else:
+        _write(terminal.render(board, hint=hint or terminal.WIDE_HINT))
+    if csv is not None:
+        atomic_write_text(csv, tables.to_csv(board))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rb` console script; returns the exit code."""
+    with stop_on_signals():
+        try:
+            args = build_parser().parse_args(argv)  # --help exits 0 here, and only here
+        except RBError as exc:
+            _error(str(exc))
+            return 2
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="%(message)s",
+            stream=sys.stderr,
+        )
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:  # ours, not a test harness's
+                handler.setFormatter(terminal.SafeFormatter("%(message)s"))
+        threading.excepthook = _thread_failed
+        try:
+            code = _dispatch(args)
+        except RBError as exc:
+            _error(str(exc))
+            return 2
+        except BaseException as exc:  # plugin or model code outside any guard: one line, exit 2
+            if is_stop(exc):
+                sys.stderr.write("rb: interrupted; every finished cell is saved, rerun to resume\n")
+                return 128 + (stopped_by() or signal.SIGINT)
+            if debug():
+                raise
+            _error(f"plugin or model code raised {one_line(exc)}")
+            return 2
+        finally:
+            threading.excepthook = threading.__excepthook__
+    if _thread_errors:
+        _error(f"plugin code raised {_thread_errors[0]}")
+        return 2
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        _cmd_list()
+    elif args.command == "run":
+        _cmd_run(args)
+    elif args.command == "check":
+        return _cmd_check(args)
+    elif args.command == "plot":
+        _cmd_plot(args)
+    elif args.command == "diagnose":
+        _write(explain(_grid(args), args.defense))
+    elif args.command == "site":
+        _cmd_site(args)
+    else:
+        _cmd_leaderboard(args)
+    return 0
+
+
+def _grid(args: argparse.Namespace) -> Path:
+    """The grid folder a command's --results, --dataset and --profile name."""
+    return GridLayout.of(args.results, args.dataset, args.profile).path
+
+
+def _error(message: str) -> None:
+    """One line on stderr, control characters stripped."""
+    sys.stderr.write(f"rb: error: {printable(message)}\n")
+
+
+def _write(text: str) -> None:
+    """Text for the terminal on stdout, control characters (ANSI escapes...) stripped."""
+    sys.stdout.write(printable(text, keep_newlines=True))
+
+
+_thread_errors: list[str] = []
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """An exception in a thread that plugin code started: one line, and the run exits 2."""
+    text = one_line(args.exc_value) if args.exc_value is not None else str(args.exc_type)
+    _thread_errors.append(f"{text} in thread {args.thread.name if args.thread else '?'}")
+    _error(f"plugin code raised {_thread_errors[-1]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""A leaderboard fitted to the terminal: the columns that matter first, a note on the rest.
+
+`render` keeps `defense`, `n`, `clean_acc`, the `worst_*` columns, flags and certified accuracy
+first, then the attack cells, then per-cell sample counts, then query and distance medians, and
+adds columns while they fit the width (shutil.get_terminal_size, which honours $COLUMNS). A column
+that does not fit at full width may still fit with its header abbreviated. Interval columns
+`<col>_lo` / `<col>_hi` are folded into `<col>` as `0.717±0.028` (the larger side, so the
+interval is covered). What was left out is said in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import pandas as pd
+
+from robustbench_lite.report.format import (
+    FLAGS,
+    INTERVAL,
+    format_value,
+    has_interval,
+    interval_text,
+    is_missing,
+)
+from robustbench_lite.report.tables import OVERRIDE_NOTE, has_override
+from robustbench_lite.store.layout import NO_EOT
+from robustbench_lite.text import printable
+
+GAP = "  "
+WIDE_HINT = "`rb leaderboard --wide` or `--csv FILE` shows them"
+
+
+class SafeFormatter(logging.Formatter):
+    """A log line with its control characters (a plugin's name may hold ANSI escapes) stripped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
+
+
+def terminal_width() -> int:
+    """The terminal's width in characters ($COLUMNS first; 80 where nothing says)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def shown_columns(frame: pd.DataFrame) -> list[str]:
+    """The frame's columns less the interval bounds (folded into their column) and an empty
+    flags column."""
+    out = []
+    for column in frame.columns:
+        base = column[:-3] if column.endswith(INTERVAL) else None
+        if base is not None and has_interval(frame, base):
+            continue
+        if column == FLAGS and all(is_missing(v) for v in frame[column]):
+            continue
+        out.append(column)
+    return out
+
+
+def priority(column: str) -> int:
+    """0 for what a reader needs first, up to 4 for query and distance medians."""
+    if column in ("defense", "n", "clean_acc", FLAGS) or column.startswith("worst_"):
+        return 0 if not column.endswith("_n") else 3
+    if column.startswith("certified_acc"):
+        return 1
+    if column.endswith("_n"):
+        return 3
+    if column.endswith(("_queries", "_dist")):
+        return 4
+    return 2
+
+
+@dataclass
+class _Column:
+    name: str
+    cells: list[str]
+    left: bool
+
+    @property
+    def width(self) -> int:
+        return max([len(self.name), *map(len, self.cells)])
+
+    @property
+    def narrow(self) -> int:
+        """The width with the header abbreviated to its values' width (at least 4)."""
+        return max([4, *map(len, self.cells)])
+
+
+def _cells(frame: pd.DataFrame, column: str, plus_minus: str) -> list[str]:
+    if has_interval(frame, column):
+        return [
+            interval_text(v, lo, hi, plus_minus=plus_minus)
+            for v, lo, hi in zip(
+                frame[column], frame[column + "_lo"], frame[column + "_hi"], strict=True
+            )
+        ]
+    return [format_value(column, v) for v in frame[column]]
+
+
+def _abbreviate(name: str, width: int, ellipsis: str) -> str:
+    return name if len(name) <= width else name[: width - len(ellipsis)] + ellipsis
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def render(
+    frame: pd.DataFrame,
+    width: int | None = None,
+    *,
+    hint: str = WIDE_HINT,
+    unicode: bool | None = None,
+) -> str:
+    """The frame as an aligned text table no wider than `width` (default: the terminal's),
+    followed by notes: columns left out, intervals, flags, `@no-eot`. `hint` says how to see
+    every column."""
+    width = max(20, width or terminal_width())
+    unicode = _encodable("±…") if unicode is None else unicode
+    plus_minus, ellipsis = ("±", "…") if unicode else ("+-", "~")
+    names = shown_columns(frame)
+    names = [c for c in names if c != FLAGS] + [c for c in names if c == FLAGS]  # flags last
+    candidates = [_Column(c, _cells(frame, c, plus_minus), c in ("defense", FLAGS)) for c in names]
+    order = sorted(range(len(candidates)), key=lambda i: (priority(candidates[i].name), i))
+    widths: dict[int, int] = {}
+    used = -len(GAP)
+    for i in order:
+        column = candidates[i]
+        for w in (column.width, column.narrow):
+            if used + len(GAP) + w <= width:
+                widths[i], used = w, used + len(GAP) + w
+                break
+    if not widths:  # not even the defense column fits: cut it
+        widths[0] = width
+    kept = sorted(widths)
+    lines = []
+    header = [_abbreviate(candidates[i].name, widths[i], ellipsis) for i in kept]
+    lines.append(_join(header, [widths[i] for i in kept], [candidates[i].left for i in kept]))
+    lines.append(GAP.join("-" * widths[i] for i in kept))
+    for r in range(len(frame)):
+        values = [candidates[i].cells[r][: widths[i]] for i in kept]
+        lines.append(_join(values, [widths[i] for i in kept], [candidates[i].left for i in kept]))
+    notes = _notes(frame, candidates, widths, hint, plus_minus, width)
+    body = [line.rstrip() for line in lines]
+    for note in notes:
+        body.extend(textwrap.wrap(note, width, break_on_hyphens=False, break_long_words=True))
+    return "\n".join(body) + "\n"
+
+
+def _join(values: list[str], widths: list[int], left: list[bool]) -> str:
+    return GAP.join(
+        v.ljust(w) if is_left else v.rjust(w)
+        for v, w, is_left in zip(values, widths, left, strict=True)
+    )
+
+
+def _notes(
+    frame: pd.DataFrame,
+    candidates: list[_Column],
+    widths: dict[int, int],
+    hint: str,
+    plus_minus: str,
+    width: int,
+) -> list[str]:
+    notes = []
+    kept = sorted(widths)
+    names = [candidates[i].name for i in kept]
+    dropped = [c.name for i, c in enumerate(candidates) if i not in widths and c.name != FLAGS]
+    cut = [candidates[i].name for i in kept if widths[i] < len(candidates[i].name)]
+    if dropped:
+        kinds = [
+            (sum(priority(c) == 2 for c in dropped), "attack cell"),
+            (sum(c.endswith("_n") for c in dropped), "sample count"),
+            (sum(c.endswith(("_queries", "_dist")) for c in dropped), "query/distance median"),
+        ]
+        other = len(dropped) - sum(k for k, _ in kinds)
+        said = [f"{k} {what}{'s' if k > 1 else ''}" for k, what in [*kinds, (other, "other")] if k]
+        notes.append(
+            f"{len(dropped)} of {len(candidates)} columns left out to fit {width} characters "
+            f"({', '.join(said)}); {hint}."
+        )
+    if cut:
+        notes.append(f"Abbreviated headers: {', '.join(cut)}.")
+    if any(has_interval(frame, c) for c in names):
+        notes.append(
+            f"{plus_minus}: the larger side of the 95% Wilson interval; --wide shows both bounds."
+        )
+    if FLAGS in [c.name for c in candidates]:
+        if FLAGS not in names:  # the column did not fit: the flags still get said
+            flagged = [
+                f"{d} {f}"
+                for d, f in zip(frame["defense"], frame[FLAGS], strict=True)
+                if not is_missing(f)
+            ]
+            notes.append(f"Flags: {', '.join(flagged)}.")
+        if any(not is_missing(v) and str(v) for v in frame[FLAGS]):
+            notes.append("Red flags: `rb diagnose DEFENSE` explains each with its numbers.")
+    if any(has_override(c) for c in names):
+        notes.append(OVERRIDE_NOTE)
+    if any(NO_EOT in c for c in names):
+        notes.append(
+            f"{NO_EOT}: attacked without expectation over transformation, "
+            "only to show the difference; not a robustness claim."
+        )
+    return notes

@@ -1,0 +1,116 @@
+"""Defense `ibp`: verifiably robust training with interval bound propagation, Gowal et al. 2018,
+"On the effectiveness of interval bound propagation for training verifiably robust models".
+
+Loss κ·CE(z, y) + (1−κ)·CE(ẑ, y), ẑ the worst-case logits (margin form) over the eps-ball. After a
+warm-up of clean training, eps ramps linearly from 0 to `train_eps` while κ falls from 1 to
+`kappa`; the model certifies at test time with the same bounds.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_lite.defenses._common import ibp
+from robustbench_lite.defenses._common.models import ibp_cnn
+from robustbench_lite.defenses._common.training import fit_defense
+from robustbench_lite.protocol import Defense
+
+
+def ramp(progress: float, warmup: float, length: float) -> float:
+    """0 during the warm-up, then linear to 1 over `length` (fractions of training), then 1."""
+    if progress < warmup:
+        return 0.0
+    return 1.0 if length <= 0 else min(1.0, (progress - warmup) / length)
+
+
+class IBP(Defense):
+    """Interval-bound-propagation training; certifies with the same bounds (margin form)."""
+
+    name = "ibp"
+    certifies = True
+    profiles: ClassVar = {
+        # Enough steps for a small budget to learn anything: smaller batches, test eps, no decay.
+        "quick": {
+            "epochs": 8,
+            "batch_size": 50,
+            "train_eps": 0.3,
+            "warmup": 0.1,
+        },
+        # Gowal et al.'s MNIST schedule: 60k steps of batch 100, 2k warm-up, 10k ramp.
+        "paper": {"epochs": 1500, "warmup": 2 / 60, "ramp_length": 10 / 60},
+    }
+
+    def __init__(
+        self,
+        *,
+        size: str = "small",
+        epochs: int = 60,
+        batch_size: int = 100,
+        lr: float = 1e-3,
+        train_eps: float = 0.4,
+        kappa: float = 0.5,
+        warmup: float = 0.05,
+        ramp_length: float = 0.5,
+        lr_decay_at: float | None = None,
+    ) -> None:
+        if size not in ("small", "medium", "large"):
+            raise ValueError(f"size must be small, medium or large, got {size!r}")
+        if epochs < 1 or batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        if lr_decay_at is not None and not 0 < lr_decay_at < 1:
+            raise ValueError(f"lr_decay_at must be in (0, 1) or None, got {lr_decay_at}")
+        if not 0 < train_eps <= 1:
+            raise ValueError(f"train_eps must be in (0, 1], got {train_eps}")
+        if not 0 <= kappa <= 1:
+            raise ValueError(f"kappa must be in [0, 1], got {kappa}")
+        if not (0 <= warmup < 1 and 0 <= ramp_length <= 1):
+            raise ValueError("warmup must be in [0, 1) and ramp_length in [0, 1]")
+        self.size = size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.train_eps = train_eps
+        self.kappa = kappa
+        self.warmup = warmup
+        self.ramp_length = ramp_length
+        self.lr_decay_at = lr_decay_at
+
+    def build(self, num_classes: int) -> nn.Module:
+        return ibp_cnn(self.size, num_classes)
+
+    def schedule(self, progress: float) -> tuple[float, float]:
+        """(eps, κ) at a point of training (progress from 0 to 1)."""
+        t = ramp(progress, self.warmup, self.ramp_length)
+        return t * self.train_eps, 1.0 - t * (1.0 - self.kappa)
+
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> torch.Tensor:
+        eps, kappa = self.schedule(progress)
+        clean = F.cross_entropy(model(x), y)
+        if eps == 0.0:
+            return clean
+        worst = ibp.margin_upper(model, x, y, eps)
+        return kappa * clean + (1.0 - kappa) * F.cross_entropy(worst, y)
+
+    def fit(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        progress: bool,
+    ) -> None:
+        fit_defense(self, model, x, y, generator=generator, progress=progress, loss=self.loss)
+
+    def certify(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+    ) -> torch.Tensor:
+        return ibp.certify(model, x, y, eps)

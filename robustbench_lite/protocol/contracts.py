@@ -1,0 +1,172 @@
+"""The plugin contracts: what an attack and a defense declare and do, and what an attack is
+handed (`QueryModel`). Hyper-parameters are keyword-only constructor arguments with defaults (as
+in foolbox), stored on the instance under the same name; `--set key=value` is checked against
+them. The registry that finds plugins is registry.py."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from robustbench_lite.names import StrEnum
+from robustbench_lite.protocol.threat_models import TM
+
+
+class Knowledge(StrEnum):
+    """What an attack may see of the model: differentiable logits, detached scores, or the
+    predicted label alone (the oracle answers at exactly this level)."""
+
+    GRADIENT = "gradient"
+    SCORES = "scores"
+    LABELS = "labels"
+
+
+class QueryModel(Protocol):
+    """What an attack sees (oracle.Oracle): images in [0,1] -> one row per image, each row
+    charged to a sample, answered at the attack's declared `knowledge`: `gradient` attacks get
+    differentiable logits, `scores` attacks detached logits (no autograd), `labels` attacks a
+    one-hot of the predicted label. Asking for more (e.g. a query that requires grad from a
+    `scores` attack) is an error naming the attack.
+
+    `idx[i]` names the sample (0..N-1 of the batch given to `Attack.run`) that row i belongs to;
+    it may be omitted only when the call holds exactly one row per sample, in order.
+    `stochastic` is True for a randomized defense: an attack must not take one fooled answer as
+    success (e.g. stop early on it), since the runner's verdict is a majority over fresh draws.
+    """
+
+    num_classes: int
+    stochastic: bool
+    knowledge: Knowledge
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin base classes
+
+
+class Plugin:
+    """Shared by attacks and defenses: a registry name, hyper-parameters and profile overrides."""
+
+    name: ClassVar[str]
+    #: Hyper-parameter overrides per profile (`quick`, `standard`, `paper`).
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: Whether `--attack all` / `--defense all` includes it.
+    in_all: ClassVar[bool] = True
+    #: Defaults that a preset (see `preset`) puts over the constructor's own.
+    preset_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Per profile, at most this many test samples (a cell takes the smaller of its attack's and
+    #: its defense's cap; an explicit `--n` overrides both). For plugins too costly to evaluate on
+    #: all samples; the n used is in every result and the leaderboard.
+    max_eval_samples: ClassVar[Mapping[str, int]] = {}
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        """Keyword-only constructor arguments and their defaults (a preset's defaults applied)."""
+        init = cls.__init__
+        while getattr(init, "__preset_init__", False):
+            init = init.__wrapped__  # type: ignore[attr-defined]
+        params = inspect.signature(init).parameters.values()
+        defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        return {**defaults, **cls.preset_defaults}
+
+    def config(self) -> dict[str, Any]:
+        """The hyper-parameters this instance runs with; recorded in every result."""
+        return {key: getattr(self, key) for key in type(self).hyperparameters()}
+
+
+class Attack(Plugin, ABC):
+    """An attack: `run` returns adversarial candidates; the runner decides whether they succeed."""
+
+    threat_model: TM = TM.LINF
+    knowledge: ClassVar[Knowledge] = Knowledge.GRADIENT
+    #: Minimal-perturbation attacks may return points beyond eps; the runner reports distances.
+    minimal: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float,
+        budget: int | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Attack a batch of clean-correct samples.
+
+        Returns x_adv (same shape as x), optionally with per-sample extras to record (tensors whose
+        first dimension is the batch). `budget` is the per-sample query budget (None: unlimited);
+        the runner counts queries itself and refuses results that overspend.
+        """
+
+
+class Defense(Plugin, ABC):
+    """A defense: an architecture, a way to train it, optionally a certificate."""
+
+    randomized: ClassVar[bool] = False
+    certifies: ClassVar[bool] = False
+    #: True when `build` returns an already trained model (a user's own, see own_model.py): the
+    #: runner neither trains nor caches it, and its config must identify the weights.
+    pretrained: ClassVar[bool] = False
+    #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
+    exposes: ClassVar[frozenset[Knowledge]] = frozenset(Knowledge)
+
+    @abstractmethod
+    def build(self, num_classes: int) -> nn.Module:
+        """The untrained model: images in [0,1] (N,1,28,28) -> logits (N, num_classes)."""
+
+    @abstractmethod
+    def fit(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        progress: bool,
+    ) -> None:
+        """Train `model` in place on the training split."""
+
+    def prediction_draws(self) -> int:
+        """How many stochastic forward passes one prediction takes (majority vote)."""
+        return 1
+
+    def certify(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+    ) -> torch.Tensor:
+        """Per-sample bool: is the prediction provably constant in the eps-ball?"""
+        raise NotImplementedError(f"defense {self.name} does not certify")
+
+
+P = TypeVar("P", bound=Plugin)
+
+
+def preset(base: type[P], name: str, doc: str, /, **defaults: Any) -> type[P]:
+    """A registered variant of a plugin with other defaults (e.g. `pgd-l2` is `pgd`, norm l2).
+
+    The first three arguments are positional-only, so a hyper-parameter may be named `base`."""
+    unknown = set(defaults) - set(base.hyperparameters())
+    if unknown:
+        raise TypeError(f"preset {name}: {base.__name__} has no hyper-parameters {sorted(unknown)}")
+    base_init = base.__init__
+
+    def __init__(self: Any, **kwargs: Any) -> None:
+        base_init(self, **{**defaults, **kwargs})
+
+    __init__.__preset_init__ = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = base_init  # type: ignore[attr-defined]
+    attrs = {
+        "name": name,
+        "__doc__": doc,
+        "__init__": __init__,
+        "__module__": base.__module__,
+        "preset_defaults": {**base.preset_defaults, **defaults},
+    }
+    return type(base.__name__ + "_" + name.replace("-", "_"), (base,), attrs)

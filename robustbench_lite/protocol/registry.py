@@ -1,0 +1,142 @@
+"""The registry: plugins are found through entry points (groups `robustbench_lite.attacks` and
+`robustbench_lite.defenses`), so built-ins register exactly as a third-party package would. A
+name must be an identifier (names.NAME); a duplicate name is an error; a plugin whose import
+fails is still listed and fails with a clear message when used."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from robustbench_lite.errors import RBError, is_stop, one_line
+from robustbench_lite.names import NAME, NAME_RULE
+from robustbench_lite.protocol.contracts import Attack, Defense, Plugin
+
+ATTACK_GROUP = "robustbench_lite.attacks"
+DEFENSE_GROUP = "robustbench_lite.defenses"
+
+P = TypeVar("P", bound=Plugin)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered plugin name and where it comes from; loaded only when used."""
+
+    name: str
+    target: str
+    entry_point: importlib.metadata.EntryPoint
+
+    def load(self) -> type[Plugin]:
+        try:
+            obj = self.entry_point.load()
+        except ImportError as exc:
+            raise RBError(
+                f"plugin {self.name} ({self.target}) cannot be loaded: {exc}; "
+                "install its optional dependencies"
+            ) from None
+        except BaseException as exc:  # its module failed at import (SystemExit included)
+            if is_stop(exc):
+                raise
+            raise RBError(
+                f"plugin {self.name} ({self.target}) failed at import: {one_line(exc)}"
+            ) from None
+        if not (isinstance(obj, type) and issubclass(obj, Plugin)):
+            raise RBError(f"plugin {self.name} ({self.target}) is not a Plugin subclass")
+        if obj.name != self.name:
+            raise RBError(
+                f"plugin {self.target} is registered as {self.name!r} but names itself {obj.name!r}"
+            )
+        return obj
+
+
+def _entries(group: str) -> dict[str, Entry]:
+    found: dict[str, Entry] = {}
+    for ep in importlib.metadata.entry_points(group=group):
+        if not NAME.fullmatch(ep.name):
+            package = ep.dist.name if ep.dist is not None else "an unknown package"
+            raise RBError(
+                f"package {package} registers {group} entry point {ep.name!a} "
+                f"({ep.value!a}): {NAME_RULE}"
+            )
+        if ep.name in found and found[ep.name].target != ep.value:
+            raise RBError(
+                f"duplicate plugin name {ep.name!r} in {group}: "
+                f"{found[ep.name].target} and {ep.value}"
+            )
+        found[ep.name] = Entry(ep.name, ep.value, ep)
+    return dict(sorted(found.items()))
+
+
+def attack_names() -> list[str]:
+    """Names of all registered attacks, sorted."""
+    return list(_entries(ATTACK_GROUP))
+
+
+def defense_names() -> list[str]:
+    """Names of all registered defenses, sorted."""
+    return list(_entries(DEFENSE_GROUP))
+
+
+def _load(group: str, kind: str, name: str, base: type[P]) -> type[P]:
+    entries = _entries(group)
+    if name not in entries:
+        raise RBError(f"unknown {kind} {name!r}; known: {', '.join(entries) or '(none)'}")
+    cls = entries[name].load()
+    if not issubclass(cls, base):
+        raise RBError(f"plugin {name} is registered as {kind} but is not a {base.__name__}")
+    return cls
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The attack class registered under `name` (RBError listing the known names if none)."""
+    return _load(ATTACK_GROUP, "attack", name, Attack)
+
+
+def defense_class(name: str) -> type[Defense]:
+    """The defense class registered under `name` (RBError listing the known names if none)."""
+    return _load(DEFENSE_GROUP, "defense", name, Defense)
+
+
+def instantiate(cls: type[P], profile: str, overrides: Mapping[str, Any] | None = None) -> P:
+    """Build a plugin with its profile's defaults and the user's overrides (checked by name)."""
+    known = cls.hyperparameters()
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise RBError(
+            f"{cls.name} has no hyper-parameter {', '.join(unknown)}; "
+            f"known: {', '.join(known) or '(none)'}"
+        )
+    kwargs = {**cls.profiles.get(profile, {}), **overrides}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise RBError(f"{cls.name}: {exc}") from None
+    except BaseException as exc:
+        if is_stop(exc):
+            raise
+        raise RBError(f"{cls.name}: its constructor failed: {one_line(exc)}") from None
+
+
+def resolve_names(requested: Iterable[str], known: Sequence[str], kind: str) -> list[str]:
+    """Expand comma lists and `all`, keep order, drop repeats; unknown names are an RBError.
+
+    `all` means every plugin whose class is `in_all` (a generic plugin whose concrete variants
+    are registered too, like `low-frequency`, is left to them)."""
+    load = attack_class if kind == "attack" else defense_class
+    names: list[str] = []
+    for item in requested:
+        for name in (part.strip() for part in item.split(",")):
+            if not name:
+                continue
+            expanded = [n for n in known if load(n).in_all] if name == "all" else [name]
+            for one in expanded:
+                if one not in known:
+                    raise RBError(f"unknown {kind} {one!r}; known: {', '.join(known)}")
+                if one not in names:
+                    names.append(one)
+    if not names:
+        raise RBError(f"no {kind} given; known: {', '.join(known)}")
+    return names

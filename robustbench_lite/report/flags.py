@@ -1,0 +1,129 @@
+"""Red flags: what an evaluation can tell about its own failures (Athalye et al. 2018; Carlini et
+al. 2019, "On evaluating adversarial robustness"; Pintor et al. 2022, "Indicators of attack
+failure"), computed from a row's cells and its model's diagnostics on every leaderboard build."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Any
+
+from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.stats import sign_test
+from robustbench_lite.store.records import robust_by_index
+
+#: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
+FLAGS: dict[str, str] = {
+    "masking": "a gradient-free attack beats every white-box attack of the same threat model by "
+    "more than the sampling error (sign test on the samples only it broke, p < 0.05): "
+    "the gradients mislead, so white-box numbers overstate robustness",
+    "white-box-only": "the worst case of a threat model comes from gradient attacks alone: "
+    "gradient masking is not excluded (add square, nes or boundary)",
+    "eps-not-monotone": "robust accuracy rises with eps in a sweep of one attack by more than the "
+    "sampling error: the attack fails somewhere",
+    "unbounded-fails": "PGD with an eps that covers the whole input box does not reach 100% "
+    "success: the attack, not the defense, is failing",
+    "zero-grad": "input gradients are zero or non-finite on a share of clean samples: gradient "
+    "attacks see nothing there",
+    "undeclared-randomness": "outputs change between identical calls of a model not declared "
+    "randomized: its numbers need EOT",
+    "no-diagnostics": "the model's diagnostics (zero gradients, hidden randomness, unbounded "
+    "attack) are missing, unreadable or of other weights: those failures are not ruled out",
+    "zero-query-success": "an attack broke samples without querying them once: it found them "
+    "without asking the model (another cell's oracle, files on disk), not through the protocol",
+}
+LEVEL = 0.05
+
+
+def row_flags(cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None) -> list[str]:
+    """The flag codes of one leaderboard row (one model's cells), with the evidence behind each."""
+    return sorted({code for code, _ in evidence(cells, diagnostics)})
+
+
+def evidence(
+    cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(flag code, the numbers behind it) for every flag a row raises."""
+    found: list[tuple[str, str]] = []
+    by_tm: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        if not cell.get("no_eot"):
+            by_tm[cell["threat_model"], float(cell["eps"])].append(cell)
+    for (tm, eps), group in sorted(by_tm.items()):
+        white = [c for c in group if c.get("knowledge") == Knowledge.GRADIENT]
+        free = [c for c in group if c.get("knowledge") != Knowledge.GRADIENT]
+        if white and not free:
+            names = ", ".join(c["cell"] for c in white)
+            found.append(("white-box-only", f"{tm} eps {eps:g}: only {names}"))
+        if white and free:
+            found.extend(_masking(tm, eps, white, free))
+    found.extend(_sweeps(cells))
+    found.extend(_zero_query(cells))
+    if diagnostics is None:
+        found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
+    for code, detail in (diagnostics or {}).get("flags", {}).items():
+        found.append((code, str(detail)))
+    return found
+
+
+def _zero_query(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Cells that broke samples charged no query at all: every honest attack asks the model."""
+    out = []
+    for cell in cells:
+        s = cell["samples"]
+        rows = zip(s["clean_correct"], s["robust"], s["queries"], strict=True)
+        free = sum(bool(c) and not r and q == 0 for c, r, q in rows)
+        if free:
+            out.append(
+                ("zero-query-success", f"{cell['cell']} broke {free} samples with 0 queries")
+            )
+    return out
+
+
+def _masking(
+    tm: str, eps: float, white: list[dict[str, Any]], free: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Samples a gradient-free attack broke that no white-box attack did, against the reverse."""
+    white_robust = [robust_by_index(c) for c in white]
+    out = []
+    for cell in free:
+        robust = robust_by_index(cell)
+        common = set(robust).intersection(*white_robust)
+        only_free = sum(not robust[i] and all(w[i] for w in white_robust) for i in common)
+        only_white = sum(robust[i] and not all(w[i] for w in white_robust) for i in common)
+        p = sign_test(only_free, only_free + only_white)
+        if only_free > only_white and p < LEVEL:
+            out.append(
+                (
+                    "masking",
+                    f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
+                    f"attack broke (they broke {only_white} it did not; p = {p:.2g})",
+                )
+            )
+    return out
+
+
+def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """An attack's robust accuracy should not rise with eps beyond the paired sampling error."""
+    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        if not cell.get("no_eot"):
+            by_attack[cell["attack"]].append(cell)
+    out = []
+    for attack, group in by_attack.items():
+        group = sorted(group, key=lambda c: float(c["eps"]))
+        for small, large in itertools.pairwise(group):
+            a, b = robust_by_index(small), robust_by_index(large)
+            common = set(a) & set(b)
+            rose = sum(not a[i] and b[i] for i in common)
+            fell = sum(a[i] and not b[i] for i in common)
+            p = sign_test(rose, rose + fell)
+            if rose > fell and p < LEVEL:
+                out.append(
+                    (
+                        "eps-not-monotone",
+                        f"{attack}: robust at eps {large['eps']:g} on {rose} samples it broke "
+                        f"at eps {small['eps']:g} (p = {p:.2g})",
+                    )
+                )
+    return out

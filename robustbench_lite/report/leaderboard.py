@@ -1,0 +1,128 @@
+"""Result files -> one leaderboard row per model -> a table (CSV here, Markdown in markdown.py).
+
+Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
+is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
+threat model failed on it), evaluated on the samples all those attacks saw. Defenses that certify
+get `certified_acc` columns from their certificate files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.protocol.threat_models import TM
+from robustbench_lite.report import flags
+from robustbench_lite.stats import wilson
+from robustbench_lite.store import certificates, diagnostics
+from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.records import load_cells, model_identity, robust_by_index, short
+
+TM_ORDER = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
+#: Column suffixes of per-cell statistics: median queries, median distance, a capped cell's n,
+#: and the 95% interval's bounds of an accuracy.
+EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")
+
+
+def _suffix(cell: dict[str, Any]) -> str:
+    """The part of a cell name after the attack's name (e.g. '@eps=0.1'), '' by default."""
+    return str(cell["cell"])[len(str(cell["attack"])) :]
+
+
+def worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
+    """Fraction of samples (seen by every cell) that no cell broke, and how many those are."""
+    per_cell = [robust_by_index(c) for c in cells]
+    common = set(per_cell[0]).intersection(*per_cell[1:])
+    if not common:
+        return math.nan, 0
+    return sum(all(r[i] for r in per_cell) for i in common) / len(common), len(common)
+
+
+def _interval(row: dict[str, Any], column: str, n: int) -> None:
+    """`<column>_lo` and `<column>_hi`: the 95% Wilson interval of the accuracy in `column`."""
+    value = row[column]
+    lo, hi = (math.nan, math.nan) if value != value else wilson(round(value * n), n)
+    row[f"{column}_lo"], row[f"{column}_hi"] = lo, hi
+
+
+def worst_groups(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`worst_<threat model>[suffix]` -> the cells of one row whose per-sample minimum it is."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
+    return dict(groups)
+
+
+def rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(row label, model key, cells) per model: one model per row, sorted. A defense with cells of
+    two models (other hyper-parameters or seed) gets one row per model, labelled by its key."""
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        by_model[cell["defense"], model_identity(cell)].append(cell)
+    models: dict[str, int] = defaultdict(int)
+    for defense, _ in by_model:
+        models[defense] += 1
+    return [
+        (defense if models[defense] == 1 else f"{defense}@{short(key)}", key, group)
+        for (defense, key), group in sorted(by_model.items())
+    ]
+
+
+def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    cells = sorted(cells, key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]))
+    widest = max(cells, key=lambda c: c["n"])
+    row: dict[str, Any] = {"defense": defense, "n": widest["n"], "clean_acc": widest["clean_acc"]}
+    _interval(row, "clean_acc", widest["n"])
+    for cell in cells:
+        row[cell["cell"]] = cell["robust_acc"]
+        _interval(row, cell["cell"], cell["n"])
+    for name, members in worst_groups(cells).items():
+        row[name], seen = worst_case(members)
+        _interval(row, name, seen)
+        if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
+            row[f"{name}_n"] = seen
+    for cell in cells:
+        if cell["n"] != widest["n"]:  # a capped cell (see Plugin.max_eval_samples) says so
+            row[f"{cell['cell']}_n"] = cell["n"]
+        if cell.get("knowledge") != Knowledge.GRADIENT:
+            row[f"{cell['cell']}_queries"] = (cell.get("queries") or {}).get("median_success")
+        if cell.get("minimal"):
+            row[f"{cell['cell']}_dist"] = cell.get("median_distance")
+    return row
+
+
+def build(cell_dir: Path) -> pd.DataFrame:
+    """The leaderboard of one dataset/profile folder: one row per defense, numbers as numbers."""
+    cells = load_cells(cell_dir)
+    column_tm = {cell["cell"]: cell["threat_model"] for cell in cells}
+    layout = GridLayout(Path(cell_dir))
+    certified = certificates.columns(cell_dir)
+    table = []
+    for label, key, group in rows(cells):
+        row = _row(label, group)
+        defense = group[0]["defense"]
+        for column, (value, n) in certified.get((defense, key), {}).items():
+            row[column] = value
+            _interval(row, column, n)
+        found = diagnostics.of_model(layout.diagnostics(defense), key)
+        row["flags"] = ";".join(flags.row_flags(group, found))
+        table.append(row)
+    frame = pd.DataFrame(table)
+    if frame.empty:
+        return pd.DataFrame(columns=["defense", "n", "clean_acc"])
+    first = ["defense", "n", "clean_acc"]
+    robust = [c for c in frame.columns if c not in (*first, "flags") and not c.endswith(EXTRA)]
+
+    def order(column: str) -> tuple[int, bool, str]:
+        tm = column_tm.get(column) or column.removeprefix("worst_").split("@")[0]
+        return TM_ORDER.get(tm, len(TM_ORDER)), column.startswith("worst_"), column
+
+    robust.sort(key=order)
+    extra = sorted(c for c in frame.columns if c.endswith(EXTRA))
+    counts = {"n": "int64", **{c: "Int64" for c in extra if c.endswith("_n")}}
+    return frame[[*first, *robust, *extra, "flags"]].astype(counts)

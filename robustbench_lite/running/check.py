@@ -1,0 +1,301 @@
+"""`rb check`: rerun exactly the cells of a committed leaderboard and fail when numbers fall.
+
+The baseline must be whole: a CSV with rows, a `defense` column and numbers only, equal to the
+leaderboard of the cell files beside it. Each cell is rerun and compared sample by sample: a
+significant fall of a cell (exact sign test on the samples that flipped, stats.py) fails, as
+does any fall of a certified accuracy or a baseline number with no rerun counterpart. With an
+explicit `tolerance`, aggregate falls beyond it decide instead (the old rule). A rise is reported
+(it is how gradient masking shows) and fails only with `strict`. Models are retrained in a fresh
+cache unless told otherwise, so a change to training code cannot hide behind a cached checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lite import stats
+from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.registry import defense_names
+from robustbench_lite.report import invariants, leaderboard, tables
+from robustbench_lite.running.baseline import read_baseline
+from robustbench_lite.running.own_model import UserModel
+from robustbench_lite.running.runner import Runner
+from robustbench_lite.stats import Flips
+from robustbench_lite.store import certificates
+from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.models import ModelCache
+from robustbench_lite.store.records import owned, read_cell
+
+log = logging.getLogger(__name__)
+
+NOT_ACCURACY = ("defense", "n", "flags")
+CSV_ROUNDING = 1e-6  # leaderboard.csv keeps 6 decimals
+
+
+@dataclass(frozen=True)
+class Change:
+    """One leaderboard number, before and after."""
+
+    cell: str
+    baseline: float | None
+    now: float | None
+    verdict: str  # "ok", "fall", "rise", "missing", "new"
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.now is None:
+            return None
+        return self.now - self.baseline
+
+
+@dataclass
+class CheckReport:
+    """What moved, what it means, and whether the check fails."""
+
+    changes: list[Change] = field(default_factory=list)
+    flips: list[Flips] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    tolerance: float | None = None  # None: the paired test decides
+    strict: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def per_cell_level(self) -> float:
+        return stats.LEVEL / max(1, len(self.flips))
+
+    def render(self, tolerance: float | None = None) -> str:
+        tolerance = self.tolerance if tolerance is None else tolerance
+        lines = [f"note: {note}" for note in self.notes]
+        moved = [c for c in self.changes if c.verdict != "ok"]
+        if moved:
+            lines.append("| number | baseline | now | change | verdict |")
+            lines.append("|---|---:|---:|---:|---|")
+            for c in moved:
+                lines.append(
+                    f"| {c.cell} | {_fmt(c.baseline)} | {_fmt(c.now)} | "
+                    f"{_fmt(c.delta, signed=True)} | {c.verdict} |"
+                )
+        flipped = [f for f in self.flips if f.fell or f.rose]
+        if flipped:
+            lines.append("| cell | samples | fell | rose | p (fall) |")
+            lines.append("|---|---:|---:|---:|---:|")
+            for f in flipped:
+                lines.append(f"| {f.cell} | {f.n} | {f.fell} | {f.rose} | {f.p_fall:.2g} |")
+        lines.extend(f"FAIL: {reason}" for reason in self.failures)
+        rule = (
+            f"aggregate falls beyond {tolerance:g}"
+            if tolerance is not None
+            else f"an exact sign test on flipped samples at level {stats.LEVEL:g}, Bonferroni "
+            f"over {len(self.flips)} cells (each at {self.per_cell_level:.2g})"
+        )
+        status = "FAILED" if self.failed else "passed"
+        lines.append(
+            f"rb check {status}: {len(self.flips)} cells rerun and compared sample by sample, "
+            f"{sum(c.verdict != 'new' for c in self.changes)} leaderboard numbers compared; "
+            f"rule: {rule}; {len(self.failures)} failure(s)"
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def compare(
+    baseline: pd.DataFrame, now: pd.DataFrame, *, tolerance: float | None, strict: bool
+) -> CheckReport:
+    """Compare every accuracy column of two leaderboards, row by defense.
+
+    A certified accuracy may not fall at all and a baseline number must have a counterpart. With
+    a tolerance, a fall beyond it fails (a rise too, if strict); without one, moves are only
+    reported as lower/higher and the paired per-sample test decides."""
+    report = CheckReport(tolerance=tolerance, strict=strict)
+    base_rows = {r["defense"]: r for r in baseline.to_dict(orient="records")}
+    now_rows = {r["defense"]: r for r in now.to_dict(orient="records")}
+    slack = 0.0 if tolerance is None else tolerance
+    for defense in sorted(set(base_rows) | set(now_rows)):
+        before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
+        columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
+        for column in dict.fromkeys(columns):
+            if column.endswith(leaderboard.EXTRA):
+                continue
+            b, a = _number(before.get(column)), _number(after.get(column))
+            if b is None and a is None:
+                continue
+            certificate = column.startswith(certificates.COLUMN)
+            if a is None:
+                verdict = "missing"
+            elif b is None:
+                verdict = "new"
+            elif a < b - (0.0 if certificate else slack) - CSV_ROUNDING:
+                verdict = "fall" if certificate or tolerance is not None else "lower"
+            elif a > b + slack + CSV_ROUNDING:
+                verdict = "rise" if tolerance is not None else "higher"
+            else:
+                verdict = "ok"
+            name = f"{defense}/{column}"
+            report.changes.append(Change(name, b, a, verdict))
+            if verdict == "missing":
+                report.failures.append(f"{name}: in the baseline, but the rerun has no number")
+            elif verdict == "fall":
+                report.failures.append(f"{name}: fell from {_fmt(b)} to {_fmt(a)}")
+            elif verdict == "rise" and strict:
+                report.failures.append(f"{name}: rose from {_fmt(b)} to {_fmt(a)} (--strict)")
+    return report
+
+
+def _runner_for(
+    cell: dict[str, Any], workdir: Path, cache: ModelCache, own: bool = False
+) -> Runner:
+    """A runner that recomputes exactly this cell: same data, samples, seed, eps, configs (a
+    user's model, `own`, brings its config with it)."""
+    config = cell["config"]
+    attack, defense = config["attack"], config["defense"]
+    settings = {attack["name"]: attack["config"]}
+    if not own:
+        settings[defense["name"]] = defense["config"]
+    return Runner(
+        dataset=cell["dataset"],
+        profile=cell["profile"],
+        n=config["n"],
+        seed=config["seed"],
+        results_dir=workdir,
+        eps=config["eps"],
+        budget=config["budget"],
+        settings=settings,
+        quiet=True,
+        cache=cache,
+        eot=not cell.get("no_eot", False),
+    )
+
+
+def check(
+    baseline_csv: Path,
+    *,
+    tolerance: float | None = None,
+    strict: bool = False,
+    update: bool = False,
+    reuse_models: bool = False,
+    workdir: Path | None = None,
+    models: Sequence[UserModel] = (),
+) -> CheckReport:
+    """Rerun the baseline's cells into `workdir` (a temporary folder by default) and compare;
+    cells whose defense is the name of one of `models` (`rb check --model`) rerun that model."""
+    baseline_csv = Path(baseline_csv)
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise RBError(f"--tolerance must be a non-negative number, got {tolerance}")
+    baseline, cells = read_baseline(baseline_csv)
+    own = _own_models(models, cells)
+    cell_dir = baseline_csv.parent
+    with tempfile.TemporaryDirectory(prefix="rb-check-") as tmp:
+        work = Path(workdir or tmp)
+        cache = ModelCache() if reuse_models else ModelCache(Path(tmp) / "home")
+        notes, pairs = [], []
+        moves: dict[str, list[str]] = {}
+        for cell in cells:
+            log.info("rerunning %s x %s", cell["defense"], cell["cell"])
+            runner = _runner_for(cell, work, cache, own=cell["defense"] in own)
+            runner.run([cell["attack"]], [own.get(cell["defense"], cell["defense"])])
+            rerun = read_cell(runner.layout.cell(cell["defense"], cell["cell"]))
+            stored, now = cell.get("versions", {}), rerun.get("versions", {})
+            moved = [f"{k} {stored.get(k)} -> {v}" for k, v in now.items() if stored.get(k) != v]
+            if moved:
+                moves.setdefault(", ".join(moved), []).append(f"{cell['defense']}/{cell['cell']}")
+            if rerun["config_hash"] != cell["config_hash"]:
+                notes.append(
+                    f"{cell['defense']}/{cell['cell']}: its config hash changed "
+                    f"({cell['config_hash'][:12]} -> {rerun['config_hash'][:12]}); "
+                    + (
+                        "the model's weights or declaration changed"
+                        if cell["defense"] in own
+                        else "the code's view of the same settings moved"
+                    )
+                )
+            pairs.append((cell, rerun))
+        for what, names in moves.items():  # one line per change of versions, not per cell
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            notes.append(f"{len(names)} cell(s) were made with {what} ({shown})")
+        rerun_dir = GridLayout.of(work, cells[0]["dataset"], cells[0]["profile"]).path
+        rebuilt = leaderboard.build(rerun_dir)
+        report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
+        report.notes = notes
+        report.flips = [
+            stats.flips(f"{c['defense']}/{c['cell']}", c, r, "robust") for c, r in pairs
+        ]
+        # Clean accuracy too, once per model (its widest cell): damaged weights show there even
+        # where every robust flag is already False.
+        widest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for c, r in pairs:
+            if c["defense"] not in widest or c["n"] > widest[c["defense"]][0]["n"]:
+                widest[c["defense"]] = (c, r)
+        report.flips += [
+            stats.flips(f"{d}/clean_acc", c, r, "clean_correct") for d, (c, r) in widest.items()
+        ]
+        if tolerance is None:
+            for f in report.flips:
+                if f.p_fall < report.per_cell_level:
+                    report.failures.append(
+                        f"{f.cell}: {f.fell} samples fell and {f.rose} rose of {f.n} "
+                        f"(p = {f.p_fall:.2g} < {report.per_cell_level:.2g})"
+                    )
+        report.failures.extend(invariants.violations(rerun_dir))
+        if update:
+            _replace_baseline(rerun_dir, cell_dir)
+            report.notes.append(f"baseline {cell_dir} rewritten from the rerun")
+            report.failures.clear()
+    return report
+
+
+def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dict[str, UserModel]:
+    """The user models by name, each checked before any rerun; every baseline cell's defense
+    must be registered or one of them."""
+    own = {m.name: m for m in models}
+    defenses = {c["defense"] for c in cells}
+    for name in own:
+        if name not in defenses:
+            raise RBError(f"the baseline has no cells of {name}; its rows: {sorted(defenses)}")
+    unknown = sorted(defenses - set(own) - set(defense_names()))
+    if unknown:
+        raise RBError(
+            f"the baseline has cells of {', '.join(unknown)}, which is no registered defense: "
+            "pass that model with --model ... --name NAME"
+        )
+    for model in own.values():
+        model.run_checks(cells[0]["dataset"])
+    return own
+
+
+def _replace_baseline(source: Path, target: Path) -> None:
+    """Put the rerun's result files and leaderboard in place of the baseline's (removing the
+    baseline's own result files only: a file the store did not write stays)."""
+    for old in GridLayout(target).records():
+        if owned(old):
+            old.unlink()
+    for new in GridLayout(source).records():
+        destination = target / new.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(new, destination)
+    tables.save(leaderboard.build(target), target)

@@ -1,0 +1,165 @@
+"""What a run computes, as a frozen value: its dataset, profile, samples, seed, eps and budget
+overrides. Every name, key, config and spec of its models and cells derives from it (and from the
+plugins), so a job is built from a plan and plain values, never from a runner."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from robustbench_lite.protocol.contracts import Attack, Defense, Knowledge, Plugin
+from robustbench_lite.protocol.registry import instantiate
+from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
+from robustbench_lite.protocol.threat_models import threat_model
+from robustbench_lite.store import certificates, diagnostics
+from robustbench_lite.store.files import config_hash
+from robustbench_lite.store.layout import NO_EOT
+from robustbench_lite.store.records import RESULT_SCHEMA
+
+
+def _marker(value: Any) -> str:
+    """A hyper-parameter value as it appears in a cell name (and so a file name)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:32]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's settings that shape its numbers (not where or how fast it runs)."""
+
+    dataset: str
+    profile: Profile
+    n: int | None = None  # --n: test samples, overriding the profile's and the plugins' caps
+    seed: int = 0
+    eps: float | None = None  # one eps for every selected attack (None: each threat model's)
+    budget: int | None = None  # per-sample queries of score- and label-based attacks
+    eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
+    batch_size: int = 250
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def test_samples(self, available: int) -> int:
+        """How many of the test split's first samples the run evaluates."""
+        if self.profile.n is None and self.n is None:
+            return available
+        return min(self.n or self.profile.n or available, available)
+
+    def samples(self, n: int, *plugins: Plugin) -> int:
+        """How many of the first n test samples the plugins are evaluated on: the smallest of
+        their profile's caps, unless `--n` was given explicitly."""
+        limit = cap(self.profile.name, *plugins)
+        return n if limit is None or self.n is not None else min(n, limit)
+
+    # -- per attack ----------------------------------------------------------------------------
+
+    def eps_of(self, attack: Attack) -> float:
+        if self.eps is not None:
+            return self.eps
+        return threat_model(attack.threat_model).default_eps[self.dataset]
+
+    def budget_of(self, attack: Attack) -> int | None:
+        """The per-sample query budget (None for gradient attacks: they are not limited)."""
+        if attack.knowledge == Knowledge.GRADIENT:
+            return None
+        return self.budget or self.profile.budget
+
+    def overrides(self, attack: Attack) -> list[tuple[str, Any]]:
+        """(key, value) of the budget and hyper-parameters that differ from the profile's."""
+        out: list[tuple[str, Any]] = []
+        budget = self.budget_of(attack)
+        if budget is not None and budget != self.profile.budget:
+            out.append(("budget", budget))
+        profile = instantiate(type(attack), self.profile.name).config()
+        for key, value in sorted(attack.config().items()):
+            if key != "budget" and profile.get(key) != value:
+                out.append((key, value))
+        return out
+
+    def cell_name(self, attack: Attack, defense: Defense | None = None) -> str:
+        """The leaderboard column of an attack: its name, plus the eps when not the default, plus
+        `@budget=N` and `@<key>=<value>` for a budget or hyper-parameter other than the profile's
+        (so an override never passes for the plain number), plus `@no-eot` when a randomized
+        defense was attacked without EOT."""
+        eps = self.eps_of(attack)
+        default = threat_model(attack.threat_model).default_eps[self.dataset]
+        name = attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
+        name += "".join(f"@{key}={_marker(value)}" for key, value in self.overrides(attack))
+        if defense is not None and defense.randomized and not self.eot:
+            name += NO_EOT
+        return name
+
+    # -- per defense ---------------------------------------------------------------------------
+
+    def model_key(self, defense: Defense) -> tuple[str, dict[str, Any]]:
+        """The hash that keys a defense's trained model (and its config)."""
+        config = {
+            "dataset": self.dataset,
+            "defense": defense.name,
+            "config": defense.config(),
+            "seed": self.seed,
+        }
+        return config_hash(config), config
+
+    def eot_draws(self, defense: Defense) -> int:
+        """Forward passes averaged per attack query: the profile's EOT count if randomized."""
+        return self.profile.eot_draws if defense.randomized and self.eot else 1
+
+    # -- per cell ------------------------------------------------------------------------------
+
+    def cell_config(self, defense: Defense, attack: Attack, n: int) -> dict[str, Any]:
+        """What a cell's result is keyed by: a rerun with the same config hash is skipped."""
+        config = {
+            "schema": RESULT_SCHEMA,
+            "dataset": self.dataset,
+            "n": n,
+            "seed": self.seed,
+            "model_key": self.model_key(defense)[0],
+            "defense": {"name": defense.name, "config": defense.config()},
+            "attack": {"name": attack.name, "config": attack.config()},
+            "threat_model": attack.threat_model,
+            "eps": self.eps_of(attack),
+            "budget": self.budget_of(attack),
+            "prediction_draws": defense.prediction_draws(),
+        }
+        if defense.randomized:  # keyed only here, so deterministic cells keep their hashes
+            config["eot_draws"] = self.eot_draws(defense)
+        return config
+
+    def cell_spec(self, defense: Defense, attack: Attack) -> CellSpec:
+        """The resolved spec of one cell, made once and passed down to its evaluation."""
+        name = self.cell_name(attack, defense)
+        return CellSpec(
+            defense=defense.name,
+            cell=name,
+            threat_model=threat_model(attack.threat_model),
+            eps=self.eps_of(attack),
+            budget=self.budget_of(attack),
+            eot_draws=self.eot_draws(defense),
+            prediction_draws=defense.prediction_draws(),
+            randomized=defense.randomized,
+            seed=derive_seed(self.seed, "attack", self.dataset, defense.name, name),
+            batch_size=self.batch_size,
+        )
+
+    def certificate_config(self, defense: Defense, n: int, eps: float) -> dict[str, Any]:
+        """What a certificate file is keyed by."""
+        default = threat_model(certificates.THREAT_MODEL).default_eps[self.dataset]
+        return {
+            "schema": RESULT_SCHEMA,
+            "dataset": self.dataset,
+            "n": n,
+            "seed": self.seed,
+            "model_key": self.model_key(defense)[0],
+            "defense": {"name": defense.name, "config": defense.config()},
+            "threat_model": certificates.THREAT_MODEL,
+            "eps": eps,
+            "column": certificates.COLUMN + certificates.suffix(eps, default),
+        }
+
+    def diagnostics_config(self, defense: Defense) -> dict[str, Any]:
+        """What a model's diagnostics record is keyed by."""
+        return diagnostics.config(
+            self.model_key(defense)[0], self.dataset, self.seed, self.eot_draws(defense)
+        )

@@ -1,0 +1,343 @@
+"""The runner: crosses attacks x defenses, trains or loads each model once, and hands each cell to
+the protocol's evaluation (protocol/evaluate.py), which verifies every adversarial example and
+counts every query itself; one JSON file per cell (store/)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustbench_lite import data
+from robustbench_lite.errors import RBError, stop_on_signals
+from robustbench_lite.protocol import devices
+from robustbench_lite.protocol.contracts import Attack, Defense
+from robustbench_lite.protocol.oracle import STALE
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    attack_names,
+    defense_class,
+    defense_names,
+    instantiate,
+    resolve_names,
+)
+from robustbench_lite.protocol.spec import incompatibility, profile_named
+from robustbench_lite.protocol.threat_models import threat_model
+from robustbench_lite.report import invariants, leaderboard, tables
+from robustbench_lite.running.executors import EXECUTORS, Job, Task, executor, run_jobs
+from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
+from robustbench_lite.running.plan import RunPlan
+from robustbench_lite.running.trained import Evaluated, build_model, certify_defense, train_model
+from robustbench_lite.store.files import config_hash, writable_dir
+from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.models import ModelCache
+from robustbench_lite.store.records import owned, read_cell
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runner:
+    """One run's settings; `run` crosses the given attacks and defenses."""
+
+    dataset: str = "mnist-5k"
+    profile: str = "standard"
+    n: int | None = None
+    seed: int = 0
+    results_dir: Path = Path("results")
+    eps: float | None = None
+    budget: int | None = None
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    quiet: bool = False
+    batch_size: int = 250
+    save_adv: bool = False  # also write the verified x_adv of each cell beside its JSON
+    eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
+    cache: ModelCache = field(default_factory=ModelCache)
+    executor: str = "local"  # or "ray" (executors.py)
+    address: str | None = None  # a Ray cluster's address; None: a local instance
+    shard_size: int = 1  # batches per unit of work: a cell resumes and spreads shard by shard
+    threads: int | None = 1  # torch threads in this process (None: torch's default)
+    device: str | None = None  # auto, cpu, cuda, cuda:N; None: $RB_DEVICE or auto (devices.py)
+
+    def __post_init__(self) -> None:
+        self.results_dir = Path(self.results_dir)
+        if self.dataset not in data.DATASETS:
+            raise RBError(f"unknown dataset {self.dataset!r}; known: {', '.join(data.DATASETS)}")
+        if self.n is not None and self.n < 1:
+            raise RBError(f"--n must be a positive number of samples, got {self.n}")
+        if self.budget is not None and self.budget < 1:
+            raise RBError(f"the query budget must be at least 1, got {self.budget}")
+        if self.batch_size < 1:
+            raise RBError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.shard_size < 1:
+            raise RBError(f"--shard-size must be at least 1 batch, got {self.shard_size}")
+        if self.threads is not None and self.threads < 1:
+            raise RBError(f"--threads must be at least 1, got {self.threads}")
+        if self.executor not in EXECUTORS:
+            raise RBError(f"unknown executor {self.executor!r}; known: {', '.join(EXECUTORS)}")
+        self._device = devices.resolve(self.device)
+        self.plan = RunPlan(
+            dataset=self.dataset,
+            profile=profile_named(self.profile),
+            n=self.n,
+            seed=self.seed,
+            eps=self.eps,
+            budget=self.budget,
+            eot=self.eot,
+            batch_size=self.batch_size,
+        )
+        self.layout = GridLayout.of(self.results_dir, self.dataset, self.profile)
+        self.log = RunLog()
+
+    @property
+    def cell_dir(self) -> Path:
+        return self.layout.path
+
+    @property
+    def reused(self) -> list[Path]:
+        """After `run`: the cell (and certificate) files taken from earlier runs."""
+        return self.log.reused
+
+    @property
+    def computed(self) -> list[Path]:
+        """After `run`: the cell files computed now."""
+        return self.log.computed
+
+    @property
+    def failed(self) -> list[str]:
+        return self.log.failed
+
+    def context(self) -> JobContext:
+        """The run-wide values its jobs are built from."""
+        return JobContext(
+            plan=self.plan,
+            layout=self.layout,
+            log=self.log,
+            device=str(self._device),
+            executor=self.executor,
+            shard_size=self.shard_size,
+            save_adv=self.save_adv,
+        )
+
+    def run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
+        """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir.
+
+        A defense is a registered name or a Defense instance (a user's model, own_model.py).
+        Ctrl-C or SIGTERM stops it with every finished cell and shard kept."""
+        with stop_on_signals():
+            stale = STALE.count
+            board = self._run(attacks, defenses)
+            if STALE.count != stale:  # a plugin's thread kept querying after its cell
+                raise RBError(f"{STALE.last}; rerun without that plugin")
+            return board
+
+    def _run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
+        built_attacks, built_defenses = self.prepare(attacks, defenses)
+        self._pin_threads()
+        test = data.load(self.dataset, "test")
+        n = self.plan.test_samples(len(test))
+        work = []
+        for defense in built_defenses:
+            runnable = []
+            for attack in built_attacks:
+                if self._is_done(defense, attack, self.plan.samples(n, defense, attack)):
+                    continue
+                reason = incompatibility(attack, defense)
+                if reason:
+                    log.warning("skipping %s x %s: %s", defense.name, attack.name, reason)
+                else:
+                    runnable.append(attack)
+            if runnable or defense.certifies:
+                work.append((defense, runnable))
+        pool = executor(self.executor, self.address)
+        self._train([d for d, _ in work], pool)
+        total = sum(len(r) for _, r in work)
+        with tqdm(total=total, desc="grid", unit="cell", disable=self.quiet or total < 2) as grid:
+            for defense, runnable in work:
+                self._evaluate_defense(defense, runnable, built_attacks, test, n, pool, grid)
+        board = leaderboard.build(self.cell_dir)
+        tables.save(board, self.cell_dir)
+        if self.failed:
+            raise RBError(f"{len(self.failed)} cell(s) failed: " + "; ".join(self.failed))
+        broken = invariants.violations(self.cell_dir)
+        if broken:
+            raise RBError("soundness invariant broken: " + "; ".join(broken))
+        return board
+
+    def _evaluate_defense(
+        self,
+        defense: Defense,
+        runnable: list[Attack],
+        attacks: list[Attack],
+        test: data.Dataset,
+        n: int,
+        pool: Any,
+        grid: Any,
+    ) -> None:
+        """One defense's certificates, diagnostics and cells, on its model loaded once."""
+        ctx, weights = self.context(), self.weights_id(defense)
+        nd = self.plan.samples(n, defense)
+        x, y = test.x[:nd].to(self._device), test.y[:nd].to(self._device)
+        evaluated = Evaluated(ctx, defense, x, lambda: self.model(defense))
+        if defense.certifies:
+            certify_defense(ctx, defense, x, y, attacks, evaluated, weights=weights)
+        if not runnable:
+            return
+        recipe, clean_pred = evaluated.get()
+        jobs: list[Job] = [DiagnosticsJob(ctx, defense, recipe, x, y, clean_pred, weights=weights)]
+        for attack in runnable:
+            na = self.plan.samples(n, defense, attack)
+            job = CellJob(
+                ctx, defense, recipe, attack, x[:na], y[:na], clean_pred[:na], weights=weights
+            )
+            jobs.append(job)
+        run_jobs(pool, jobs, lambda job: grid.update(1 if isinstance(job, CellJob) else 0))
+
+    def prepare(
+        self, attacks: Iterable[str], defenses: Iterable[str | Defense]
+    ) -> tuple[list[Attack], list[Defense]]:
+        """Every check that needs no work (names, settings, eps, writable folders), so bad input
+        fails before anything is trained or attacked; returns the built plugins."""
+        attack_list = resolve_names(attacks, attack_names(), "attack")
+        defenses = list(defenses)
+        given = [d for d in defenses if isinstance(d, Defense)]
+        names = [d for d in defenses if not isinstance(d, Defense)]
+        defense_list = (
+            resolve_names(names, defense_names(), "defense") if names or not given else []
+        )
+        for d in given:  # its cells go to results/.../<name>/: no registered defense's folder
+            if d.name in defense_names() or [g.name for g in given].count(d.name) > 1:
+                raise RBError(f"the name {d.name!r} is taken by another defense; choose another")
+        unknown = sorted(set(self.settings) - set(attack_list + defense_list))
+        if unknown:
+            raise RBError(
+                f"--set names {', '.join(unknown)}, which is not among the selected plugins "
+                f"({', '.join(attack_list + defense_list)})"
+            )
+        built = [self._attack(name) for name in attack_list]
+        built_defenses = [self._defense(name) for name in defense_list] + given
+        writable_dir(self.results_dir, "results folder")
+        writable_dir(self.cache.root.parent, "RB_HOME")
+        return built, built_defenses
+
+    def _attack(self, name: str) -> Attack:
+        attack = instantiate(attack_class(name), self.profile, self.settings.get(name))
+        threat_model(attack.threat_model).check_eps(self.plan.eps_of(attack), data.SHAPE)
+        return attack
+
+    def _defense(self, name: str) -> Defense:
+        return instantiate(defense_class(name), self.profile, self.settings.get(name))
+
+    def cell_path(self, defense: Defense, attack: Attack) -> Path:
+        """Where the cell of `attack` on `defense` is written."""
+        return self.layout.cell(defense.name, self.plan.cell_name(attack, defense))
+
+    def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
+        """Whether the cell's file is current: same config hash, same weights (then reused)."""
+        path = self.cell_path(defense, attack)
+        if not path.is_file():
+            return False
+        if not owned(path):
+            raise RBError(
+                f"{path} is not a result file rb wrote: move it away so the cell can be written"
+            )
+        try:
+            stored = read_cell(path)
+        except RBError as exc:
+            log.warning("%s: recomputing it", exc)
+            return False
+        done = stored.get("config_hash") == config_hash(self.plan.cell_config(defense, attack, n))
+        weights = self.weights_id(defense)
+        if done and weights is not None and stored.get("weights_sha256") != weights:
+            log.info("%s: made on other weights of %s; recomputing it", path, defense.name)
+            return False
+        if done:
+            log.info("%s x %s: reused %s", defense.name, attack.name, path)
+            self.log.reused.append(path)
+        return done
+
+    # -- models --------------------------------------------------------------------------------
+
+    def weights_id(self, defense: Defense) -> str | None:
+        """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
+        from its config, a trained one's from the model cache (None while not trained)."""
+        if defense.pretrained:
+            value = defense.config().get("weights_sha256")
+            return value if isinstance(value, str) else None
+        return self.cache.weights_sha256(defense.name, self.plan.model_key(defense)[0])
+
+    def model(self, defense: Defense) -> nn.Module:
+        """The trained model of `defense` on the run's device: from the cache, or trained now
+        (as a unit of work of its own) and cached; a pretrained defense's as it came."""
+        key = self.plan.model_key(defense)[0]
+        self._pin_threads()  # training differs in the last bits between thread counts
+        model = build_model(defense, self.dataset, self.seed)
+        if defense.pretrained:  # a user's trained model: its weights came with build()
+            log.info("%s: a pretrained model (key %s), not trained here", defense.name, key[:12])
+        elif not self.cache.load(model, defense.name, key):
+            state, seconds = train_model(defense, self.dataset, self.seed, not self.quiet)
+            self._store_trained(defense, model, state, seconds)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.to(self._device)
+
+    def _pin_threads(self) -> None:
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    def _store_trained(
+        self, defense: Defense, model: nn.Module, state: dict[str, Any], seconds: float
+    ) -> None:
+        key, config = self.plan.model_key(defense)
+        model.load_state_dict(state)
+        self.cache.save(model, defense.name, key, {**config, "train_time_s": round(seconds, 3)})
+
+    def _train(self, defenses: list[Defense], pool: Any) -> None:
+        """Train every defense this run needs and the cache lacks, each as one task."""
+        missing = [
+            d
+            for d in defenses
+            if not d.pretrained and not self.cache.has(d.name, self.plan.model_key(d)[0])
+        ]
+        if not missing:
+            return
+        tasks = [
+            Task(d.name, train_model, (d, self.dataset, self.seed, not self.quiet)) for d in missing
+        ]
+        by_name = {d.name: d for d in missing}
+
+        def done(task: Task, result: tuple[dict[str, Any], float]) -> None:
+            defense = by_name[task.key]
+            model = build_model(defense, self.dataset, self.seed)
+            self._store_trained(defense, model, *result)
+
+        def failed(task: Task, exc: BaseException) -> None:
+            raise RBError(f"training {task.key} failed: {exc}") from exc
+
+        pool.map(tasks, done, failed)
+
+
+def run(
+    attacks: Sequence[str],
+    defenses: Sequence[str],
+    *,
+    results_dir: str | Path = "results",
+    quiet: bool = True,
+    **settings: Any,
+) -> pd.DataFrame:
+    """Python API: run attacks x defenses, write the result files, return the leaderboard.
+    `settings` are Runner's fields (dataset, profile, n, seed, eps, budget, settings, save_adv,
+    eot, device, executor, address, shard_size, threads)."""
+    try:
+        runner = Runner(results_dir=Path(results_dir), quiet=quiet, **settings)
+    except TypeError as exc:
+        raise RBError(f"run(): {exc}") from None
+    return runner.run(attacks, defenses)

@@ -1,0 +1,124 @@
+"""A defense's model, from untrained to evaluated: built (initial weights seeded from the run),
+trained as a task an executor can run anywhere, turned into the recipe every instance is made
+from, its clean predictions, and a certifying defense's certificates."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from robustbench_lite import data
+from robustbench_lite.errors import guarded
+from robustbench_lite.protocol.contracts import Attack, Defense
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.recipe import ModelRecipe, recipe_of
+from robustbench_lite.protocol.spec import derive_seed
+from robustbench_lite.protocol.threat_models import threat_model
+from robustbench_lite.running.jobs import JobContext
+from robustbench_lite.store import certificates
+from robustbench_lite.store.files import config_hash, seal, write_json
+from robustbench_lite.store.records import is_current, versions
+
+log = logging.getLogger(__name__)
+
+
+def build_model(defense: Defense, dataset: str, seed: int) -> nn.Module:
+    """The untrained model, its initial weights seeded from (run seed, dataset, defense)."""
+    torch.manual_seed(derive_seed(seed, "init", dataset, defense.name))
+    with guarded(f"building the model of defense {defense.name}"):
+        return defense.build(10)
+
+
+def train_model(
+    defense: Defense, dataset: str, seed: int, progress: bool
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Train `defense` on the dataset's training split: (state dict, wall seconds). A task of its
+    own, so its time goes into the model cache's JSON and never into a cell's."""
+    model = build_model(defense, dataset, seed)
+    train = data.load(dataset, "train")
+    log.info("training %s on %s (%d samples)", defense.name, dataset, len(train))
+    generator = torch.Generator().manual_seed(derive_seed(seed, "train", dataset, defense.name))
+    start = time.perf_counter()
+    with guarded(f"training defense {defense.name}"):
+        defense.fit(model, train.x, train.y, generator=generator, progress=progress)
+    seconds = time.perf_counter() - start
+    log.info("trained %s in %.1f s", defense.name, seconds)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, seconds
+
+
+def model_recipe(
+    defense: Defense, dataset: str, seed: int, trained: nn.Module, device: torch.device | str
+) -> ModelRecipe:
+    """How every instance of a defense's trained model is made: its `build`, then its weights."""
+    build = functools.partial(build_model, defense, dataset, seed)
+    return recipe_of(defense.name, build, trained, device)
+
+
+class Evaluated:
+    """A defense's model recipe (its trained weights) and its clean predictions on the run's
+    samples, made on first use and shared by its certificates and attack cells."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        defense: Defense,
+        x: torch.Tensor,
+        trained: Callable[[], nn.Module],
+    ) -> None:
+        self.ctx, self.defense, self.x, self.trained = ctx, defense, x, trained
+        self._value: tuple[ModelRecipe, torch.Tensor] | None = None
+
+    def get(self) -> tuple[ModelRecipe, torch.Tensor]:
+        if self._value is None:
+            plan, defense = self.ctx.plan, self.defense
+            recipe = model_recipe(defense, plan.dataset, plan.seed, self.trained(), self.x.device)
+            grader = recipe.make()
+            torch.manual_seed(derive_seed(plan.seed, "clean", plan.dataset, defense.name))
+            with guarded(f"the model of {defense.name} on clean inputs"):
+                clean = predict(grader, self.x, defense.prediction_draws())
+            self._value = (recipe, clean)
+        return self._value
+
+
+def certify_defense(
+    ctx: JobContext,
+    defense: Defense,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: list[Attack],
+    evaluated: Evaluated,
+    *,
+    weights: str | None,
+) -> None:
+    """Certificates of a certifying defense on the attacks' samples, at the dataset's default
+    Linf eps and at every other Linf eps an attack runs at."""
+    plan = ctx.plan
+    default = threat_model(certificates.THREAT_MODEL).default_eps[plan.dataset]
+    linf = [plan.eps_of(a) for a in attacks if a.threat_model == certificates.THREAT_MODEL]
+    for eps in certificates.eps_values(default, linf):
+        config = plan.certificate_config(defense, len(y), eps)
+        digest = config_hash(config)
+        path = ctx.layout.certificate(defense.name, certificates.suffix(eps, default))
+        if is_current(path, digest, weights):
+            continue
+        recipe, clean_pred = evaluated.get()  # loaded (or trained) before the clock starts
+        start = time.perf_counter()
+        correct = (clean_pred == y).cpu()
+        # The defense certifies on an instance of its own: nothing it does touches the grader.
+        with guarded(f"the certificate of defense {defense.name}"):
+            flags = defense.certify(recipe.make(), x, y, eps).to(torch.bool).cpu()
+        record = certificates.record(config, digest, correct, flags)
+        record.update(
+            {
+                "weights_sha256": weights,
+                "versions": versions(),
+                "wall_time_s": round(time.perf_counter() - start, 3),
+            }
+        )
+        write_json(path, seal(record))
+        log.info("%s: certified %.3f (%s)", defense.name, record["certified_acc"], path)

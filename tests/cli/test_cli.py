@@ -1,0 +1,104 @@
+"""`rb` from a user's point of view: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustbench_lite.cli.main import main
+
+
+def _rb(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_plugins_with_threat_model_and_knowledge(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _rb(capsys, "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.split()[:4] == ["attack", "pgd", "linf", "gradient"] for line in lines)
+    assert any(line.split()[:4] == ["attack", "pgd-l2", "l2", "gradient"] for line in lines)
+    assert any(line.split()[:2] == ["defense", "none"] for line in lines)
+
+
+def test_run_prints_the_leaderboard_and_writes_csv(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = tmp_path / "board.csv"
+    code, out, _ = _rb(
+        capsys, "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "30",
+        "--results", str(tmp_path / "res"), "--csv", str(csv), "--quiet", "--wide",
+    )  # fmt: skip
+    assert code == 0
+    assert out.startswith("| defense | n | clean_acc | pgd | worst_linf |")
+    assert csv.read_text().splitlines()[0] == (
+        "defense,n,clean_acc,pgd,worst_linf,clean_acc_hi,clean_acc_lo,pgd_hi,pgd_lo,"
+        "worst_linf_hi,worst_linf_lo,flags"
+    )
+    assert (tmp_path / "res" / "mnist-5k" / "quick" / "none" / "pgd.json").is_file()
+    code, out2, _ = _rb(
+        capsys, "leaderboard", "--results", str(tmp_path / "res"), "--profile", "quick", "--wide"
+    )
+    assert code == 0 and out.startswith(out2)  # then what was computed, what reused
+    code, fitted, _ = _rb(
+        capsys, "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "30",
+        "--results", str(tmp_path / "res"), "--quiet",
+    )  # fmt: skip
+    assert code == 0 and fitted.split()[:5] == ["defense", "n", "clean_acc", "pgd", "worst_linf"]
+    assert "Reused 1 file" in fitted and "none/: pgd.json" in fitted
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "-a", "pgdx", "-d", "none"], "unknown attack 'pgdx'; known: "),
+        (["run", "-a", "pgd", "-d", "nada"], "unknown defense 'nada'; known: "),
+        (["run", "-a", "pgd", "-d", "none", "--eps", "-1"], "eps must be a positive number"),
+        (["run", "-a", "pgd", "-d", "none", "--set", "steps=-3"], "steps and restarts must be"),
+        (["run", "-a", "pgd", "-d", "none", "--set", "stepz=3"], "no selected plugin has"),
+        (["run", "-a", "pgd", "-d", "none", "--set", "steps=many"], "expected an integer"),
+        (["run", "-a", "pgd", "-d", "none", "--dataset", "mnist"], "train-images-idx3-ubyte"),
+        (["run", "-a", "pgd", "-d", "none", "--eps", "abc"], "--eps abc: 'abc' is not a number"),
+        (["run", "-a", "pgd", "-d", "none", "--eps", "lp:1"], "unknown threat model 'lp'"),
+        (["run", "-d", "none"], "the following arguments are required: --attack"),
+        (["leaderboard", "--results", "/nonexistent"], "no results in /nonexistent"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("RB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _rb(capsys, *args)
+    assert code == 2
+    assert err.startswith("rb: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "RB_HOME": str(tmp_path)}
+    rb = Path(sys.executable).with_name("rb")
+    command = [str(rb)] if rb.exists() else [sys.executable, "-m", "robustbench_lite.cli"]
+    done = subprocess.run(
+        [*command, "run", "--attack", "fgsm", "--defense", "none"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("rb: error: unknown attack 'fgsm'")
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,59 @@
+"""Red flags and error bars on the leaderboard: a masked model is flagged, an ordinary one is not;
+every accuracy carries its 95% interval; `rb diagnose` explains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from robustbench_lite.cli.main import main
+from robustbench_lite.running.runner import Runner
+from robustbench_lite.stats import wilson
+from robustbench_lite.store.models import ModelCache
+from tests import doubles
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    doubles.register(monkeypatch, rounding="tests.doubles:Rounding")
+
+
+def _runner(root: Path, rb_home: Path, **kwargs: Any) -> Runner:
+    settings = {"profile": "quick", "n": 40, "quiet": True, "budget": 300, **kwargs}
+    return Runner(results_dir=root, cache=ModelCache(rb_home), **settings)
+
+
+def _flags(board: Any, defense: str) -> set[str]:
+    value = board.set_index("defense").loc[defense, "flags"]
+    return set(str(value).split(";")) - {"", "nan"}
+
+
+def test_a_masked_model_is_flagged_and_an_ordinary_one_is_not(
+    registered: None, tmp_path: Path, rb_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    board = _runner(tmp_path, rb_home).run(["pgd", "square"], ["rounding", "none"])
+    assert {"masking", "zero-grad"} <= _flags(board, "rounding")
+    assert _flags(board, "none") == set()
+    code = main(["diagnose", "rounding", "--results", str(tmp_path), "--profile", "quick"])
+    out = capsys.readouterr().out
+    assert (
+        code == 0 and "masking: linf eps 0.3: square@budget=300 broke" in out and "zero-grad" in out
+    )
+
+
+def test_white_box_only_is_flagged(tmp_path: Path, rb_home: Path) -> None:
+    board = _runner(tmp_path, rb_home, n=20).run(["pgd-l2"], ["none"])
+    assert _flags(board, "none") == {"white-box-only"}
+
+
+def test_every_accuracy_carries_its_wilson_interval(tmp_path: Path, rb_home: Path) -> None:
+    board = _runner(tmp_path, rb_home, n=20).run(["pgd-l2"], ["none"])
+    row = board.iloc[0]
+    for column in ("clean_acc", "pgd-l2", "worst_l2"):
+        lo, hi = wilson(round(row[column] * 20), 20)
+        assert (row[f"{column}_lo"], row[f"{column}_hi"]) == pytest.approx((lo, hi))
+        assert row[f"{column}_lo"] <= row[column] <= row[f"{column}_hi"]
+    assert wilson(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
+    assert wilson(20, 20)[1] == 1.0 and wilson(10, 20) == pytest.approx((0.2993, 0.7007), abs=1e-4)
