@@ -54,8 +54,9 @@ site:
 # the standard grid that are too slow for a CPU (query-based, resumable like every cell).
 ABS_QUERY_ATTACKS := nes,lf-nes,boundary,lf-boundary,square,square-l2
 gpu:
-	RB_DEVICE=cuda $(PYTHON) -m pytest -q tests/test_contract.py tests/test_defense_contract.py \
-		tests/test_integrity.py tests/test_guarantees.py
+	RB_DEVICE=cuda $(PYTHON) -m pytest -q tests/attacks/test_contract.py \
+		tests/defenses/test_contract.py tests/protocol/test_integrity.py \
+		tests/protocol/test_guarantees.py
 	RB_DEVICE=cuda $(RB) --quiet check --baseline $(QUICK_BASELINE)
 	RB_DEVICE=cuda $(RB) --quiet run -a $(ABS_QUERY_ATTACKS) -d abs,abs-binary --profile standard \
 		--threads 4
