@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_model
 from torch.nn import functional as F
 
-from robustbench_lite import data
+from robustbench_lite.protocol.registry import load_dataset
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    train = data.load("mnist-5k", "train")  # images (N, 1, 28, 28) in [0, 1], labels (N,)
+    train = load_dataset("mnist-5k", "train")  # images (N, 1, 28, 28) in [0, 1], labels (N,)
     model = _build()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
@@ -51,7 +51,7 @@ def main() -> None:
             optimizer.step()
         print(f"epoch {epoch + 1}: loss {loss.item():.3f}")  # noqa: T201
     model.eval()
-    test = data.load("mnist-5k", "test")
+    test = load_dataset("mnist-5k", "test")
     with torch.no_grad():
         acc = (model(test.x).argmax(dim=1) == test.y).float().mean().item()
     save_model(model, str(args.out))

@@ -19,14 +19,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustbench_lite import data
 from robustbench_lite.names import NAME
-from robustbench_lite.protocol.contracts import Attack, Defense, Knowledge
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
-from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.protocol.registry import (
+    DEFAULT_DATASET,
+    defense_class,
+    instantiate,
+    load_dataset,
+)
 from robustbench_lite.protocol.threat_models import THREAT_MODELS, TM
-from robustbench_lite.running.own_model import UserModel, from_factory
+from robustbench_lite.running.model_files import from_factory
+from robustbench_lite.running.own_data import resolve_source
+from robustbench_lite.running.own_model import UserModel
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
@@ -40,7 +46,7 @@ def reference_batch(
     mnist-5k it classifies correctly: what an attack is checked against."""
     runner = Runner(profile="quick", quiet=True, cache=cache or ModelCache())
     model = runner.model(instantiate(defense_class("none"), "quick"))
-    test = data.load("mnist-5k", "test")
+    test = load_dataset(DEFAULT_DATASET, "test")
     x, y = test.x[: 2 * n], test.y[: 2 * n]
     keep = predict(model, x) == y
     return model, x[keep][:n], y[keep][:n]
@@ -70,19 +76,31 @@ def check_attack(
     profile: str = "quick",
     budget: int = 500,
     min_success: float | None = None,
+    dataset: str | DataSource = DEFAULT_DATASET,
 ) -> None:
     """The attack contract on clean-correct samples of `model` (default: `reference_batch`):
     it declares itself, returns a valid point of the input's shape and dtype inside [0, 1] and
     (unless minimal) inside the threat model, queries every sample, keeps to its budget, and
     fools at least `min_success` of an undefended model (default 0.5; 0.25 for score-based L2
-    search, the weakest: square-l2 fools 10/32 in 500 queries where PGD-L2 fools 20/32)."""
+    search, the weakest: square-l2 fools 10/32 in 500 queries where PGD-L2 fools 20/32; 0 to
+    check only the contract). `dataset` sets the budgets and the threat model's range."""
     attack = check_attack_declares_itself(cls, profile)
     if model is None or x is None or y is None:
         model, x, y = reference_batch()
-    tm = THREAT_MODELS[attack.threat_model]
-    eps = tm.default_eps["mnist-5k"]
+    source = resolve_source(dataset)
+    tm = source.threat_model(attack.threat_model)
+    eps = source.default_eps(attack.threat_model)
     limit = None if attack.knowledge == Knowledge.GRADIENT else budget
-    counter = QueryCounter(model, len(x), num_classes=10, knowledge=attack.knowledge, budget=limit)
+    with torch.no_grad():
+        classes = int(model(x[:1]).shape[1])
+    counter = QueryCounter(
+        model,
+        len(x),
+        num_classes=classes,
+        knowledge=attack.knowledge,
+        budget=limit,
+        threat_model=tm,
+    )
     output = attack.run(counter.view(), x, y, eps=eps, budget=limit, generator=torch.Generator())
     counter.close()
     counter.check()
@@ -122,27 +140,36 @@ def check_defense_declares_itself(cls: type[Defense]) -> None:
 
 
 def check_defense(
-    cls: type[Defense], *, cache: ModelCache | None = None, min_accuracy: float = 0.6
-) -> nn.Module:
-    """The defense contract: it declares itself, trains in its quick profile to at least
-    `min_accuracy` on mnist-5k's first test digits, maps (N, 1, 28, 28) to finite logits with
-    input gradients, and a certificate (if it certifies) is a bool per sample that at eps ~0
-    certifies exactly the correctly classified samples. Returns the trained quick model."""
+    cls: type[Defense],
+    *,
+    cache: ModelCache | None = None,
+    min_accuracy: float = 0.6,
+    dataset: str | DataSource = DEFAULT_DATASET,
+) -> nn.Module | None:
+    """The defense contract: it declares itself, trains in its quick profile on `dataset` to at
+    least `min_accuracy` on its first test images, maps (N, C, H, W) to finite logits with input
+    gradients, and a certificate (if it certifies) is a bool per sample that at eps ~0
+    certifies exactly the correctly classified samples. Returns the trained quick model (None
+    where the defense declares it cannot serve the data: `Plugin.unsupported`)."""
     check_defense_declares_itself(cls)
     defense = instantiate(cls, "quick")
-    model = Runner(profile="quick", quiet=True, cache=cache or ModelCache()).model(defense)
-    test = data.load("mnist-5k", "test")
+    source = resolve_source(dataset)
+    if defense.unsupported(source.shape, source.num_classes):
+        return None
+    runner = Runner(dataset=source, profile="quick", quiet=True, cache=cache or ModelCache())
+    model = runner.model(defense)
+    test = source.load("test")
     x, y = test.x[:40], test.y[:40]
     accuracy = float((predict(model, x, defense.prediction_draws()) == y).double().mean())
     assert accuracy >= min_accuracy, f"{cls.name} classifies only {accuracy:.2f} (quick)"
     xg = x[:4].clone().requires_grad_(True)
     logits = model(xg)
-    assert logits.shape == (4, 10) and bool(torch.isfinite(logits).all())
+    assert logits.shape == (4, source.num_classes) and bool(torch.isfinite(logits).all())
     (grad,) = torch.autograd.grad(logits.logsumexp(1).sum() - logits[:, 0].sum(), xg)
     assert bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0, "no input gradient"
     if defense.certifies:
         torch.manual_seed(0)
-        untrained = defense.build(10).eval()
+        untrained = defense.build(source.num_classes, source.shape).eval()
         flags = defense.certify(untrained, x[:4], y[:4], 0.3)
         assert flags.dtype == torch.bool and flags.shape == (4,)
         with torch.no_grad():
@@ -157,7 +184,7 @@ def check_model(
     *,
     weights: Path | None = None,
     randomized: bool = False,
-    dataset: str = "mnist-5k",
+    dataset: str | DataSource = DEFAULT_DATASET,
 ) -> UserModel:
     """A user's model (`package.module:function`, `path/file.py:function`, or a callable) passes
     the checks `rb run --model` makes before any attack (logits of the right shape, finite,
@@ -170,8 +197,10 @@ def check_model(
         user = from_factory(factory, name="model", weights=weights, randomized=randomized)
     user.run_checks(dataset)
     if not randomized:
-        test = data.load(dataset, "test")
-        a, b = user.build(10), user.build(10)
+        source = resolve_source(dataset)
+        test = source.load("test")
+        a = user.build(source.num_classes, source.shape)
+        b = user.build(source.num_classes, source.shape)
         with torch.no_grad():
             same = torch.equal(a(test.x[:64]), b(test.x[:64]))
         assert same, "two fresh instances of the model answer differently"

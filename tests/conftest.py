@@ -11,7 +11,7 @@ from torch import nn
 
 from robustbench_lite import data
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
@@ -28,7 +28,7 @@ def rb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def mnist_test() -> data.Dataset:
-    return data.load("mnist-5k", "test")
+    return load_dataset("mnist-5k", "test")
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,8 @@ class Noisy(Standard):
     name = "noisy"
     randomized = True
 
-    def build(self, num_classes: int) -> nn.Module:
-        return NoisyNet(super().build(num_classes))
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+        return NoisyNet(super().build(num_classes, shape))
 
     def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> None:
         super().fit(model.inner, x, y, **kwargs)
@@ -124,8 +124,8 @@ class Rounding(Standard):
 
     name = "rounding"
 
-    def build(self, num_classes: int) -> nn.Module:
-        return nn.Sequential(Round(), super().build(num_classes))
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+        return nn.Sequential(Round(), super().build(num_classes, shape))
 
 
 def resummarized(record: dict[str, Any]) -> dict[str, Any]:

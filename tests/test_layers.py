@@ -17,7 +17,7 @@ LINT = shutil.which("lint-imports")
 def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
     env = {"PYTHONPATH": str(tree), "PATH": str(Path(sys.executable).parent)}
     return subprocess.run(
-        [LINT or "lint-imports", "--config", str(tree / "pyproject.toml"), "--no-cache"],
+        [LINT or "lint-imports", "--no-cache"],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -42,4 +42,4 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     plugin = tree / "robustbench_lite" / "attacks" / "pgd.py"
     spec.write_text(spec.read_text().replace("from robustbench_lite.report import leaderboard", ""))
     plugin.write_text(plugin.read_text() + "\nfrom robustbench_lite.store import layout  # no\n")
-    assert "plugins import only the protocol" in _lint(tree).stdout
+    assert "robustbench_lite.attacks.pgd -> robustbench_lite.store.layout" in _lint(tree).stdout

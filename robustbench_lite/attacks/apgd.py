@@ -102,6 +102,11 @@ class APGD(Attack):
         self.rho = rho
         self.momentum = momentum
 
+    def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
+        if self.loss == "dlr-targeted" and num_classes < 4:
+            return f"the targeted DLR loss needs at least 4 classes, the data have {num_classes}"
+        return None
+
     def run(
         self,
         model: QueryModel,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -55,20 +55,23 @@ class Spatial(Attack):
         self.translations = translations
         self.tries = tries
 
-    def grid(self, eps: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    def grid(
+        self, eps: float, device: torch.device | str = "cpu", tm: Any = SPATIAL
+    ) -> torch.Tensor:
         """The grid's (angle, dx, dy) rows at eps, angle outermost and dy innermost."""
-        lim = SPATIAL.limits(eps)
+        lim = tm.limits(eps)
         angles = torch.linspace(
             -lim["angle"], lim["angle"], self.rotations, dtype=torch.float64, device=device
         )
-        shifts = torch.linspace(
-            -lim["dx"], lim["dx"], self.translations, dtype=torch.float64, device=device
+        dx, dy = (
+            torch.linspace(-lim[k], lim[k], self.translations, dtype=torch.float64, device=device)
+            for k in ("dx", "dy")
         )
         if self.rotations == 1:
             angles = torch.zeros(1, dtype=torch.float64, device=device)
         if self.translations == 1:
-            shifts = torch.zeros(1, dtype=torch.float64, device=device)
-        return torch.cartesian_prod(angles, shifts, shifts)
+            dx = dy = torch.zeros(1, dtype=torch.float64, device=device)
+        return torch.cartesian_prod(angles, dx, dy)
 
     def run(
         self,
@@ -81,14 +84,15 @@ class Spatial(Attack):
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n = len(x)
+        tm = getattr(model, "threat_model", None) or SPATIAL  # the data's range
         if self.mode == "grid":
-            grid = self.grid(eps, x.device)
+            grid = self.grid(eps, x.device, tm)
             if budget is not None and len(grid) > budget:
                 log.warning("spatial: budget %d cuts the grid of %d transforms", budget, len(grid))
                 grid = grid[:budget]
             candidates = grid.expand(n, -1, -1)  # (n, T, 3)
         else:
-            lim = SPATIAL.limits(eps)
+            lim = tm.limits(eps)
             scale = torch.tensor(
                 [lim["angle"], lim["dx"], lim["dy"]], dtype=torch.float64, device=x.device
             )

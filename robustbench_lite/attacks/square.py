@@ -124,7 +124,7 @@ class Square(Attack):
         """x_best with one random square set to +-eps per channel; a square that would leave
         x_best unchanged is redrawn (as in the paper's code)."""
         n, c, h, w = x.shape
-        s = min(max(round(math.sqrt(p * h * w)), 1), h - 1)
+        s = min(max(round(math.sqrt(p * h * w)), 1), min(h, w) - 1)
         mask = _square_mask(n, h, w, s, g)
         signs = _signs((n, c, 1, 1), g)
         for _ in range(16):
@@ -140,7 +140,7 @@ class Square(Attack):
     def _init_l2(self, x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
         """A grid of +-windows of side h//5 with random signs, scaled to L2 norm eps."""
         n, c, h, w = x.shape
-        s = max(h // 5, 2)
+        s = max(min(h, w) // 5, 2)
         delta = torch.zeros_like(x)
         top, left = (h - s * (h // s)) // 2, (w - s * (w // s)) // 2
         for i in range(h // s):
@@ -160,7 +160,8 @@ class Square(Attack):
         eps-sphere."""
         n, c, h, w = x.shape
         s = max(round(math.sqrt(p * h * w)), 3)
-        s = min(s + 1 - s % 2, h - 1 - h % 2)  # odd, and smaller than the image
+        side = min(h, w)
+        s = min(s + 1 - s % 2, side - 1 - side % 2)  # odd, and smaller than the image
         delta = x_best - x
         first, second = _square_mask(n, h, w, s, g), _square_mask(n, h, w, s, g)
         norm_first = _norm(delta * first, dims=(2, 3))

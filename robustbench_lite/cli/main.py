@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.cli import run_view, terminal
-from robustbench_lite.cli.parser import build_parser, parse_eps, parse_settings
+from robustbench_lite.cli.parser import build_parser, parse_eps, parse_normalize, parse_settings
 from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
 from robustbench_lite.protocol.registry import (
+    DEFAULT_DATASET,
     attack_class,
     attack_names,
+    dataset_class,
+    dataset_names,
     defense_class,
     defense_names,
     instantiate,
@@ -31,7 +34,7 @@ from robustbench_lite.report.diagnose import explain
 from robustbench_lite.report.plots import plot_all
 from robustbench_lite.report.site.build import build as build_site
 from robustbench_lite.running.check import check
-from robustbench_lite.running.own_model import from_factory
+from robustbench_lite.running.model_files import from_factory
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import GridLayout
@@ -43,18 +46,29 @@ log = logging.getLogger("robustbench_lite")
 def _user_models(args: argparse.Namespace) -> list[Any]:
     """[the model of `--model ... --name NAME`], checked as far as it can be without data; []."""
     if args.model is None:
-        stray = [
-            flag
-            for flag, value in (("--weights", args.weights), ("--name", args.name))
-            if value is not None
-        ] + (["--randomized"] if args.randomized else [])
+        stray = (
+            [
+                flag
+                for flag, value in (("--weights", args.weights), ("--name", args.name))
+                if value is not None
+            ]
+            + (["--randomized"] if args.randomized else [])
+            + (["--normalize"] if args.normalize is not None else [])
+        )
         if stray:
             raise RBError(f"{', '.join(stray)} given without --model")
         return []
     if not args.name:
         raise RBError("--model needs --name NAME (its row in the leaderboard)")
     return [
-        from_factory(args.model, name=args.name, weights=args.weights, randomized=args.randomized)
+        from_factory(
+            args.model,
+            name=args.name,
+            weights=args.weights,
+            randomized=args.randomized,
+            normalize=parse_normalize(args.normalize),
+            dataset=getattr(args, "dataset", DEFAULT_DATASET),
+        )
     ]
 
 
@@ -73,6 +87,14 @@ def _cmd_list() -> None:
             lines.append(f"defense  {name:16} {', '.join(traits) or 'deterministic'}")
         except RBError as exc:
             lines.append(f"defense  {name:16} unavailable: {exc}")
+    for name in dataset_names():
+        try:
+            cls = dataset_class(name)
+            shape = "x".join(map(str, cls.shape))
+            splits = "+".join(cls.splits)
+            lines.append(f"dataset  {name:16} {shape:9} {cls.num_classes:>4} classes  {splits}")
+        except RBError as exc:
+            lines.append(f"dataset  {name:16} unavailable: {exc}")
     _write("\n".join(lines) + "\n")
 
 

@@ -9,9 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from robustbench_lite import data
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.registry import attack_class, attack_names, defense_class
+from robustbench_lite.protocol.registry import (
+    DEFAULT_DATASET,
+    attack_class,
+    attack_names,
+    defense_class,
+)
 from robustbench_lite.protocol.threat_models import THREAT_MODELS
 
 
@@ -84,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="defense name(s); repeat or comma-separate; 'all' for every one",
     )
     _model_arguments(run)
-    run.add_argument("--dataset", default="mnist-5k", help=f"one of {', '.join(data.DATASETS)}")
+    run.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="a registered dataset (`rb list`), or a PATH: a .safetensors/.npz file with x, y "
+        "(and optional x_train, y_train), or an image folder PATH/<class>/*.png",
+    )
     run.add_argument("--profile", default="standard", help="quick, standard or paper")
     run.add_argument("--n", type=int, default=None, help="number of test samples")
     run.add_argument("--seed", type=int, default=0)
@@ -157,18 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="eps sweep, query curves and example grids as PNG files")
     plot.add_argument("--results", type=Path, default=Path("results"))
-    plot.add_argument("--dataset", default="mnist-5k")
+    plot.add_argument("--dataset", default=DEFAULT_DATASET)
     plot.add_argument("--profile", default="standard")
 
     diagnose = sub.add_parser("diagnose", help="explain the red flags of a defense's results")
     diagnose.add_argument("defense", help="the defense (a row of the leaderboard)")
     diagnose.add_argument("--results", type=Path, default=Path("results"))
-    diagnose.add_argument("--dataset", default="mnist-5k")
+    diagnose.add_argument("--dataset", default=DEFAULT_DATASET)
     diagnose.add_argument("--profile", default="standard")
 
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
     board.add_argument("--results", type=Path, default=Path("results"))
-    board.add_argument("--dataset", default="mnist-5k")
+    board.add_argument("--dataset", default=DEFAULT_DATASET)
     board.add_argument("--profile", default="standard")
     board.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
     board.add_argument(
@@ -202,6 +211,13 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="its leaderboard row and results folder")
     parser.add_argument(
         "--randomized", action="store_true", help="it is random by design: attack it with EOT"
+    )
+    parser.add_argument(
+        "--normalize",
+        metavar="MEAN,STD",
+        default=None,
+        help="the model expects standardized inputs: (x - MEAN) / STD inside it, per channel "
+        "with ':' (0.4914:0.4822:0.4465,0.2470:0.2435:0.2616); attacks stay in [0, 1] pixels",
     )
 
 
@@ -276,3 +292,17 @@ def _integer(text: str) -> int:
     if not INT64[0] <= value <= INT64[1]:
         raise RBError(f"{text} is out of an integer's range ({INT64[0]} to {INT64[1]})")
     return value
+
+
+def parse_normalize(text: str | None) -> tuple[list[float], list[float]] | None:
+    """`--normalize MEAN,STD` (channels separated by ':') -> ([means], [stds]); None if not given."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise RBError(f"--normalize {text!r}: expected MEAN,STD (channels separated by ':')")
+    try:
+        mean, std = ([float(v) for v in part.split(":")] for part in parts)
+    except ValueError:
+        raise RBError(f"--normalize {text!r}: MEAN and STD must be numbers") from None
+    return mean, std

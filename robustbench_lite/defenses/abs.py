@@ -89,7 +89,12 @@ class ABS(Defense):
         self.logit_offset = logit_offset
         self.binary = binary
 
-    def build(self, num_classes: int) -> nn.Module:
+    def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
+        if tuple(shape) != (1, 28, 28):
+            return f"ABS's decoders make 1x28x28 images only, not {'x'.join(map(str, shape))}"
+        return None
+
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         return ABSModel(
             num_classes,
             latent_dim=self.latent_dim,
@@ -111,6 +116,7 @@ class ABS(Defense):
         *,
         generator: torch.Generator,
         progress: bool,
+        eps: float = 0.3,
     ) -> None:
         """Train each class's VAE on that class's digits, then draw and decode the candidates."""
         assert isinstance(model, ABSModel)

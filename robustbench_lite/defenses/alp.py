@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_lite.defenses._common.models import mnist_cnn
+from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
 from robustbench_lite.protocol import Attack, Defense, QueryCounter, attack_class, preset
 
@@ -57,7 +57,7 @@ class ALP(Defense):
         batch_size: int = 50,
         lr: float = 1e-3,
         width: int = 32,
-        train_eps: float = 0.3,
+        train_eps: float | None = None,
         steps: int = 10,
         rel_step_size: float = 0.25,
         ramp_length: float = 0.2,
@@ -73,8 +73,8 @@ class ALP(Defense):
             raise ValueError("lr and rel_step_size must be positive")
         if lr_decay_at is not None and not 0 < lr_decay_at < 1:
             raise ValueError(f"lr_decay_at must be in (0, 1) or None, got {lr_decay_at}")
-        if not 0 < train_eps <= 1:
-            raise ValueError(f"train_eps must be in (0, 1], got {train_eps}")
+        if train_eps is not None and not 0 < train_eps <= 1:
+            raise ValueError(f"train_eps must be in (0, 1] or None (the data's), got {train_eps}")
         if not 0 <= ramp_length <= 1:
             raise ValueError(f"ramp_length must be in [0, 1], got {ramp_length}")
         self.pairing = pairing
@@ -90,19 +90,21 @@ class ALP(Defense):
         self.lr_decay_at = lr_decay_at
         self.num_classes = 10  # set again by `build`
 
-    def build(self, num_classes: int) -> nn.Module:
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         self.num_classes = num_classes
-        return mnist_cnn(num_classes, width=self.width)
+        return architecture(num_classes, shape, self.width)
 
     def attack(self) -> Attack:
         """The training attack: the registry's `pgd` with this defense's steps and step size."""
         return attack_class("pgd")(steps=self.steps, rel_step_size=self.rel_step_size)
 
-    def eps_at(self, progress: float) -> float:
-        """Training eps: ramped linearly from 0 over the first `ramp_length` of training."""
+    def eps_at(self, progress: float, eps: float = 0.3) -> float:
+        """Training eps (`train_eps`, else the data's Linf budget `eps`): ramped linearly from 0
+        over the first `ramp_length` of training."""
+        top = self.train_eps if self.train_eps is not None else eps
         if self.ramp_length <= 0:
-            return self.train_eps
-        return self.train_eps * min(1.0, progress / self.ramp_length)
+            return top
+        return top * min(1.0, progress / self.ramp_length)
 
     def loss(
         self,
@@ -113,8 +115,9 @@ class ALP(Defense):
         *,
         attack: Attack,
         generator: torch.Generator,
+        data_eps: float = 0.3,
     ) -> torch.Tensor:
-        eps = self.eps_at(progress)
+        eps = self.eps_at(progress, data_eps)
         x_adv = x
         if eps > 0:
             counter = QueryCounter(model, len(x), num_classes=self.num_classes)
@@ -137,6 +140,7 @@ class ALP(Defense):
         *,
         generator: torch.Generator,
         progress: bool,
+        eps: float = 0.3,
     ) -> None:
         fit_defense(
             self,
@@ -145,7 +149,7 @@ class ALP(Defense):
             y,
             generator=generator,
             progress=progress,
-            loss=partial(self.loss, attack=self.attack(), generator=generator),
+            loss=partial(self.loss, attack=self.attack(), generator=generator, data_eps=eps),
         )
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.defenses._common.models import mnist_cnn
+from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import train
 from robustbench_lite.protocol import Defense, fork_rng, resize_pad
 
@@ -21,20 +21,24 @@ MODES = ("resize", "noise")
 
 
 class RandomResizePad(nn.Module):
-    """Per sample: resize to a random size in [low, high), place at a random offset on a zero
-    canvas x canvas (the paper on ImageNet: 299 -> [310, 331) -> 331)."""
+    """Per sample: resize to a random height in [height, high) (the width in proportion), place
+    at a random offset on a zero canvas (the paper on ImageNet: 299 -> [310, 331) -> 331)."""
 
-    def __init__(self, low: int, high: int, canvas: int) -> None:
+    def __init__(self, shape: tuple[int, int, int], high: int, canvas: tuple[int, int]) -> None:
         super().__init__()
-        self.low, self.high, self.canvas = low, high, canvas
+        self.height, self.width = shape[1], shape[2]
+        self.high, self.canvas = high, canvas
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
-        size = torch.randint(self.low, self.high, (n,), device=x.device)
-        room = (self.canvas - size + 1).to(torch.float64)  # offsets 0..canvas-size
-        left = (torch.rand(n, dtype=torch.float64, device=x.device) * room).floor()
-        top = (torch.rand(n, dtype=torch.float64, device=x.device) * room).floor()
-        return resize_pad(x, size, left, top, self.canvas)
+        (ch, cw), h, w = self.canvas, self.height, self.width
+        size = torch.randint(h, self.high, (n,), device=x.device)
+        cols = size if w == h else (size * w + h // 2) // h  # the width, in proportion
+        room_x = (cw - cols + 1).to(torch.float64)  # offsets 0..canvas-size
+        room_y = (ch - size + 1).to(torch.float64)
+        left = (torch.rand(n, dtype=torch.float64, device=x.device) * room_x).floor()
+        top = (torch.rand(n, dtype=torch.float64, device=x.device) * room_y).floor()
+        return resize_pad(x, size, left, top, ch, width=cols, canvas_width=cw)
 
 
 class GaussianNoise(nn.Module):
@@ -49,7 +53,8 @@ class GaussianNoise(nn.Module):
 
 
 class Randomization(Defense):
-    """A random input transform, then the standard CNN (for 34x34 inputs in resize mode)."""
+    """A random input transform, then the standard architecture (for the canvas in resize mode:
+    34x34 for MNIST's 28x28; the resize range and canvas are multiples of the image's side)."""
 
     name = "randomization"
     randomized = True
@@ -59,9 +64,8 @@ class Randomization(Defense):
         self,
         *,
         mode: str = "resize",
-        resize_min: int = 28,
-        resize_max: int = 34,
-        canvas: int = 34,
+        resize_max: float = 34 / 28,
+        canvas: float = 34 / 28,
         sigma: float = 0.3,
         draws: int = 11,
         epochs: int = 10,
@@ -71,10 +75,10 @@ class Randomization(Defense):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not 1 <= resize_min < resize_max <= canvas + 1:
+        if not 1 < resize_max <= canvas:
             raise ValueError(
-                "need 1 <= resize_min < resize_max <= canvas + 1 (sizes drawn from "
-                f"[resize_min, resize_max)), got {resize_min}, {resize_max}, canvas {canvas}"
+                "need 1 < resize_max <= canvas (multiples of the image side: sizes are drawn from "
+                f"[side, resize_max x side)), got {resize_max} and canvas {canvas}"
             )
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
@@ -83,7 +87,6 @@ class Randomization(Defense):
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
         self.mode = mode
-        self.resize_min = resize_min
         self.resize_max = resize_max
         self.canvas = canvas
         self.sigma = sigma
@@ -93,11 +96,15 @@ class Randomization(Defense):
         self.lr = lr
         self.width = width
 
-    def build(self, num_classes: int) -> nn.Module:
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         if self.mode == "noise":
-            return nn.Sequential(GaussianNoise(self.sigma), mnist_cnn(num_classes, self.width))
-        transform = RandomResizePad(self.resize_min, self.resize_max, self.canvas)
-        return nn.Sequential(transform, mnist_cnn(num_classes, self.width, input_size=self.canvas))
+            return nn.Sequential(
+                GaussianNoise(self.sigma), architecture(num_classes, shape, self.width)
+            )
+        c, h, w = shape
+        canvas = (round(h * self.canvas), round(w * self.canvas))
+        transform = RandomResizePad(shape, round(h * self.resize_max), canvas)
+        return nn.Sequential(transform, architecture(num_classes, (c, *canvas), self.width))
 
     def prediction_draws(self) -> int:
         return self.draws
@@ -110,6 +117,7 @@ class Randomization(Defense):
         *,
         generator: torch.Generator,
         progress: bool,
+        eps: float = 0.3,
     ) -> None:
         # The transform draws from the global RNG: seed it from `generator`, restore it after.
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))

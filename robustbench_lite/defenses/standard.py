@@ -1,4 +1,5 @@
-"""Defense `none`: the undefended baseline, the suite's standard CNN trained with cross-entropy."""
+"""Defense `none`: the undefended baseline, the suite's standard architecture (the CNN for
+grayscale images, a small ResNet for colour) trained with cross-entropy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.defenses._common.models import mnist_cnn
+from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
 from robustbench_lite.protocol import Defense
 
@@ -30,8 +31,8 @@ class Standard(Defense):
         self.lr = lr
         self.width = width
 
-    def build(self, num_classes: int) -> nn.Module:
-        return mnist_cnn(num_classes, width=self.width)
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+        return architecture(num_classes, shape, self.width)
 
     def fit(
         self,
@@ -41,5 +42,6 @@ class Standard(Defense):
         *,
         generator: torch.Generator,
         progress: bool,
+        eps: float = 0.3,
     ) -> None:
         fit_defense(self, model, x, y, generator=generator, progress=progress)

@@ -3,7 +3,14 @@ the threat models and their geometry, and the evaluation of one cell (attack thr
 oracle, project, verify, per-sample arrays), with the checks no cell shows. A plugin imports
 what it needs from here, and from nowhere else in the suite."""
 
-from robustbench_lite.protocol.contracts import Attack, Defense, Knowledge, QueryModel, preset
+from robustbench_lite.protocol.contracts import (
+    Attack,
+    DataSource,
+    Defense,
+    Knowledge,
+    QueryModel,
+    preset,
+)
 from robustbench_lite.protocol.devices import fork_rng
 from robustbench_lite.protocol.losses import margin_loss
 from robustbench_lite.protocol.oracle import QueryCounter, require_budget
@@ -26,6 +33,7 @@ __all__ = [
     "THREAT_MODELS",
     "TM",
     "Attack",
+    "DataSource",
     "Defense",
     "Extras",
     "Knowledge",

@@ -35,7 +35,12 @@ SAMPLES = 50  # clean-correct samples the diagnostics use
 ZERO_GRAD_SHARE = 0.1
 #: Clean accuracy below CHANCE_FACTOR / num_classes is "near chance" (0.2 on 10 classes).
 CHANCE_FACTOR = 2.0
-INPUTS = "inputs are NCHW float32 images in [0, 1] of shape (N, 1, 28, 28)"
+
+
+def inputs(x: torch.Tensor) -> str:
+    """What the suite feeds a model, for error messages."""
+    shape = ", ".join(str(int(d)) for d in x.shape[1:])
+    return f"inputs are NCHW float32 images in [0, 1] of shape (N, {shape})"
 
 
 def zero_grad_share(grad: torch.Tensor) -> float:
@@ -163,7 +168,7 @@ def _logits(model: nn.Module, x: torch.Tensor, name: str, num_classes: int) -> t
         out = model(x)
     except Exception as exc:  # a user's forward: any failure is reported, not a traceback
         raise RBError(
-            f"model {name} fails on a test batch ({type(exc).__name__}: {exc}); {INPUTS}"
+            f"model {name} fails on a test batch ({type(exc).__name__}: {exc}); {inputs(x)}"
         ) from None
     if not isinstance(out, torch.Tensor):
         raise RBError(
@@ -210,7 +215,8 @@ def check_model(
     if acc < CHANCE_FACTOR / num_classes:
         raise RBError(
             f"model {name}: clean accuracy {acc:.3f} on {len(y)} test images is near chance "
-            f"(1/{num_classes}); {INPUTS}: check its preprocessing (normalization, channels)"
+            f"(1/{num_classes}); {inputs(x)}: check its preprocessing (channels; a model that "
+            "expects standardized inputs wants --normalize MEAN,STD)"
         )
     keep = first.argmax(dim=1) == y
     share = _zero_grad_share(model, x[keep], y[keep])

@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import torch
 from torch import nn
 
+from robustbench_lite.data import Dataset, Shape
 from robustbench_lite.names import StrEnum
-from robustbench_lite.protocol.threat_models import TM
+from robustbench_lite.protocol.threat_models import SPATIAL, THREAT_MODELS, TM, Spatial, ThreatModel
 
 
 class Knowledge(StrEnum):
@@ -37,11 +38,13 @@ class QueryModel(Protocol):
     it may be omitted only when the call holds exactly one row per sample, in order.
     `stochastic` is True for a randomized defense: an attack must not take one fooled answer as
     success (e.g. stop early on it), since the runner's verdict is a majority over fresh draws.
+    `threat_model` is the cell's threat model on its data (e.g. the data's spatial range).
     """
 
     num_classes: int
     stochastic: bool
     knowledge: Knowledge
+    threat_model: ThreatModel | None
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -64,6 +67,11 @@ class Plugin:
     #: its defense's cap; an explicit `--n` overrides both). For plugins too costly to evaluate on
     #: all samples; the n used is in every result and the leaderboard.
     max_eval_samples: ClassVar[Mapping[str, int]] = {}
+
+    def unsupported(self, shape: Shape, num_classes: int) -> str | None:
+        """Why this plugin cannot serve data of `shape` (C, H, W) with `num_classes` classes, or
+        None; the runner skips such a pair up front with one line, like impossible knowledge."""
+        return None
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:
@@ -119,8 +127,8 @@ class Defense(Plugin, ABC):
     exposes: ClassVar[frozenset[Knowledge]] = frozenset(Knowledge)
 
     @abstractmethod
-    def build(self, num_classes: int) -> nn.Module:
-        """The untrained model: images in [0,1] (N,1,28,28) -> logits (N, num_classes)."""
+    def build(self, num_classes: int, shape: Shape = (1, 28, 28)) -> nn.Module:
+        """The untrained model: images in [0,1] (N, *shape) -> logits (N, num_classes)."""
 
     @abstractmethod
     def fit(
@@ -131,8 +139,10 @@ class Defense(Plugin, ABC):
         *,
         generator: torch.Generator,
         progress: bool,
+        eps: float = 0.3,
     ) -> None:
-        """Train `model` in place on the training split."""
+        """Train `model` in place on the training split; `eps` is the data's Linf budget (what
+        an adversarial training defense trains against unless told otherwise)."""
 
     def prediction_draws(self) -> int:
         """How many stochastic forward passes one prediction takes (majority vote)."""
@@ -170,3 +180,36 @@ def preset(base: type[P], name: str, doc: str, /, **defaults: Any) -> type[P]:
         "preset_defaults": {**base.preset_defaults, **defaults},
     }
     return type(base.__name__ + "_" + name.replace("-", "_"), (base,), attrs)
+
+
+class DataSource(ABC):
+    """A dataset: the shape of its images, its classes and splits, where its files come from and
+    how they are verified (`origin`), and its default budget per threat model."""
+
+    name: ClassVar[str]
+    shape: ClassVar[Shape]  # (C, H, W)
+    num_classes: ClassVar[int]
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: The threat models' default eps on this data (MNIST: linf 0.3, l2 1.5; CIFAR: 8/255, 0.5).
+    eps: ClassVar[Mapping[str, float]]
+    #: The spatial threat model's range at eps 1: (degrees, pixels in x, pixels in y); None:
+    #: +-30 degrees and +-10% of the width and height.
+    spatial: ClassVar[tuple[float, float, float] | None] = None
+    origin: ClassVar[str] = ""
+
+    @abstractmethod
+    def load(self, split: str) -> Dataset:
+        """One split ('train' or 'test') as tensors; an RBError naming what is missing."""
+
+    def threat_model(self, name: str) -> ThreatModel:
+        """The threat model `name` on this data (the spatial range is the data's)."""
+        if name != TM.SPATIAL:
+            return THREAT_MODELS[name]
+        angle, dx, dy = self.spatial or (30.0, 0.1 * self.shape[2], 0.1 * self.shape[1])
+        if (angle, dx, dy) == (SPATIAL.max_angle, SPATIAL.max_dx, SPATIAL.max_dy):
+            return SPATIAL
+        return Spatial(max_angle=angle, max_dx=dx, max_dy=dy)
+
+    def default_eps(self, name: str) -> float:
+        """The default eps of threat model `name` on this data."""
+        return float(self.eps[name])

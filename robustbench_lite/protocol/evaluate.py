@@ -151,6 +151,7 @@ def _attack_batch(
         budget=spec.budget,
         owner=f"attack {attack.name}",
         cell=f"{spec.defense} x {spec.cell} (batch {k})",
+        threat_model=spec.threat_model,
     )
     stale = STALE.count
     try:

@@ -20,7 +20,7 @@ def fingerprint(model: nn.Module) -> str:
     for name, tensor in model.state_dict(keep_vars=False).items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     for name, module in model.named_modules():
         digest.update(f"{name}:{module.training}".encode())
     return digest.hexdigest()

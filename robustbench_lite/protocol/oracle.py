@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.protocol.threat_models import ThreatModel
 
 
 class AccessError(RBError):
@@ -54,9 +55,10 @@ class Oracle:
     `idx[i]` names the sample (0..N-1 of the batch given to `Attack.run`) that row i belongs to;
     it may be omitted only when the call holds exactly one row per sample, in order.
     `stochastic` is True for a randomized defense: one fooled answer proves nothing.
+    `threat_model` is the cell's (its geometry, and the data's spatial range).
     """
 
-    __slots__ = ("_ask", "knowledge", "num_classes", "stochastic")
+    __slots__ = ("_ask", "knowledge", "num_classes", "stochastic", "threat_model")
 
     def __init__(
         self,
@@ -65,11 +67,13 @@ class Oracle:
         knowledge: Knowledge,
         num_classes: int,
         stochastic: bool,
+        threat_model: ThreatModel | None = None,
     ) -> None:
         self._ask = ask
         self.knowledge = knowledge
         self.num_classes = num_classes
         self.stochastic = stochastic
+        self.threat_model = threat_model
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         return self._ask(x, idx)
@@ -101,6 +105,7 @@ class QueryCounter:
         budget: int | None = None,
         owner: str = "the attack",
         cell: str = "its cell",
+        threat_model: ThreatModel | None = None,
     ) -> None:
         if knowledge not in set(Knowledge):
             raise RBError(
@@ -115,6 +120,7 @@ class QueryCounter:
         self.budget = budget
         self.owner = owner
         self.cell = cell
+        self.threat_model = threat_model
         self.counts = torch.zeros(n, dtype=torch.int64, device="cpu")
         self.calls = 0
         self._lock = threading.Lock()
@@ -128,6 +134,7 @@ class QueryCounter:
             knowledge=self.knowledge,
             num_classes=self.num_classes,
             stochastic=self.stochastic,
+            threat_model=self.threat_model,
         )
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
-"""The registry: plugins are found through entry points (groups `robustbench_lite.attacks` and
-`robustbench_lite.defenses`), so built-ins register exactly as a third-party package would. A
-name must be an identifier (names.NAME); a duplicate name is an error; a plugin whose import
-fails is still listed and fails with a clear message when used."""
+"""The registry: plugins are found through entry points (groups `robustbench_lite.attacks`,
+`robustbench_lite.defenses` and `robustbench_lite.datasets`), so built-ins register exactly as a
+third-party package would. A name must be an identifier (names.NAME); a duplicate name is an
+error; a plugin whose import fails is still listed and fails with a clear message when used."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from robustbench_lite.data import Dataset
 from robustbench_lite.errors import RBError, is_stop, one_line
 from robustbench_lite.names import NAME, NAME_RULE
-from robustbench_lite.protocol.contracts import Attack, Defense, Plugin
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Plugin
 
 ATTACK_GROUP = "robustbench_lite.attacks"
 DEFENSE_GROUP = "robustbench_lite.defenses"
+DATASET_GROUP = "robustbench_lite.datasets"
+DEFAULT_DATASET = "mnist-5k"
 
 P = TypeVar("P", bound=Plugin)
 
@@ -28,7 +31,7 @@ class Entry:
     target: str
     entry_point: importlib.metadata.EntryPoint
 
-    def load(self) -> type[Plugin]:
+    def load(self) -> type[Any]:
         try:
             obj = self.entry_point.load()
         except ImportError as exc:
@@ -42,8 +45,8 @@ class Entry:
             raise RBError(
                 f"plugin {self.name} ({self.target}) failed at import: {one_line(exc)}"
             ) from None
-        if not (isinstance(obj, type) and issubclass(obj, Plugin)):
-            raise RBError(f"plugin {self.name} ({self.target}) is not a Plugin subclass")
+        if not (isinstance(obj, type) and issubclass(obj, Plugin | DataSource)):
+            raise RBError(f"plugin {self.name} ({self.target}) is not a plugin class")
         if obj.name != self.name:
             raise RBError(
                 f"plugin {self.target} is registered as {self.name!r} but names itself {obj.name!r}"
@@ -79,7 +82,27 @@ def defense_names() -> list[str]:
     return list(_entries(DEFENSE_GROUP))
 
 
-def _load(group: str, kind: str, name: str, base: type[P]) -> type[P]:
+def dataset_names() -> list[str]:
+    """Names of all registered datasets, sorted."""
+    return list(_entries(DATASET_GROUP))
+
+
+def dataset_class(name: str) -> type[DataSource]:
+    """The dataset class registered under `name` (RBError listing the known names if none)."""
+    return _load(DATASET_GROUP, "dataset", name, DataSource)
+
+
+def data_source(name: str) -> DataSource:
+    """The registered dataset `name`, ready to load."""
+    return dataset_class(name)()
+
+
+def load_dataset(name: str, split: str) -> Dataset:
+    """One split of the registered dataset `name` (e.g. `load_dataset("mnist-5k", "test")`)."""
+    return data_source(name).load(split)
+
+
+def _load(group: str, kind: str, name: str, base: type[Any]) -> type[Any]:
     entries = _entries(group)
     if name not in entries:
         raise RBError(f"unknown {kind} {name!r}; known: {', '.join(entries) or '(none)'}")

@@ -30,14 +30,13 @@ Extras = Mapping[str, torch.Tensor]
 
 
 class ThreatModel(ABC):
-    """A set of allowed perturbations of x, with a default size per dataset.
+    """A set of allowed perturbations of x (its default size is each dataset's: DataSource.eps).
 
     `extras` are the attack's per-sample records; pixel balls ignore them, while a threat model
     whose set is not a pixel ball (spatial) verifies by re-rendering x from them.
     """
 
     name: ClassVar[TM]
-    default_eps: ClassVar[Mapping[str, float]]
 
     def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
         """Raise RBError for a budget that makes no sense in this threat model (for inputs of
@@ -86,11 +85,6 @@ class Linf(NormBall):
     """The L-infinity ball: every pixel moves by at most eps."""
 
     name = TM.LINF
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 0.3,
-        "mnist": 0.3,
-        "fashion-mnist": 0.1,
-    }
 
     def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
         super().check_eps(eps, shape)
@@ -123,11 +117,6 @@ class L2(NormBall):
     """The L2 ball of radius eps."""
 
     name = TM.L2
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 1.5,
-        "mnist": 1.5,
-        "fashion-mnist": 1.5,
-    }
 
     def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
         super().check_eps(eps, shape)
@@ -169,7 +158,8 @@ class L2(NormBall):
 
 
 class Spatial(ThreatModel):
-    """Rotations within +-30 degrees and translations within +-3 pixels (Engstrom et al. 2019).
+    """Rotations within +-30 degrees and translations within +-3 pixels (Engstrom et al. 2019), or
+    the range a dataset declares (CIFAR: +-10% of the side).
 
     eps scales that range (eps=1: the paper's MNIST setting; eps=0.5: +-15 degrees, +-1.5 px).
     The runner never trusts the attack's pixels here: it re-renders x from the recorded per-sample
@@ -177,27 +167,24 @@ class Spatial(ThreatModel):
     """
 
     name = TM.SPATIAL
-    default_eps: ClassVar[Mapping[str, float]] = {
-        "mnist-5k": 1.0,
-        "mnist": 1.0,
-        "fashion-mnist": 1.0,
-    }
-    max_angle: ClassVar[float] = 30.0
-    max_shift: ClassVar[float] = 3.0
     params: ClassVar[tuple[str, ...]] = ("angle", "dx", "dy")
+
+    def __init__(
+        self, *, max_angle: float = 30.0, max_dx: float = 3.0, max_dy: float = 3.0
+    ) -> None:
+        self.max_angle, self.max_dx, self.max_dy = max_angle, max_dx, max_dy
 
     def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
         super().check_eps(eps, shape)
         if eps > 1:
             raise RBError(
                 f"spatial eps must be at most 1 (the paper's +-{self.max_angle:g} degrees, "
-                f"+-{self.max_shift:g} px), got {eps:g}"
+                f"+-{self.max_dx:g} px), got {eps:g}"
             )
 
     def limits(self, eps: float) -> dict[str, float]:
         """The largest |angle| (degrees), |dx| and |dy| (pixels) allowed at eps."""
-        shift = self.max_shift * eps
-        return {"angle": self.max_angle * eps, "dx": shift, "dy": shift}
+        return {"angle": self.max_angle * eps, "dx": self.max_dx * eps, "dy": self.max_dy * eps}
 
     def clip_extras(self, extras: Extras, eps: float) -> dict[str, torch.Tensor]:
         missing = [k for k in self.params if k not in extras]
@@ -228,7 +215,7 @@ class Spatial(ThreatModel):
     def distance(
         self, x: torch.Tensor, x_adv: torch.Tensor, extras: Extras | None = None
     ) -> torch.Tensor:
-        """The transform's size in units of eps: max(|angle|/30, |dx|/3, |dy|/3)."""
+        """The transform's size in units of eps: max(|angle|/30, |dx|/3, |dy|/3) on MNIST."""
         p = self.clip_extras(extras or {}, math.inf)
         ratios = [p[key].abs() / limit for key, limit in self.limits(1.0).items()]
         return torch.stack(ratios).amax(dim=0).to(x.dtype)

@@ -63,32 +63,36 @@ def resize_pad(
     left: torch.Tensor | int,
     top: torch.Tensor | int,
     canvas: int,
+    *,
+    width: torch.Tensor | int | None = None,
+    canvas_width: int | None = None,
 ) -> torch.Tensor:
-    """Bilinearly resize each square image to `size` x `size` and place it with its top-left
-    corner at (left, top) on a zero canvas of `canvas` x `canvas` pixels (per-sample values).
+    """Bilinearly resize each image to `size` rows (and `width` columns; default: `size`) and
+    place it with its top-left corner at (left, top) on a zero canvas of `canvas` rows and
+    `canvas_width` columns (default: square), per-sample values.
 
     Equals F.interpolate(bilinear, align_corners=False) followed by F.pad, except that resampling
     reads zeros instead of repeating the border row (identical for images with zero borders).
     """
-    n, _, height, width = x.shape
-    if height != width:
-        raise ValueError(f"resize_pad expects square images, got {height}x{width}")
-    s = _per_sample(size, n, x.device)
+    n = len(x)
+    ch, cw = canvas, canvas_width if canvas_width is not None else canvas
+    sh = _per_sample(size, n, x.device)
+    sw = sh if width is None else _per_sample(width, n, x.device)
     a = _per_sample(left, n, x.device)
     b = _per_sample(top, n, x.device)
     zero = torch.zeros(n, dtype=torch.float64, device=x.device)
-    scale = canvas / s
     theta = torch.stack(
         [
-            torch.stack([scale, zero, (canvas - 2 * a) / s - 1], dim=1),
-            torch.stack([zero, scale, (canvas - 2 * b) / s - 1], dim=1),
+            torch.stack([cw / sw, zero, (cw - 2 * a) / sw - 1], dim=1),
+            torch.stack([zero, ch / sh, (ch - 2 * b) / sh - 1], dim=1),
         ],
         dim=1,
     )
-    out = affine(x, theta, (canvas, canvas))
+    out = affine(x, theta, (ch, cw))
     # Exact zero padding: bilinear sampling bleeds half a pixel past the placed image.
-    pos = torch.arange(canvas, dtype=torch.float64, device=x.device)
-    cols = (pos[None, :] >= a[:, None]) & (pos[None, :] < (a + s)[:, None])
-    rows = (pos[None, :] >= b[:, None]) & (pos[None, :] < (b + s)[:, None])
+    col = torch.arange(cw, dtype=torch.float64, device=x.device)
+    row = torch.arange(ch, dtype=torch.float64, device=x.device)
+    cols = (col[None, :] >= a[:, None]) & (col[None, :] < (a + sw)[:, None])
+    rows = (row[None, :] >= b[:, None]) & (row[None, :] < (b + sh)[:, None])
     mask = (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)
     return out * mask.to(out.dtype)

@@ -25,9 +25,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 from safetensors.torch import load_file
 
-from robustbench_lite import data
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.protocol.registry import load_dataset
 from robustbench_lite.report.leaderboard import TM_ORDER, rows, worst_case
 from robustbench_lite.store.layout import GridLayout, adv_path
 from robustbench_lite.store.records import load_cells
@@ -156,17 +156,34 @@ def query_curve(cells: list[dict[str, Any]], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _clean_images(cell: dict[str, Any], stored: dict[str, Any]) -> np.ndarray | None:
+    """A saved cell's clean inputs: stored beside x_adv (`x`), else its registered dataset's."""
+    if "x" in stored:
+        return stored["x"].numpy()
+    try:
+        test = load_dataset(cell["dataset"], "test")
+    except RBError:
+        return None
+    return test.x[: cell["n"]].numpy()
+
+
+def _picture(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(C, H, W) -> what imshow draws: H x W in gray, or H x W x 3 in colour."""
+    return (image[0], "gray") if image.shape[0] == 1 else (image.transpose(1, 2, 0), None)
+
+
 def examples(cells: list[dict[str, Any]], path: Path, per_cell: int = 3) -> Path | None:
     """Clean / adversarial / perturbation for a few broken samples of each saved cell."""
     saved = [c for c in cells if adv_path(Path(c["_path"])).is_file()]
     if not saved:
         return None
-    test = data.load(saved[0]["dataset"], "test")
     fig, axes = plt.subplots(
         len(saved), 3 * per_cell, figsize=(1.2 * 3 * per_cell, 1.3 * len(saved)), squeeze=False
     )
     for row, cell in zip(axes, saved, strict=True):
-        x_adv = load_file(str(adv_path(Path(cell["_path"]))))["x_adv"].numpy()
+        stored = load_file(str(adv_path(Path(cell["_path"]))))
+        x_adv = stored["x_adv"].numpy()
+        clean = _clean_images(cell, stored)
         s = cell["samples"]
         broken = [
             i
@@ -176,16 +193,16 @@ def examples(cells: list[dict[str, Any]], path: Path, per_cell: int = 3) -> Path
         for k in range(per_cell):
             for j, ax in enumerate(row[3 * k : 3 * k + 3]):
                 ax.axis("off")
-                if k >= len(broken):
+                if k >= len(broken) or (clean is None and j != 1):
                     continue
                 i = broken[k]
-                clean = test.x[s["index"][i], 0].numpy()
-                image = [clean, x_adv[i, 0], x_adv[i, 0] - clean][j]
-                if j < 2:
-                    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-                else:  # the perturbation, on its own symmetric scale
-                    top = max(float(np.abs(image).max()), 1e-6)
-                    ax.imshow(image, cmap="seismic", vmin=-top, vmax=top)
+                if j == 2:  # the perturbation, summed over channels, on its own symmetric scale
+                    delta = (x_adv[i] - clean[i]).sum(axis=0)  # type: ignore[index]
+                    top = max(float(np.abs(delta).max()), 1e-6)
+                    ax.imshow(delta, cmap="seismic", vmin=-top, vmax=top)
+                    continue
+                image, cmap = _picture(x_adv[i] if j == 1 else clean[i])  # type: ignore[index]
+                ax.imshow(image.clip(0, 1), cmap=cmap, vmin=0, vmax=1)
                 if j == 1:
                     ax.set_title(f"-> {s['adv_pred'][i]}", fontsize=7)
         row[0].text(

@@ -75,6 +75,7 @@ class CellJob:
         self.digest = config_hash(self.config)
         self.spec = ctx.plan.cell_spec(defense, attack)
         self.path = ctx.layout.cell(defense.name, self.spec.cell)
+        self.x = x
         self.arrays = initial(x, y, clean_pred)
         self.batches = batches_of(self.arrays.correct, ctx.plan.batch_size)
         step, n = ctx.shard_size, len(self.batches)
@@ -147,7 +148,8 @@ class CellJob:
         )
         if ctx.save_adv:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"x_adv": self.arrays.x_verified.contiguous()}, str(adv_path(self.path)))
+            tensors = {"x_adv": self.arrays.x_verified.contiguous(), "x": self.x.cpu().contiguous()}
+            save_file(tensors, str(adv_path(self.path)))
         write_json(self.path, seal(record))
         shards.clear_shards(self.path)
         ctx.log.computed.append(self.path)

@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
-import importlib.util
-import os
-import sys
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from robustbench_lite import data
-from robustbench_lite.errors import RBError, guarded, is_stop, one_line
+from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
-from robustbench_lite.protocol.contracts import Defense
+from robustbench_lite.protocol.contracts import DataSource, Defense
+from robustbench_lite.protocol.registry import DEFAULT_DATASET
+from robustbench_lite.running.own_data import from_tensors, resolve_source
 
 CHECK_SAMPLES = 200  # clean test images the pre-attack checks look at
 RANDOMIZED_DRAWS = 10  # majority vote of a declared randomized model's verdicts
@@ -43,7 +39,7 @@ def weights_sha256(model: nn.Module) -> str:
     for key, tensor in model.state_dict(keep_vars=False).items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
@@ -62,6 +58,7 @@ class UserModel(Defense):
         factory: str | None = None,
         draws: int | None = None,
         make: Callable[[], nn.Module] | None = None,
+        normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise RBError(f"the model must be a torch nn.Module, got {type(model).__name__}")
@@ -76,7 +73,9 @@ class UserModel(Defense):
         if self.draws < 1:
             raise RBError(f"draws must be at least 1, got {self.draws}")
         self.diagnostics = model_checks.Diagnostics()
-        self._model = copy.deepcopy(model)  # later changes to the caller's module cannot leak in
+        self.normalize = _normalization(normalize)
+        model = copy.deepcopy(model)  # later changes to the caller's module cannot leak in
+        self._model = model if self.normalize is None else Normalized(model, *self.normalize)
         self._make = make  # the user's factory: fresh instances without copying one
         model_checks.ensure_eval(self._model, name, self.diagnostics)
         self.factory = factory or f"{type(model).__module__}:{type(model).__qualname__}"
@@ -92,14 +91,18 @@ class UserModel(Defense):
             "architecture_sha256": self._architecture,
             "randomized": self.randomized,
             "draws": self.draws,
+            "normalize": None if self.normalize is None else [list(v) for v in self.normalize],
         }
 
-    def build(self, num_classes: int) -> nn.Module:
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         """A fresh instance from the user's factory where there is one (`--model`), else a copy
-        of the model as handed in (`evaluate`); the runner loads the recorded weights into it."""
+        of the model as handed in (`evaluate`), behind its normalization; the runner loads the
+        recorded weights into it."""
         if self._make is not None:
             model = self._make()
             if isinstance(model, nn.Module):
+                if self.normalize is not None:
+                    model = Normalized(model, *self.normalize)
                 model.load_state_dict(self._model.state_dict())
                 return model.eval()
         return copy.deepcopy(self._model)
@@ -111,127 +114,26 @@ class UserModel(Defense):
     def prediction_draws(self) -> int:
         return self.draws
 
-    def run_checks(self, dataset: str, num_classes: int = 10) -> model_checks.Diagnostics:
-        """The pre-attack checks (model_checks.py) on the first clean test images of `dataset`;
-        an RBError for a model that cannot be evaluated, warnings kept in `diagnostics`."""
-        if dataset not in self._checked:
-            test = data.load(dataset, "test")
+    def run_checks(self, dataset: str | DataSource) -> model_checks.Diagnostics:
+        """The pre-attack checks (protocol/checks.py) on the first clean test images of
+        `dataset`; an RBError for a model that cannot be evaluated, warnings kept in
+        `diagnostics`."""
+        source = resolve_source(dataset)
+        if source.name not in self._checked:
+            test = source.load("test")
             x, y = test.x[:CHECK_SAMPLES], test.y[:CHECK_SAMPLES]
             with guarded(f"model {self.name}"):
                 model_checks.check_model(
-                    self.build(num_classes),  # an instance of their own, not the snapshot
+                    self.build(source.num_classes, source.shape),  # its own instance
                     x,
                     y,
                     name=self.name,
-                    num_classes=num_classes,
+                    num_classes=source.num_classes,
                     randomized=self.randomized,
                     diagnostics=self.diagnostics,
                 )
-            self._checked.add(dataset)
+            self._checked.add(source.name)
         return self.diagnostics
-
-
-def load_factory(spec: str) -> Callable[[], Any]:
-    """`pkg.mod:fn` (imported, the working directory first on the path) or `path/to/file.py:fn`
-    (loaded from that file) -> the callable `fn`; an RBError for anything else."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr.isidentifier():
-        raise RBError(f"--model {spec!r}: expected PACKAGE.MODULE:FACTORY or path/file.py:FACTORY")
-    try:
-        if target.endswith(".py") or "/" in target or os.sep in target:
-            module = _module_from_file(Path(target))
-        else:
-            cwd = os.getcwd()
-            if cwd not in sys.path:
-                sys.path.insert(0, cwd)
-            module = importlib.import_module(target)
-    except RBError:
-        raise
-    except BaseException as exc:  # the user's module: any failure at import is one line
-        if is_stop(exc):
-            raise
-        raise RBError(f"--model {spec}: importing {target} failed ({one_line(exc)})") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise RBError(f"--model {spec}: {target} has no callable {attr!r}")
-    return fn
-
-
-def _module_from_file(path: Path) -> Any:
-    if not path.is_file():
-        raise RBError(f"--model: no file {path}")
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    module_name = f"rb_user_model_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise RBError(f"--model: {path} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    try:  # Ray's workers cannot import a module loaded from a file: ship its code by value
-        import cloudpickle
-
-        cloudpickle.register_pickle_by_value(module)
-    except (ImportError, ValueError):
-        pass
-    return module
-
-
-def load_weights(model: nn.Module, path: Path) -> None:
-    """Fill `model` from a safetensors file (no code runs), every tensor matched by name."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise RBError(
-            f"--weights {path}: only .safetensors files are loaded (a pickle runs code); "
-            "save with safetensors.torch.save_model(model, 'model.safetensors')"
-        )
-    if not path.is_file():
-        raise RBError(f"--weights {path}: no such file")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RBError(f"--weights {path} cannot be read ({exc})") from None
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise RBError(f"--weights {path} do not fit the model ({first})") from None
-    if missing or unexpected:
-        raise RBError(
-            f"--weights {path} do not fit the model: missing {_few(missing)}, "
-            f"unexpected {_few(unexpected)}"
-        )
-
-
-def _few(names: Sequence[str]) -> str:
-    return "[" + ", ".join(list(names)[:5]) + (", ..." if len(names) > 5 else "") + "]"
-
-
-def _factory_label(spec: str) -> str:
-    """The factory as recorded: a file path normalized (relative to the working directory when
-    under it), so `./m.py:f` and `m.py:f` name the same model."""
-    target, _, attr = spec.rpartition(":")
-    if not (target.endswith(".py") or "/" in target or os.sep in target):
-        return spec
-    path = Path(os.path.normpath(target))
-    if path.is_absolute() and path.is_relative_to(Path.cwd()):
-        path = path.relative_to(Path.cwd())
-    return f"{path.as_posix()}:{attr}"
-
-
-def from_factory(
-    spec: str, *, name: str, weights: Path | None = None, randomized: bool = False
-) -> UserModel:
-    """The user model `rb run --model SPEC [--weights FILE] --name NAME` evaluates."""
-    fn = load_factory(spec)
-    with guarded(f"--model {spec}: calling it"):
-        model = fn()
-    if not isinstance(model, nn.Module):
-        raise RBError(f"--model {spec} returned {type(model).__name__}, not a torch nn.Module")
-    if weights is not None:
-        load_weights(model, weights)
-    model.eval()  # a freshly built module is in train mode by default: that is no mistake here
-    return UserModel(model, name=name, randomized=randomized, factory=_factory_label(spec), make=fn)
 
 
 def evaluate(
@@ -239,10 +141,11 @@ def evaluate(
     *,
     name: str,
     attacks: Sequence[str],
-    dataset: str = "mnist-5k",
+    dataset: Any = DEFAULT_DATASET,
     profile: str = "standard",
     device: str | None = None,
     randomized: bool = False,
+    preprocessing: Mapping[str, Any] | None = None,
     results: str | Path = "results",
     n: int | None = None,
     seed: int = 0,
@@ -251,10 +154,21 @@ def evaluate(
 ) -> pd.DataFrame:
     """Evaluate a trained classifier (NCHW images in [0, 1] -> logits) against `attacks` as the
     row `name` of the leaderboard under `results`; returns that leaderboard (as RobustBench's
-    `benchmark()` does). `defenses` may add reference defenses to the same run."""
+    `benchmark()` does). `dataset` is a registered name, a PATH, a DataSource, (x, y) tensors or
+    a torch Dataset; `preprocessing=dict(mean=..., std=...)` standardizes inside the model, so
+    the threat model stays in [0, 1] pixels. `defenses` may add reference defenses to the run."""
     from robustbench_lite.running.runner import Runner
 
-    user = UserModel(model, name=name, randomized=randomized)
+    if isinstance(dataset, tuple) or (
+        hasattr(dataset, "__getitem__") and not isinstance(dataset, str | Path)
+    ):
+        dataset = from_tensors(*dataset) if isinstance(dataset, tuple) else from_tensors(dataset)
+    normalize = None
+    if preprocessing is not None:
+        if set(preprocessing) != {"mean", "std"}:
+            raise RBError("preprocessing= takes dict(mean=..., std=...)")
+        normalize = (preprocessing["mean"], preprocessing["std"])
+    user = UserModel(model, name=name, randomized=randomized, normalize=normalize)
     runner = Runner(
         dataset=dataset,
         profile=profile,
@@ -265,5 +179,37 @@ def evaluate(
         device=device,
     )
     runner.prepare(attacks, [*defenses, user])  # bad names fail before the checks' work
-    user.run_checks(dataset)
+    user.run_checks(runner.source)
     return runner.run(attacks, [*defenses, user])
+
+
+class Normalized(nn.Module):
+    """x -> model((x - mean) / std), per channel: a model that expects standardized inputs,
+    attacked and judged in [0, 1] pixel space (foolbox's `preprocessing`)."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def _normalization(
+    value: tuple[Sequence[float], Sequence[float]] | None,
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Per-channel (mean, std), each a number or a sequence; std > 0 and finite."""
+    if value is None:
+        return None
+    mean, std = (
+        tuple(float(v) for v in (part if isinstance(part, Sequence) else [part])) for part in value
+    )
+    if not mean or len(mean) != len(std):
+        raise RBError(f"normalization: mean and std need one value per channel, got {mean}, {std}")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise RBError(f"normalization: means must be finite and stds positive, got {mean}, {std}")
+    return mean, std

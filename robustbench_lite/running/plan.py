@@ -1,4 +1,4 @@
-"""What a run computes, as a frozen value: its dataset, profile, samples, seed, eps and budget
+"""What a run computes, as a frozen value: its data, profile, samples, seed, eps and budget
 overrides. Every name, key, config and spec of its models and cells derives from it (and from the
 plugins), so a job is built from a plan and plain values, never from a runner."""
 
@@ -9,10 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from robustbench_lite.protocol.contracts import Attack, Defense, Knowledge, Plugin
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge, Plugin
 from robustbench_lite.protocol.registry import instantiate
 from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
-from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.files import config_hash
 from robustbench_lite.store.layout import NO_EOT
@@ -29,7 +28,7 @@ def _marker(value: Any) -> str:
 class RunPlan:
     """A run's settings that shape its numbers (not where or how fast it runs)."""
 
-    dataset: str
+    source: DataSource  # the data: its shape, classes and default budgets
     profile: Profile
     n: int | None = None  # --n: test samples, overriding the profile's and the plugins' caps
     seed: int = 0
@@ -37,6 +36,11 @@ class RunPlan:
     budget: int | None = None  # per-sample queries of score- and label-based attacks
     eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
     batch_size: int = 250
+
+    @property
+    def dataset(self) -> str:
+        """The data's name (what results are filed under)."""
+        return self.source.name
 
     # -- samples -------------------------------------------------------------------------------
 
@@ -57,7 +61,7 @@ class RunPlan:
     def eps_of(self, attack: Attack) -> float:
         if self.eps is not None:
             return self.eps
-        return threat_model(attack.threat_model).default_eps[self.dataset]
+        return self.source.default_eps(attack.threat_model)
 
     def budget_of(self, attack: Attack) -> int | None:
         """The per-sample query budget (None for gradient attacks: they are not limited)."""
@@ -83,7 +87,7 @@ class RunPlan:
         (so an override never passes for the plain number), plus `@no-eot` when a randomized
         defense was attacked without EOT."""
         eps = self.eps_of(attack)
-        default = threat_model(attack.threat_model).default_eps[self.dataset]
+        default = self.source.default_eps(attack.threat_model)
         name = attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
         name += "".join(f"@{key}={_marker(value)}" for key, value in self.overrides(attack))
         if defense is not None and defense.randomized and not self.eot:
@@ -133,7 +137,7 @@ class RunPlan:
         return CellSpec(
             defense=defense.name,
             cell=name,
-            threat_model=threat_model(attack.threat_model),
+            threat_model=self.source.threat_model(attack.threat_model),
             eps=self.eps_of(attack),
             budget=self.budget_of(attack),
             eot_draws=self.eot_draws(defense),
@@ -141,11 +145,12 @@ class RunPlan:
             randomized=defense.randomized,
             seed=derive_seed(self.seed, "attack", self.dataset, defense.name, name),
             batch_size=self.batch_size,
+            num_classes=self.source.num_classes,
         )
 
     def certificate_config(self, defense: Defense, n: int, eps: float) -> dict[str, Any]:
         """What a certificate file is keyed by."""
-        default = threat_model(certificates.THREAT_MODEL).default_eps[self.dataset]
+        default = self.source.default_eps(certificates.THREAT_MODEL)
         return {
             "schema": RESULT_SCHEMA,
             "dataset": self.dataset,

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustbench_lite import data
+from robustbench_lite.data import Dataset
 from robustbench_lite.errors import RBError, stop_on_signals
 from robustbench_lite.protocol import devices
-from robustbench_lite.protocol.contracts import Attack, Defense
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense
 from robustbench_lite.protocol.oracle import STALE
 from robustbench_lite.protocol.registry import (
+    DEFAULT_DATASET,
     attack_class,
     attack_names,
     defense_class,
@@ -31,10 +31,12 @@ from robustbench_lite.protocol.registry import (
 from robustbench_lite.protocol.spec import incompatibility, profile_named
 from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.report import invariants, leaderboard, tables
-from robustbench_lite.running.executors import EXECUTORS, Job, Task, executor, run_jobs
+from robustbench_lite.running.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
+from robustbench_lite.running.models import Models
+from robustbench_lite.running.own_data import resolve_source
 from robustbench_lite.running.plan import RunPlan
-from robustbench_lite.running.trained import Evaluated, build_model, certify_defense, train_model
+from robustbench_lite.running.trained import Evaluated, certify_defense
 from robustbench_lite.store.files import config_hash, writable_dir
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 class Runner:
     """One run's settings; `run` crosses the given attacks and defenses."""
 
-    dataset: str = "mnist-5k"
+    dataset: str | DataSource = DEFAULT_DATASET  # a registered name, a PATH, or a DataSource
     profile: str = "standard"
     n: int | None = None
     seed: int = 0
@@ -68,8 +70,8 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
-        if self.dataset not in data.DATASETS:
-            raise RBError(f"unknown dataset {self.dataset!r}; known: {', '.join(data.DATASETS)}")
+        self.source = resolve_source(self.dataset)
+        self.dataset = self.source.name
         if self.n is not None and self.n < 1:
             raise RBError(f"--n must be a positive number of samples, got {self.n}")
         if self.budget is not None and self.budget < 1:
@@ -84,7 +86,7 @@ class Runner:
             raise RBError(f"unknown executor {self.executor!r}; known: {', '.join(EXECUTORS)}")
         self._device = devices.resolve(self.device)
         self.plan = RunPlan(
-            dataset=self.dataset,
+            source=self.source,
             profile=profile_named(self.profile),
             n=self.n,
             seed=self.seed,
@@ -95,6 +97,7 @@ class Runner:
         )
         self.layout = GridLayout.of(self.results_dir, self.dataset, self.profile)
         self.log = RunLog()
+        self.models = Models(self.plan, self.cache, self._device, self.quiet, self.threads)
 
     @property
     def cell_dir(self) -> Path:
@@ -140,16 +143,21 @@ class Runner:
 
     def _run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         built_attacks, built_defenses = self.prepare(attacks, defenses)
-        self._pin_threads()
-        test = data.load(self.dataset, "test")
+        self.models.pin_threads()
+        test = self.source.load("test")
         n = self.plan.test_samples(len(test))
         work = []
+        shape, classes = self.source.shape, self.source.num_classes
         for defense in built_defenses:
+            unfit = defense.unsupported(shape, classes)
+            if unfit:  # like an impossible pair: said once, up front
+                log.warning("skipping %s on %s: %s", defense.name, self.dataset, unfit)
+                continue
             runnable = []
             for attack in built_attacks:
                 if self._is_done(defense, attack, self.plan.samples(n, defense, attack)):
                     continue
-                reason = incompatibility(attack, defense)
+                reason = incompatibility(attack, defense) or attack.unsupported(shape, classes)
                 if reason:
                     log.warning("skipping %s x %s: %s", defense.name, attack.name, reason)
                 else:
@@ -157,7 +165,7 @@ class Runner:
             if runnable or defense.certifies:
                 work.append((defense, runnable))
         pool = executor(self.executor, self.address)
-        self._train([d for d, _ in work], pool)
+        self.models.train_missing([d for d, _ in work], pool)
         total = sum(len(r) for _, r in work)
         with tqdm(total=total, desc="grid", unit="cell", disable=self.quiet or total < 2) as grid:
             for defense, runnable in work:
@@ -176,7 +184,7 @@ class Runner:
         defense: Defense,
         runnable: list[Attack],
         attacks: list[Attack],
-        test: data.Dataset,
+        test: Dataset,
         n: int,
         pool: Any,
         grid: Any,
@@ -229,7 +237,7 @@ class Runner:
 
     def _attack(self, name: str) -> Attack:
         attack = instantiate(attack_class(name), self.profile, self.settings.get(name))
-        threat_model(attack.threat_model).check_eps(self.plan.eps_of(attack), data.SHAPE)
+        threat_model(attack.threat_model).check_eps(self.plan.eps_of(attack), self.source.shape)
         return attack
 
     def _defense(self, name: str) -> Defense:
@@ -266,63 +274,12 @@ class Runner:
     # -- models --------------------------------------------------------------------------------
 
     def weights_id(self, defense: Defense) -> str | None:
-        """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
-        from its config, a trained one's from the model cache (None while not trained)."""
-        if defense.pretrained:
-            value = defense.config().get("weights_sha256")
-            return value if isinstance(value, str) else None
-        return self.cache.weights_sha256(defense.name, self.plan.model_key(defense)[0])
+        """The SHA-256 of the weights this run evaluates `defense` with (None if not trained)."""
+        return self.models.weights_id(defense)
 
     def model(self, defense: Defense) -> nn.Module:
-        """The trained model of `defense` on the run's device: from the cache, or trained now
-        (as a unit of work of its own) and cached; a pretrained defense's as it came."""
-        key = self.plan.model_key(defense)[0]
-        self._pin_threads()  # training differs in the last bits between thread counts
-        model = build_model(defense, self.dataset, self.seed)
-        if defense.pretrained:  # a user's trained model: its weights came with build()
-            log.info("%s: a pretrained model (key %s), not trained here", defense.name, key[:12])
-        elif not self.cache.load(model, defense.name, key):
-            state, seconds = train_model(defense, self.dataset, self.seed, not self.quiet)
-            self._store_trained(defense, model, state, seconds)
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return model.to(self._device)
-
-    def _pin_threads(self) -> None:
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-
-    def _store_trained(
-        self, defense: Defense, model: nn.Module, state: dict[str, Any], seconds: float
-    ) -> None:
-        key, config = self.plan.model_key(defense)
-        model.load_state_dict(state)
-        self.cache.save(model, defense.name, key, {**config, "train_time_s": round(seconds, 3)})
-
-    def _train(self, defenses: list[Defense], pool: Any) -> None:
-        """Train every defense this run needs and the cache lacks, each as one task."""
-        missing = [
-            d
-            for d in defenses
-            if not d.pretrained and not self.cache.has(d.name, self.plan.model_key(d)[0])
-        ]
-        if not missing:
-            return
-        tasks = [
-            Task(d.name, train_model, (d, self.dataset, self.seed, not self.quiet)) for d in missing
-        ]
-        by_name = {d.name: d for d in missing}
-
-        def done(task: Task, result: tuple[dict[str, Any], float]) -> None:
-            defense = by_name[task.key]
-            model = build_model(defense, self.dataset, self.seed)
-            self._store_trained(defense, model, *result)
-
-        def failed(task: Task, exc: BaseException) -> None:
-            raise RBError(f"training {task.key} failed: {exc}") from exc
-
-        pool.map(tasks, done, failed)
+        """The trained model of `defense` on the run's device (see running/models.py)."""
+        return self.models.model(defense)
 
 
 def run(

@@ -12,13 +12,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from robustbench_lite import data
 from robustbench_lite.errors import guarded
-from robustbench_lite.protocol.contracts import Attack, Defense
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.recipe import ModelRecipe, recipe_of
 from robustbench_lite.protocol.spec import derive_seed
-from robustbench_lite.protocol.threat_models import threat_model
+from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.running.jobs import JobContext
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal, write_json
@@ -27,35 +26,37 @@ from robustbench_lite.store.records import is_current, versions
 log = logging.getLogger(__name__)
 
 
-def build_model(defense: Defense, dataset: str, seed: int) -> nn.Module:
-    """The untrained model, its initial weights seeded from (run seed, dataset, defense)."""
-    torch.manual_seed(derive_seed(seed, "init", dataset, defense.name))
+def build_model(defense: Defense, source: DataSource, seed: int) -> nn.Module:
+    """The untrained model for the data's shape and classes, its initial weights seeded from
+    (run seed, dataset, defense)."""
+    torch.manual_seed(derive_seed(seed, "init", source.name, defense.name))
     with guarded(f"building the model of defense {defense.name}"):
-        return defense.build(10)
+        return defense.build(source.num_classes, tuple(source.shape))
 
 
 def train_model(
-    defense: Defense, dataset: str, seed: int, progress: bool
+    defense: Defense, source: DataSource, seed: int, progress: bool
 ) -> tuple[dict[str, torch.Tensor], float]:
-    """Train `defense` on the dataset's training split: (state dict, wall seconds). A task of its
+    """Train `defense` on the data's training split: (state dict, wall seconds). A task of its
     own, so its time goes into the model cache's JSON and never into a cell's."""
-    model = build_model(defense, dataset, seed)
-    train = data.load(dataset, "train")
-    log.info("training %s on %s (%d samples)", defense.name, dataset, len(train))
-    generator = torch.Generator().manual_seed(derive_seed(seed, "train", dataset, defense.name))
+    model = build_model(defense, source, seed)
+    train = source.load("train")
+    log.info("training %s on %s (%d samples)", defense.name, source.name, len(train))
+    generator = torch.Generator().manual_seed(derive_seed(seed, "train", source.name, defense.name))
+    eps = source.default_eps(TM.LINF)
     start = time.perf_counter()
     with guarded(f"training defense {defense.name}"):
-        defense.fit(model, train.x, train.y, generator=generator, progress=progress)
+        defense.fit(model, train.x, train.y, generator=generator, progress=progress, eps=eps)
     seconds = time.perf_counter() - start
     log.info("trained %s in %.1f s", defense.name, seconds)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, seconds
 
 
 def model_recipe(
-    defense: Defense, dataset: str, seed: int, trained: nn.Module, device: torch.device | str
+    defense: Defense, source: DataSource, seed: int, trained: nn.Module, device: torch.device | str
 ) -> ModelRecipe:
     """How every instance of a defense's trained model is made: its `build`, then its weights."""
-    build = functools.partial(build_model, defense, dataset, seed)
+    build = functools.partial(build_model, defense, source, seed)
     return recipe_of(defense.name, build, trained, device)
 
 
@@ -76,7 +77,7 @@ class Evaluated:
     def get(self) -> tuple[ModelRecipe, torch.Tensor]:
         if self._value is None:
             plan, defense = self.ctx.plan, self.defense
-            recipe = model_recipe(defense, plan.dataset, plan.seed, self.trained(), self.x.device)
+            recipe = model_recipe(defense, plan.source, plan.seed, self.trained(), self.x.device)
             grader = recipe.make()
             torch.manual_seed(derive_seed(plan.seed, "clean", plan.dataset, defense.name))
             with guarded(f"the model of {defense.name} on clean inputs"):
@@ -98,7 +99,7 @@ def certify_defense(
     """Certificates of a certifying defense on the attacks' samples, at the dataset's default
     Linf eps and at every other Linf eps an attack runs at."""
     plan = ctx.plan
-    default = threat_model(certificates.THREAT_MODEL).default_eps[plan.dataset]
+    default = plan.source.default_eps(certificates.THREAT_MODEL)
     linf = [plan.eps_of(a) for a in attacks if a.threat_model == certificates.THREAT_MODEL]
     for eps in certificates.eps_values(default, linf):
         config = plan.certificate_config(defense, len(y), eps)

@@ -120,7 +120,7 @@ class _Liar(Attack):
 
 
 def _recipe(runner: Runner, defense: Any, model: nn.Module) -> Any:
-    return model_recipe(defense, runner.dataset, runner.seed, model, "cpu")
+    return model_recipe(defense, runner.source, runner.seed, model, "cpu")
 
 
 def test_runner_renders_spatial_results_itself(

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from robustbench_lite import data
 from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
-from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
 from robustbench_lite.running.runner import Runner
 
 BATCHED_IMAGES = 32
@@ -74,7 +73,7 @@ def main() -> None:
         instantiate(defense_class("abs"), "standard")
     )
     assert isinstance(model, ABSModel)
-    throughput(model, data.load("mnist-5k", "test").x)
+    throughput(model, load_dataset("mnist-5k", "test").x)
     pgd_evaluation()
 
 

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustbench_lite import data
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
-from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    defense_class,
+    instantiate,
+    load_dataset,
+)
 from robustbench_lite.running.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,7 @@ def fastest(run: Callable[[], Row]) -> Row:
 def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The quick-profile `none` baseline and the first N clean-correct mnist-5k test digits."""
     model = Runner(profile="quick", quiet=True).model(instantiate(defense_class("none"), "quick"))
-    test = data.load("mnist-5k", "test")
+    test = load_dataset("mnist-5k", "test")
     x, y = test.x[: 2 * N_SAMPLES], test.y[: 2 * N_SAMPLES]
     keep = predict(model, x) == y
     return model, x[keep][:N_SAMPLES], y[keep][:N_SAMPLES]

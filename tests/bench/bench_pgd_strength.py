@@ -14,10 +14,14 @@ from typing import Any
 
 import torch
 
-from robustbench_lite import data
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
-from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    defense_class,
+    instantiate,
+    load_dataset,
+)
 from robustbench_lite.running.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ def robust_accuracy(
 
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    test = data.load("mnist-5k", "test")
+    test = load_dataset("mnist-5k", "test")
     runner = Runner(profile="standard", quiet=True)
     print(f"{'defense':8} {'pgd setting':34} {'robust':>7} {'cpu s':>6}", flush=True)
     names = os.environ.get("BENCH_DEFENSES")

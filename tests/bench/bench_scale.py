@@ -12,9 +12,13 @@ from pathlib import Path
 
 import torch
 
-from robustbench_lite import data
 from robustbench_lite.protocol.evaluate import evaluate, predict
-from robustbench_lite.protocol.registry import attack_names, defense_class, instantiate
+from robustbench_lite.protocol.registry import (
+    attack_names,
+    defense_class,
+    instantiate,
+    load_dataset,
+)
 from robustbench_lite.running.runner import Runner
 from tests.bench.common import table
 
@@ -67,7 +71,7 @@ def model_share(n: int = SHARE_N) -> list[tuple[str, ...]]:
     runner = Runner(profile="standard", quiet=True)
     defense = instantiate(defense_class("pgd-at"), "standard")
     model = runner.model(defense)
-    test = data.load("mnist-5k", "test")
+    test = load_dataset("mnist-5k", "test")
     x, y = test.x[:n], test.y[:n]
     clean = predict(model, x)
     rows = [("attack", "wall s", "model s", "inside model")]

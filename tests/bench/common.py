@@ -9,9 +9,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from robustbench_lite import data
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.registry import defense_class, instantiate
+from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
 from robustbench_lite.running.runner import Runner
 
 T = TypeVar("T")
@@ -24,7 +23,7 @@ def baseline(profile: str = "standard") -> nn.Module:
 
 def clean_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first n mnist-5k test digits that `model` classifies correctly."""
-    test = data.load("mnist-5k", "test")
+    test = load_dataset("mnist-5k", "test")
     keep = predict(model, test.x) == test.y
     return test.x[keep][:n], test.y[keep][:n]
 

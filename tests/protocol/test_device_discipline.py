@@ -23,11 +23,11 @@ from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import (
     attack_class,
     attack_names,
+    data_source,
     defense_class,
     defense_names,
     instantiate,
 )
-from robustbench_lite.protocol.threat_models import THREAT_MODELS
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
@@ -52,7 +52,7 @@ def test_an_attack_makes_its_tensors_on_the_data_device(
     counter = QueryCounter(
         baseline, len(x), num_classes=10, knowledge=attack.knowledge, budget=budget
     )
-    eps = THREAT_MODELS[attack.threat_model].default_eps["mnist-5k"]
+    eps = data_source("mnist-5k").default_eps(attack.threat_model)
     generator = torch.Generator(device=x.device).manual_seed(0)
     with STAND_IN:
         output = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=generator)

@@ -23,7 +23,8 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.defenses._common.models import mnist_cnn
 from robustbench_lite.defenses.standard import Standard
 from robustbench_lite.errors import RBError
-from robustbench_lite.running.own_model import UserModel, from_factory, load_factory
+from robustbench_lite.running.model_files import from_factory, load_factory
+from robustbench_lite.running.own_model import UserModel
 from robustbench_lite.running.runner import Runner
 from tests.doubles import register
 
@@ -39,7 +40,7 @@ class Twin(Standard):
     pretrained = True
     weights: ClassVar[Path]
 
-    def build(self, num_classes: int) -> nn.Module:
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         model = mnist_cnn(num_classes, width=self.width)
         load_model(model, str(Twin.weights))
         return model

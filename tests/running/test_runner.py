@@ -165,7 +165,7 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path: Path, rb_home: Path) ->
         ({"eps": 2.0}, "linf eps must be at most 1"),
         ({"n": 0}, "--n must be a positive number"),
         ({"profile": "huge"}, "unknown profile 'huge'; known: quick"),
-        ({"dataset": "cifar"}, "unknown dataset 'cifar'; known: mnist-5k"),
+        ({"dataset": "cifar"}, "unknown dataset 'cifar'; known: cifar10, "),
     ],
 )
 def test_bad_settings_are_rb_errors(

@@ -1,0 +1,1 @@
+"""What several datasets share: finding, downloading and verifying files, and their formats."""

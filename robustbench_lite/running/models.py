@@ -1,0 +1,91 @@
+"""A run's trained models: from the model cache, or trained (each as a task an executor can run
+anywhere) and cached, on the run's device; and which weights each defense is evaluated with."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.contracts import Defense
+from robustbench_lite.running.executors import Task
+from robustbench_lite.running.plan import RunPlan
+from robustbench_lite.running.trained import build_model, train_model
+from robustbench_lite.store.models import ModelCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Models:
+    """The trained models of one run's plan."""
+
+    plan: RunPlan
+    cache: ModelCache
+    device: torch.device
+    quiet: bool = True
+    threads: int | None = 1  # torch threads while training (None: torch's default)
+
+    def weights_id(self, defense: Defense) -> str | None:
+        """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
+        from its config, a trained one's from the model cache (None while not trained)."""
+        if defense.pretrained:
+            value = defense.config().get("weights_sha256")
+            return value if isinstance(value, str) else None
+        return self.cache.weights_sha256(defense.name, self.plan.model_key(defense)[0])
+
+    def model(self, defense: Defense) -> nn.Module:
+        """The trained model of `defense` on the run's device: from the cache, or trained now
+        (as a unit of work of its own) and cached; a pretrained defense's as it came."""
+        key = self.plan.model_key(defense)[0]
+        self.pin_threads()  # training differs in the last bits between thread counts
+        model = build_model(defense, self.plan.source, self.plan.seed)
+        if defense.pretrained:  # a user's trained model: its weights came with build()
+            log.info("%s: a pretrained model (key %s), not trained here", defense.name, key[:12])
+        elif not self.cache.load(model, defense.name, key):
+            state, seconds = train_model(defense, self.plan.source, self.plan.seed, not self.quiet)
+            self._store_trained(defense, model, state, seconds)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.to(self.device)
+
+    def pin_threads(self) -> None:
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    def _store_trained(
+        self, defense: Defense, model: nn.Module, state: dict[str, Any], seconds: float
+    ) -> None:
+        key, config = self.plan.model_key(defense)
+        model.load_state_dict(state)
+        self.cache.save(model, defense.name, key, {**config, "train_time_s": round(seconds, 3)})
+
+    def train_missing(self, defenses: list[Defense], pool: Any) -> None:
+        """Train every defense this run needs and the cache lacks, each as one task."""
+        missing = [
+            d
+            for d in defenses
+            if not d.pretrained and not self.cache.has(d.name, self.plan.model_key(d)[0])
+        ]
+        if not missing:
+            return
+        tasks = [
+            Task(d.name, train_model, (d, self.plan.source, self.plan.seed, not self.quiet))
+            for d in missing
+        ]
+        by_name = {d.name: d for d in missing}
+
+        def done(task: Task, result: tuple[dict[str, Any], float]) -> None:
+            defense = by_name[task.key]
+            model = build_model(defense, self.plan.source, self.plan.seed)
+            self._store_trained(defense, model, *result)
+
+        def failed(task: Task, exc: BaseException) -> None:
+            raise RBError(f"training {task.key} failed: {exc}") from exc
+
+        pool.map(tasks, done, failed)
