@@ -4,7 +4,7 @@ RB ?= rb
 QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
 STANDARD := results/mnist-5k/standard
 
-.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep site gpu
+.PHONY: install test lint pytest regress bench leaderboard quick-baseline sweep site gpu zoo
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
@@ -22,9 +22,18 @@ lint:
 pytest:
 	$(PYTHON) -m pytest -q
 
-# Rerun every cell of the committed quick leaderboard (models retrained) and fail on a fall.
+# Rerun every cell of the committed quick leaderboard on the zoo's weights (an attack regression
+# shows exactly), a few cheap cells of the standard one, and one retraining (a training
+# regression shows statistically); fail on a fall.
 regress:
 	$(RB) --quiet check --baseline $(QUICK_BASELINE)
+	$(RB) --quiet check --baseline $(STANDARD)/leaderboard.csv -a spatial,spatial-random -d ibp,none
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) --retrain -d none
+
+# Rebuild the model zoo from the model cache after a deliberate retraining (then regenerate the
+# committed grids on it: quick-baseline and leaderboard).
+zoo:
+	$(RB) --quiet zoo --profile quick --profile standard
 
 bench:
 	$(PYTHON) -m tests.bench

@@ -36,8 +36,10 @@ from robustbench_lite.report.site.build import build as build_site
 from robustbench_lite.running.check import check
 from robustbench_lite.running.model_files import from_factory
 from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.zoo_build import build_zoo
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.zoo import Zoo, model_cards
 from robustbench_lite.text import printable
 
 log = logging.getLogger("robustbench_lite")
@@ -72,7 +74,7 @@ def _user_models(args: argparse.Namespace) -> list[Any]:
     ]
 
 
-def _cmd_list() -> None:
+def _listing() -> str:
     lines = []
     for name in attack_names():
         try:
@@ -95,7 +97,7 @@ def _cmd_list() -> None:
             lines.append(f"dataset  {name:16} {shape:9} {cls.num_classes:>4} classes  {splits}")
         except RBError as exc:
             lines.append(f"dataset  {name:16} unavailable: {exc}")
-    _write("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -125,6 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
             address=args.address,
             shard_size=args.shard_size,
             threads=args.threads,
+            retrain=args.retrain,
         )
 
     _check_output_file(args.csv)
@@ -190,6 +193,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         update=args.update,
         reuse_models=args.reuse_models,
         models=_user_models(args),
+        attacks=args.attack,
+        defenses=args.defense,
+        retrain=args.retrain,
     )
     _write(report.render())
     return 1 if report.failed else 0
@@ -261,7 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "list":
-        _cmd_list()
+        _write(model_cards() if args.models else _listing())
+    elif args.command == "zoo":
+        entries = build_zoo(
+            args.profile or ["quick", "standard"], args.defense or ["all"], dataset=args.dataset
+        )
+        _write(f"zoo: {len(entries)} models in {Zoo().folder}\n")
     elif args.command == "run":
         _cmd_run(args)
     elif args.command == "check":

@@ -70,7 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("list", help="registered attacks and defenses")
+    listing = sub.add_parser("list", help="registered attacks, defenses and datasets")
+    listing.add_argument(
+        "--models", action="store_true", help="the model zoo's cards instead (the shipped weights)"
+    )
+
+    zoo = sub.add_parser(
+        "zoo", help="rebuild the model zoo from the model cache (training what it lacks)"
+    )
+    zoo.add_argument("--profile", action="append", default=[], help="quick, standard (repeat)")
+    zoo.add_argument("--defense", "-d", action="append", default=[], help="default: all")
+    zoo.add_argument("--dataset", default=DEFAULT_DATASET)
 
     run = sub.add_parser("run", help="evaluate attacks x defenses and print the leaderboard")
     run.add_argument(
@@ -145,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: fastest on 2 cores)"
     )
+    run.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train anew instead of loading the zoo's model of a config (other weights: a row of "
+        "their own)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")
@@ -160,7 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="a rise beyond tolerance fails too")
     check.add_argument("--update", action="store_true", help="rewrite the baseline from the rerun")
     check.add_argument(
-        "--reuse-models", action="store_true", help="use cached models instead of retraining"
+        "--reuse-models", action="store_true", help="use your model cache for what the zoo lacks"
+    )
+    check.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every model anew in a fresh cache instead of loading the zoo's",
+    )
+    check.add_argument(
+        "--attack", "-a", action="append", default=[], help="rerun only these attacks' cells"
+    )
+    check.add_argument(
+        "--defense", "-d", action="append", default=[], help="rerun only these defenses' cells"
     )
     check.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 

@@ -143,10 +143,17 @@ class ABSModel(nn.Module):
     @torch.no_grad()
     def set_candidates(self, generator: torch.Generator) -> None:
         """Draw the fixed prior latents from `generator` and cache every decoder's images."""
-        n = len(self.candidates)
-        z = draw_candidates(n, self.latent_dim, generator)
-        self.candidates.copy_(z)
-        for part in torch.arange(n).split(1000):
+        self.candidates.copy_(draw_candidates(len(self.candidates), self.latent_dim, generator))
+        self.rebuild()
+
+    #: Buffers `rebuild` recomputes from the weights and candidates (the zoo does not ship them).
+    derived_buffers = ("decoded", "cost")
+
+    @torch.no_grad()
+    def rebuild(self) -> None:
+        """Decode the stored candidates with every decoder and cache the images and costs."""
+        z = self.candidates
+        for part in torch.arange(len(z)).split(1000):
             zc = z[part, None, :].expand(-1, self.num_classes, -1)
             self.decoded[:, part] = self.decode(zc).transpose(0, 1)
         self.cost.copy_(self.decoded.square().sum(-1) + self.beta * 0.5 * z.square().sum(1))

@@ -168,7 +168,7 @@ def compare(
 
 
 def _runner_for(
-    cell: dict[str, Any], workdir: Path, cache: ModelCache, own: bool = False
+    cell: dict[str, Any], workdir: Path, cache: ModelCache, own: bool = False, retrain: bool = False
 ) -> Runner:
     """A runner that recomputes exactly this cell: same data, samples, seed, eps, configs (a
     user's model, `own`, brings its config with it)."""
@@ -189,6 +189,7 @@ def _runner_for(
         quiet=True,
         cache=cache,
         eot=not cell.get("no_eot", False),
+        retrain=retrain,
     )
 
 
@@ -201,23 +202,30 @@ def check(
     reuse_models: bool = False,
     workdir: Path | None = None,
     models: Sequence[UserModel] = (),
+    attacks: Sequence[str] = (),
+    defenses: Sequence[str] = (),
+    retrain: bool = False,
 ) -> CheckReport:
     """Rerun the baseline's cells into `workdir` (a temporary folder by default) and compare;
-    cells whose defense is the name of one of `models` (`rb check --model`) rerun that model."""
+    cells whose defense is the name of one of `models` (`rb check --model`) rerun that model.
+    `attacks` / `defenses` rerun only those cells (names as in the baseline; comma lists). Models
+    come from the zoo where it has them (so a committed cell reruns on its own weights),
+    `retrain` trains them anew in a fresh cache (training regressions show statistically)."""
     baseline_csv = Path(baseline_csv)
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise RBError(f"--tolerance must be a non-negative number, got {tolerance}")
     baseline, cells = read_baseline(baseline_csv)
+    cells = _chosen(cells, attacks, defenses)
     own = _own_models(models, cells)
     cell_dir = baseline_csv.parent
     with tempfile.TemporaryDirectory(prefix="rb-check-") as tmp:
         work = Path(workdir or tmp)
-        cache = ModelCache() if reuse_models else ModelCache(Path(tmp) / "home")
+        cache = ModelCache() if reuse_models and not retrain else ModelCache(Path(tmp) / "home")
         notes, pairs = [], []
         moves: dict[str, list[str]] = {}
         for cell in cells:
             log.info("rerunning %s x %s", cell["defense"], cell["cell"])
-            runner = _runner_for(cell, work, cache, own=cell["defense"] in own)
+            runner = _runner_for(cell, work, cache, own=cell["defense"] in own, retrain=retrain)
             runner.run([cell["attack"]], [own.get(cell["defense"], cell["defense"])])
             rerun = read_cell(runner.layout.cell(cell["defense"], cell["cell"]))
             stored, now = cell.get("versions", {}), rerun.get("versions", {})
@@ -240,6 +248,8 @@ def check(
             notes.append(f"{len(names)} cell(s) were made with {what} ({shown})")
         rerun_dir = GridLayout.of(work, cells[0]["dataset"], cells[0]["profile"]).path
         rebuilt = leaderboard.build(rerun_dir)
+        if attacks or defenses:  # a subset: compare its own numbers, not worst cases over all
+            baseline = _subset(baseline, rebuilt)
         report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
         report.notes = notes
         report.flips = [
@@ -267,6 +277,38 @@ def check(
             report.notes.append(f"baseline {cell_dir} rewritten from the rerun")
             report.failures.clear()
     return report
+
+
+def _chosen(
+    cells: list[dict[str, Any]], attacks: Sequence[str], defenses: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The baseline cells of the chosen attacks and defenses (all where none is chosen)."""
+    want_a = {a.strip() for item in attacks for a in item.split(",") if a.strip()}
+    want_d = {d.strip() for item in defenses for d in item.split(",") if d.strip()}
+    chosen = [
+        c
+        for c in cells
+        if (not want_a or c["attack"] in want_a or c["cell"] in want_a)
+        and (not want_d or c["defense"] in want_d)
+    ]
+    if not chosen:
+        raise RBError(
+            f"the baseline has no cells of attacks {sorted(want_a) or 'any'} on defenses "
+            f"{sorted(want_d) or 'any'}"
+        )
+    return chosen
+
+
+def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
+    """The baseline's rows and columns that a subset's rerun has (worst cases and certificates
+    are over cells the subset did not rerun: its paired per-cell test decides instead)."""
+    keep = [
+        c
+        for c in baseline.columns
+        if c in rebuilt.columns and not c.startswith(("worst_", certificates.COLUMN))
+    ]
+    rows = baseline["defense"].isin(rebuilt["defense"])
+    return baseline.loc[rows, keep].reset_index(drop=True)
 
 
 def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dict[str, UserModel]:

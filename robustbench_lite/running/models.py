@@ -1,10 +1,12 @@
-"""A run's trained models: from the model cache, or trained (each as a task an executor can run
-anywhere) and cached, on the run's device; and which weights each defense is evaluated with."""
+"""A run's trained models: from the zoo (the shipped weights behind the committed leaderboards,
+pinned by their hashes), else from the model cache, else trained (each as a task an executor can
+run anywhere) and cached, on the run's device; and which weights each defense is evaluated with.
+`retrain` leaves the zoo aside: other weights of one config then make a row of their own."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -16,6 +18,7 @@ from robustbench_lite.running.executors import Task
 from robustbench_lite.running.plan import RunPlan
 from robustbench_lite.running.trained import build_model, train_model
 from robustbench_lite.store.models import ModelCache
+from robustbench_lite.store.zoo import Zoo, ZooEntry
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,14 @@ class Models:
     device: torch.device
     quiet: bool = True
     threads: int | None = 1  # torch threads while training (None: torch's default)
+    retrain: bool = False  # leave the zoo aside (the cache still serves what it trained)
+    zoo: Zoo = field(default_factory=Zoo)
+
+    def zoo_entry(self, defense: Defense) -> ZooEntry | None:
+        """The zoo's model of this defense config, if there is one and the run takes it."""
+        if defense.pretrained or self.retrain:
+            return None
+        return self.zoo.get(self.plan.model_key(defense)[0])
 
     def weights_id(self, defense: Defense) -> str | None:
         """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
@@ -36,6 +47,9 @@ class Models:
         if defense.pretrained:
             value = defense.config().get("weights_sha256")
             return value if isinstance(value, str) else None
+        entry = self.zoo_entry(defense)
+        if entry is not None:
+            return entry.sha256
         return self.cache.weights_sha256(defense.name, self.plan.model_key(defense)[0])
 
     def model(self, defense: Defense) -> nn.Module:
@@ -46,6 +60,9 @@ class Models:
         model = build_model(defense, self.plan.source, self.plan.seed)
         if defense.pretrained:  # a user's trained model: its weights came with build()
             log.info("%s: a pretrained model (key %s), not trained here", defense.name, key[:12])
+        elif (entry := self.zoo_entry(defense)) is not None:
+            self.zoo.load(model, entry)
+            log.info("%s: loaded from the zoo (%s)", defense.name, entry.file)
         elif not self.cache.load(model, defense.name, key):
             state, seconds = train_model(defense, self.plan.source, self.plan.seed, not self.quiet)
             self._store_trained(defense, model, state, seconds)
@@ -70,7 +87,9 @@ class Models:
         missing = [
             d
             for d in defenses
-            if not d.pretrained and not self.cache.has(d.name, self.plan.model_key(d)[0])
+            if not d.pretrained
+            and self.zoo_entry(d) is None
+            and not self.cache.has(d.name, self.plan.model_key(d)[0])
         ]
         if not missing:
             return

@@ -67,6 +67,7 @@ class Runner:
     shard_size: int = 1  # batches per unit of work: a cell resumes and spreads shard by shard
     threads: int | None = 1  # torch threads in this process (None: torch's default)
     device: str | None = None  # auto, cpu, cuda, cuda:N; None: $RB_DEVICE or auto (devices.py)
+    retrain: bool = False  # train anew instead of loading the zoo's model of a config
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
@@ -97,7 +98,9 @@ class Runner:
         )
         self.layout = GridLayout.of(self.results_dir, self.dataset, self.profile)
         self.log = RunLog()
-        self.models = Models(self.plan, self.cache, self._device, self.quiet, self.threads)
+        self.models = Models(
+            self.plan, self.cache, self._device, self.quiet, self.threads, self.retrain
+        )
 
     @property
     def cell_dir(self) -> Path:
