@@ -26,6 +26,13 @@ def rb_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
 
 
+@pytest.fixture
+def no_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty model zoo: the models of this test are trained (into the session's cache), as
+    for a config the suite ships no weights of."""
+    monkeypatch.setenv("RB_ZOO", str(tmp_path_factory.mktemp("empty_zoo")))
+
+
 @pytest.fixture(scope="session")
 def mnist_test() -> data.Dataset:
     return load_dataset("mnist-5k", "test")

@@ -71,12 +71,19 @@ class Zoo:
     """The zoo folder: its manifest and files."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else zoo_folder()
+        self._folder = Path(folder) if folder is not None else None
         self._entries: dict[str, ZooEntry] | None = None
+        self._read_from: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The given folder, else $RB_ZOO's or the shipped one (read when asked, not at init)."""
+        return self._folder if self._folder is not None else zoo_folder()
 
     def entries(self) -> dict[str, ZooEntry]:
         """Model key -> entry (empty when the zoo has no manifest)."""
-        if self._entries is None:
+        if self._entries is None or self._read_from != self.folder:
+            self._read_from = self.folder
             path = self.folder / MANIFEST
             try:
                 raw = json.loads(path.read_text()) if path.is_file() else {"models": []}

@@ -145,9 +145,11 @@ def test_binary_abs_binarizes_with_a_straight_through_gradient(
 
 
 def test_decoded_candidates_are_saved_and_loaded_through_the_model_cache(
-    abs_quick: ABSModel, quick_runner: Runner, monkeypatch: pytest.MonkeyPatch
+    no_zoo: None, quick_runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     defense = instantiate(defense_class("abs"), "quick")
+    trained = quick_runner.model(defense)  # with no zoo: trained into the cache (or found there)
+    assert isinstance(trained, ABSModel)
     key, _ = quick_runner.plan.model_key(defense)
     weights, _ = quick_runner.cache.paths("abs", key)
     with safe_open(str(weights), "pt") as f:
@@ -161,8 +163,8 @@ def test_decoded_candidates_are_saved_and_loaded_through_the_model_cache(
     monkeypatch.setattr(ABS, "fit", no_training)
     loaded = quick_runner.model(defense)
     assert isinstance(loaded, ABSModel)
-    assert torch.equal(loaded.decoded, abs_quick.decoded)
-    assert torch.equal(loaded.candidates, abs_quick.candidates)
+    assert torch.equal(loaded.decoded, trained.decoded)
+    assert torch.equal(loaded.candidates, trained.candidates)
     assert float(loaded.decoded.abs().sum()) > 0
 
 

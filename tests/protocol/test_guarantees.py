@@ -168,7 +168,7 @@ def test_an_unsound_certificate_fails_the_run(
 
 
 def test_other_weights_of_one_config_recompute_and_never_share_a_row(
-    tmp_path: Path, rb_home: Path
+    no_zoo: None, tmp_path: Path, rb_home: Path
 ) -> None:
     """A retraining that differs in the last bits (other threads, another machine) is another
     model: its cells are recomputed, and cells of the old weights keep a row of their own."""

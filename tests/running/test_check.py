@@ -47,7 +47,7 @@ def test_unchanged_code_passes(baseline_dir: Path, tmp_path: Path, rb_home: Path
 
 
 def test_a_weakened_defense_fails_with_a_diff(
-    baseline_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    no_zoo: None, baseline_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_fit = Standard.fit
 
