@@ -12,6 +12,7 @@ Each check raises AssertionError saying what failed.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from robustbench_lite.names import NAME
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.recipe import recipe_of
 from robustbench_lite.protocol.registry import (
     DEFAULT_DATASET,
     defense_class,
@@ -93,6 +95,10 @@ def check_attack(
     limit = None if attack.knowledge == Knowledge.GRADIENT else budget
     with torch.no_grad():
         classes = int(model(x[:1]).shape[1])
+    if attack.surrogate_defense() is not None:  # a transfer attack crafts on a copy of the
+        # model itself here (the best surrogate there is), so the contract checks its mechanics
+        target = model
+        attack.use_surrogate(recipe_of("surrogate", lambda: copy.deepcopy(target), model, x.device), None)  # fmt: skip
     counter = QueryCounter(
         model,
         len(x),

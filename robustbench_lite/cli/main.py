@@ -29,7 +29,7 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     resolve_names,
 )
-from robustbench_lite.report import leaderboard, tables
+from robustbench_lite.report import leaderboard, ranking, tables
 from robustbench_lite.report.diagnose import explain
 from robustbench_lite.report.plots import plot_all
 from robustbench_lite.report.site.build import build as build_site
@@ -281,11 +281,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         _cmd_plot(args)
     elif args.command == "diagnose":
         _write(explain(_grid(args), args.defense))
+    elif args.command == "attacks":
+        _cmd_attacks(args)
     elif args.command == "site":
         _cmd_site(args)
     else:
         _cmd_leaderboard(args)
     return 0
+
+
+def _cmd_attacks(args: argparse.Namespace) -> None:
+    cell_dir = _grid(args)
+    if not cell_dir.is_dir():
+        raise RBError(f"no results in {cell_dir}; run `rb run` first")
+    frame = ranking.table(cell_dir)
+    ranking.save(cell_dir)
+    shown = frame if args.wide else ranking.scores(frame)
+    if args.wide:
+        _write(tables.to_markdown(shown))
+    else:
+        _write(terminal.render(shown, hint="`rb attacks --wide` shows every model"))
+    _write(f"(attacks.csv in {cell_dir})\n")
 
 
 def _grid(args: argparse.Namespace) -> Path:

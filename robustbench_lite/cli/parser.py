@@ -217,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the block between <!-- leaderboard:start/end --> in this file",
     )
 
+    attacks = sub.add_parser("attacks", help="the attack leaderboard: attacks ranked per grid")
+    attacks.add_argument("--results", type=Path, default=Path("results"))
+    attacks.add_argument("--dataset", default=DEFAULT_DATASET)
+    attacks.add_argument("--profile", default="standard")
+    attacks.add_argument("--wide", action="store_true", help="every row and model, as Markdown")
+
     site = sub.add_parser("site", help="a static leaderboard website from the result files")
     site.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     site.add_argument("--out", type=Path, default=Path("site"), help="where to write the site")

@@ -96,6 +96,19 @@ class Attack(Plugin, ABC):
     #: Minimal-perturbation attacks may return points beyond eps; the runner reports distances.
     minimal: ClassVar[bool] = False
 
+    def surrogate_defense(self) -> str | None:
+        """The defense whose trained model a transfer attack crafts its examples on, or None.
+        The runner hands that model's recipe to `use_surrogate` before any cell runs."""
+        return None
+
+    def use_surrogate(self, recipe: Any, weights: str | None) -> None:
+        """Take the surrogate's recipe (protocol/recipe.py) and the SHA-256 of its weights."""
+
+    def surrogate_weights(self) -> str | None:
+        """The SHA-256 of the surrogate's weights it was handed (keys its cells: other
+        surrogate weights, other cells)."""
+        return None
+
     @abstractmethod
     def run(
         self,

@@ -23,7 +23,9 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import devices
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.eot import EOT
+from robustbench_lite.protocol.indicators import KINDS, QueryStream
 from robustbench_lite.protocol.integrity import fingerprint, unpack_output
+from robustbench_lite.protocol.losses import margin_loss
 from robustbench_lite.protocol.oracle import STALE, QueryCounter
 from robustbench_lite.protocol.recipe import ModelRecipe
 from robustbench_lite.protocol.spec import CellSpec, derive_seed
@@ -60,6 +62,8 @@ class CellArrays:
     distance: torch.Tensor
     x_verified: torch.Tensor
     extras: dict[str, list[Any]] = field(default_factory=dict)
+    #: Indicators of attack failure per sample (protocol/indicators.py): None where unknown.
+    indicators: dict[str, list[bool | None]] = field(default_factory=dict)
 
 
 def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellArrays:
@@ -72,6 +76,7 @@ def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellA
         queries=torch.zeros(len(y), dtype=torch.int64, device="cpu"),
         distance=torch.full((len(y),), float("nan"), device="cpu"),
         x_verified=x.cpu().clone(),
+        indicators={kind: [None] * len(y) for kind in KINDS},
     )
 
 
@@ -153,6 +158,9 @@ def _attack_batch(
         cell=f"{spec.defense} x {spec.cell} (batch {k})",
         threat_model=spec.threat_model,
     )
+    stream = QueryStream(xb, yb, spec.threat_model, spec.eps)
+    counter.stream = stream
+    clean_margin = _clean_margin(view, xb, yb, derive_seed(spec.seed, "clean-margin", k))
     stale = STALE.count
     try:
         output = attack.run(
@@ -177,6 +185,18 @@ def _attack_batch(
     extras = spec.threat_model.clip_extras(extras, spec.eps)
     _grade(spec, model, attacked, xb, yb, x_adv, extras, batch, k, attack, out)
     out.queries[batch] = counter.counts.cpu()
+    found = stream.indicators(out.robust[batch], clean_margin, minimal=attack.minimal)
+    for kind, values in found.items():
+        for i, v in zip(batch.tolist(), values, strict=True):
+            out.indicators[kind][i] = v
+
+
+def _clean_margin(view: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+    """The margin of each clean sample as the attack sees the model (the EOT view), on a random
+    stream of its own: what `non_converging` compares the queries' best against."""
+    with devices.fork_rng(x.device), torch.no_grad():
+        torch.manual_seed(seed)
+        return margin_loss(view(x).float(), y).cpu()
 
 
 def _grade(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +122,7 @@ class QueryCounter:
         self.owner = owner
         self.cell = cell
         self.threat_model = threat_model
+        self.stream: Any = None  # a QueryStream (indicators.py) that records every answered row
         self.counts = torch.zeros(n, dtype=torch.int64, device="cpu")
         self.calls = 0
         self._lock = threading.Lock()
@@ -204,9 +206,14 @@ class QueryCounter:
             self.calls += 1
             model = self._model
         if self.knowledge == Knowledge.GRADIENT:
-            return model(x)
+            answer = model(x)
+            if self.stream is not None:
+                self.stream.record(x, idx, answer)
+            return answer
         with torch.no_grad():
             out = model(x.detach()).detach()
+        if self.stream is not None:
+            self.stream.record(x, idx, out)
         if self.knowledge == Knowledge.SCORES:
             return out.clone()
         return F.one_hot(out.argmax(dim=1), out.shape[1]).to(out.dtype)

@@ -1,12 +1,15 @@
 """`rb diagnose DEFENSE`: every red flag of a defense's rows, what it means and the numbers
-behind it."""
+behind it, and each cell's indicators of attack failure read from its query stream."""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.report.flags import FLAGS, evidence
+from robustbench_lite.report.flags import FLAGS, INDICATOR_FLAGS, evidence
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.store import diagnostics
 from robustbench_lite.store.layout import GridLayout
@@ -31,6 +34,36 @@ def explain(cell_dir: Path, defense: str) -> str:
         if found is None:
             lines.append("  (rerun a cell of this model to compute its diagnostics)")
         for code, detail in raised:
-            lines.append(f"  {code}: {detail}")
-            lines.append(f"    {FLAGS.get(code, '')}")
+            lines.append(_wrap(f"{code}: {detail}", "  ", "      "))
+            lines.append(_wrap(FLAGS.get(code, ""), "    ", "    "))
+        lines += _indicator_lines(group)
     return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, first: str, rest: str) -> str:
+    """`text` wrapped to the terminal's width (80 columns where there is none)."""
+    width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)
+    return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest)
+
+
+def _indicator_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """Per cell, the shares of its samples with each indicator of attack failure (Pintor et al.
+    2022): silent success of all its samples, incomplete and non-converging of those that held;
+    '-' where one does not apply. Flags above are raised from these past INDICATOR_FLAGS."""
+    shown = []
+    for cell in sorted(cells, key=lambda c: c["cell"]):
+        shares = cell.get("indicators") or {}
+        if not shares:
+            continue
+        parts = [
+            f"{kind.replace('_', ' ')} "
+            + ("-" if shares.get(kind) is None else f"{shares[kind]:.0%}")
+            for kind in INDICATOR_FLAGS
+        ]
+        shown.append(f"    {cell['cell']}: {', '.join(parts)}")
+    if not shown:
+        return ["  indicators: none recorded (cells older than schema 2's indicators)"]
+    return [
+        "  indicators of attack failure per cell (share of samples):",
+        *shown,
+    ]

@@ -31,7 +31,26 @@ FLAGS: dict[str, str] = {
     "attack) are missing, unreadable or of other weights: those failures are not ruled out",
     "zero-query-success": "an attack broke samples without querying them once: it found them "
     "without asking the model (another cell's oracle, files on disk), not through the protocol",
+    "transfer-beats-white-box": "examples crafted on a surrogate model break significantly more "
+    "samples than every white-box attack on the model itself (sign test, p < 0.05): its "
+    "gradients mislead, so its white-box numbers overstate robustness",
+    "silent-success": "an attack queried a misclassified point inside the threat model and then "
+    "returned one that is not adversarial, on more than 1% of its samples: the attack, not the "
+    "defense, failed there (it is not counted in the worst case: only returned points are)",
+    "incomplete-optimization": "an attack's best margin was still improving over the last 10% "
+    "of its queries on more than half of the samples that held: more iterations or queries "
+    "would have broken more",
+    "non-converging": "an attack never improved on the clean margin of more than 10% of the "
+    "samples that held: it did not move there (a broken step, or no signal)",
 }
+#: Indicator -> (flag, the share of a cell's applicable samples above which it is raised).
+#: A flag also needs at least INDICATOR_MIN samples, so one odd sample raises none.
+INDICATOR_FLAGS = {
+    "silent_success": ("silent-success", 0.01),
+    "incomplete": ("incomplete-optimization", 0.5),
+    "non_converging": ("non-converging", 0.1),
+}
+INDICATOR_MIN = 3
 LEVEL = 0.05
 
 
@@ -59,6 +78,7 @@ def evidence(
             found.extend(_masking(tm, eps, white, free))
     found.extend(_sweeps(cells))
     found.extend(_zero_query(cells))
+    found.extend(_indicators(cells))
     if diagnostics is None:
         found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
     for code, detail in (diagnostics or {}).get("flags", {}).items():
@@ -95,7 +115,7 @@ def _masking(
         if only_free > only_white and p < LEVEL:
             out.append(
                 (
-                    "masking",
+                    "transfer-beats-white-box" if cell.get("transfer") else "masking",
                     f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
                     f"attack broke (they broke {only_white} it did not; p = {p:.2g})",
                 )
@@ -124,6 +144,24 @@ def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
                         "eps-not-monotone",
                         f"{attack}: robust at eps {large['eps']:g} on {rose} samples it broke "
                         f"at eps {small['eps']:g} (p = {p:.2g})",
+                    )
+                )
+    return out
+
+
+def _indicators(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Cells whose indicators of attack failure (protocol/indicators.py) pass their thresholds."""
+    out = []
+    for cell in cells:
+        values = cell["samples"].get("indicators") or {}
+        for kind, (code, threshold) in INDICATOR_FLAGS.items():
+            known = [v for v in values.get(kind, []) if v is not None]
+            hits = sum(known)
+            if known and hits >= INDICATOR_MIN and hits / len(known) > threshold:
+                out.append(
+                    (
+                        code,
+                        f"{cell['cell']}: {hits} of {len(known)} samples ({hits / len(known):.0%})",
                     )
                 )
     return out

@@ -136,6 +136,7 @@ class CellJob:
         record.update(
             {
                 "no_eot": defense.randomized and not ctx.plan.eot,
+                "transfer": self.attack.surrogate_defense() is not None,
                 "eot_draws": spec.eot_draws,
                 "versions": versions(),
                 "weights_sha256": self.weights,

@@ -76,8 +76,9 @@ class RunPlan:
         if budget is not None and budget != self.profile.budget:
             out.append(("budget", budget))
         profile = instantiate(type(attack), self.profile.name).config()
+        known = type(attack).hyperparameters()
         for key, value in sorted(attack.config().items()):
-            if key != "budget" and profile.get(key) != value:
+            if key in known and key != "budget" and profile.get(key) != value:
                 out.append((key, value))
         return out
 
@@ -129,6 +130,9 @@ class RunPlan:
         }
         if defense.randomized:  # keyed only here, so deterministic cells keep their hashes
             config["eot_draws"] = self.eot_draws(defense)
+        surrogate = attack.surrogate_defense()
+        if surrogate is not None:  # a transfer attack's cells depend on the surrogate's weights
+            config["surrogate"] = {"defense": surrogate, "weights": attack.surrogate_weights()}
         return config
 
     def cell_spec(self, defense: Defense, attack: Attack) -> CellSpec:

@@ -30,13 +30,13 @@ from robustbench_lite.protocol.registry import (
 )
 from robustbench_lite.protocol.spec import incompatibility, profile_named
 from robustbench_lite.protocol.threat_models import threat_model
-from robustbench_lite.report import invariants, leaderboard, tables
+from robustbench_lite.report import invariants, leaderboard, ranking, tables
 from robustbench_lite.running.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
 from robustbench_lite.running.models import Models
 from robustbench_lite.running.own_data import resolve_source
 from robustbench_lite.running.plan import RunPlan
-from robustbench_lite.running.trained import Evaluated, certify_defense
+from robustbench_lite.running.trained import Evaluated, certify_defense, model_recipe
 from robustbench_lite.store.files import config_hash, writable_dir
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
@@ -147,6 +147,7 @@ class Runner:
     def _run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         built_attacks, built_defenses = self.prepare(attacks, defenses)
         self.models.pin_threads()
+        self._surrogates(built_attacks)
         test = self.source.load("test")
         n = self.plan.test_samples(len(test))
         work = []
@@ -175,6 +176,7 @@ class Runner:
                 self._evaluate_defense(defense, runnable, built_attacks, test, n, pool, grid)
         board = leaderboard.build(self.cell_dir)
         tables.save(board, self.cell_dir)
+        ranking.save(self.cell_dir)
         if self.failed:
             raise RBError(f"{len(self.failed)} cell(s) failed: " + "; ".join(self.failed))
         broken = invariants.violations(self.cell_dir)
@@ -245,6 +247,17 @@ class Runner:
 
     def _defense(self, name: str) -> Defense:
         return instantiate(defense_class(name), self.profile, self.settings.get(name))
+
+    def _surrogates(self, attacks: list[Attack]) -> None:
+        """Hand each transfer attack its surrogate model (trained or loaded now, once)."""
+        for attack in attacks:
+            name = attack.surrogate_defense()
+            if name is None:
+                continue
+            surrogate = instantiate(defense_class(name), self.profile, self.settings.get(name))
+            trained = self.models.model(surrogate)
+            recipe = model_recipe(surrogate, self.source, self.seed, trained, self._device)
+            attack.use_surrogate(recipe, self.models.weights_id(surrogate))
 
     def cell_path(self, defense: Defense, attack: Attack) -> Path:
         """Where the cell of `attack` on `defense` is written."""

@@ -18,6 +18,7 @@ import torch
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import CellArrays
+from robustbench_lite.protocol.indicators import shares
 from robustbench_lite.store.files import config_hash, tampering
 from robustbench_lite.store.layout import GridLayout, is_cell
 
@@ -91,6 +92,7 @@ def cell_record(
         "config_hash": config_hash(config),
         "config": config,
         **summary(correct, robust, queries, distance),
+        "indicators": shares(arrays.indicators),
         "samples": {
             "index": list(range(len(correct))),
             "clean_correct": correct.tolist(),
@@ -99,6 +101,7 @@ def cell_record(
             "queries": queries.tolist(),
             "distance": [None if not math.isfinite(d) else d for d in distance.tolist()],
             "extras": arrays.extras,
+            "indicators": arrays.indicators,
         },
     }
 
@@ -149,6 +152,16 @@ def cell_problem(record: dict[str, Any]) -> str | None:
         not isinstance(v, list) or len(v) != n for v in extras.values()
     ):
         return "its per-sample extras are not lists of n entries"
+    indicators = samples.get("indicators", {})
+    if not isinstance(indicators, dict) or any(
+        not isinstance(v, list)
+        or len(v) != n
+        or any(f is not None and not isinstance(f, bool) for f in v)
+        for v in indicators.values()
+    ):
+        return "its per-sample indicators are not lists of n flags"
+    if "indicators" in record and not _same(record["indicators"], shares(indicators)):
+        return "its indicator shares contradict its per-sample indicators"
     distance = [math.inf if d is None else float(d) for d in samples["distance"]]
     derived = summary(
         torch.tensor(samples["clean_correct"], dtype=torch.bool),

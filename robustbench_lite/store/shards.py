@@ -39,6 +39,7 @@ def write_shard(
         "queries": arrays.queries[index].tolist(),
         "distance": [None if not math.isfinite(d) else d for d in arrays.distance[index].tolist()],
         "extras": {key: [values[i] for i in rows] for key, values in arrays.extras.items()},
+        "indicators": {k: [values[i] for i in rows] for k, values in arrays.indicators.items()},
         "seconds": round(seconds, 3),
     }
     folder = shard_dir(cell_path)
@@ -76,6 +77,10 @@ def merge_shard(arrays: CellArrays, record: dict[str, Any], cell_path: Path) -> 
     arrays.queries[index] = torch.tensor(record["queries"], dtype=torch.int64)
     distance = [math.inf if d is None else d for d in record["distance"]]
     arrays.distance[index] = torch.tensor(distance, dtype=arrays.distance.dtype)
+    for key, values in record.get("indicators", {}).items():
+        column = arrays.indicators.setdefault(key, [None] * len(arrays.correct))
+        for i, v in zip(record["index"], values, strict=True):
+            column[i] = v
     for key, values in record["extras"].items():
         column = arrays.extras.setdefault(key, [None] * len(arrays.correct))
         for i, v in zip(record["index"], values, strict=True):

@@ -9,6 +9,7 @@ purpose (the query counts, the per-sample arrays) say so with `device="cpu"`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from torch import nn
 from robustbench_lite.protocol import checks as diagnostics
 from robustbench_lite.protocol import evaluate as cell
 from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.recipe import recipe_of
 from robustbench_lite.protocol.registry import (
     attack_class,
     attack_names,
@@ -48,6 +50,8 @@ def test_an_attack_makes_its_tensors_on_the_data_device(
 ) -> None:
     attack = instantiate(attack_class(name), "quick")
     x, y = (t[:8] for t in clean_batch)
+    if attack.surrogate_defense() is not None:  # crafted on a copy of the model: its mechanics
+        attack.use_surrogate(recipe_of("none", lambda: copy.deepcopy(baseline), baseline, x.device), None)  # fmt: skip
     budget = None if attack.knowledge == "gradient" else 100
     counter = QueryCounter(
         baseline, len(x), num_classes=10, knowledge=attack.knowledge, budget=budget

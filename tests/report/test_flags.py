@@ -41,11 +41,15 @@ def test_a_masked_model_is_flagged_and_an_ordinary_one_is_not(
     assert (
         code == 0 and "masking: linf eps 0.3: square@budget=300 broke" in out and "zero-grad" in out
     )
+    assert "indicators of attack failure per cell" in out and "    pgd: silent success " in out
+    assert max(len(line) for line in out.splitlines()) <= 80  # fits a terminal
 
 
 def test_white_box_only_is_flagged(tmp_path: Path, rb_home: Path) -> None:
     board = _runner(tmp_path, rb_home, n=20).run(["pgd-l2"], ["none"])
-    assert _flags(board, "none") == {"white-box-only"}
+    flags = _flags(board, "none")
+    # quick pgd-l2's 10 steps leave the samples that held still improving: the indicator says so
+    assert "white-box-only" in flags and flags <= {"white-box-only", "incomplete-optimization"}
 
 
 def test_every_accuracy_carries_its_wilson_interval(tmp_path: Path, rb_home: Path) -> None:

@@ -1,6 +1,7 @@
 """`rb site`: the static leaderboard website, built from a small results folder and checked in
-headless Chromium (Selenium): values equal leaderboard.csv, headers sort, links and images
-resolve, no console errors, no horizontal scroll on a phone."""
+headless Chromium (Selenium): the index leads with the ranked headline table, values equal
+leaderboard.csv and attacks.csv, headers sort, defense pages open with the verdict, links and
+images resolve, no console errors, no horizontal scroll on a phone."""
 
 from __future__ import annotations
 
@@ -120,14 +121,15 @@ def driver() -> Iterator[Any]:
 def _values(driver: Any, defense: str) -> dict[str, str]:
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, f'tr[data-defense="{defense}"] [data-col]')
+    rows = [f'table.{t} tr[data-defense="{defense}"] [data-col]' for t in ("board", "medians")]
+    found = driver.find_elements(By.CSS_SELECTOR, ", ".join(rows))
     return {e.get_attribute("data-col"): e.get_attribute("data-value") for e in found}
 
 
-def _column(driver: Any, column: str) -> list[str]:
+def _column(driver: Any, column: str, css: str = "table.board") -> list[str]:
     from selenium.webdriver.common.by import By
 
-    rows = driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr")
+    rows = driver.find_elements(By.CSS_SELECTOR, f"{css} tbody tr")
     return [
         r.find_element(By.CSS_SELECTOR, f'td[data-col="{column}"]').get_attribute("data-value")
         for r in rows
@@ -160,9 +162,14 @@ def test_index_in_a_browser(driver: Any, built: Path, results: Path) -> None:
             elif isinstance(expected, str):
                 assert got == expected, (record["defense"], column)
             else:
-                assert math.isclose(float(got), expected, abs_tol=1e-6), (column, got, expected)
+                assert got != "" and math.isclose(float(got), expected, abs_tol=1e-6), (
+                    column,
+                    got,
+                    expected,
+                )
         cell = driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-defense="{record["defense"]}"] td[data-col="clean_acc"]'
+            By.CSS_SELECTOR,
+            f'table.board tr[data-defense="{record["defense"]}"] td[data-col="clean_acc"]',
         )
         assert cell.text.split("±")[0].split()[0] == f"{record['clean_acc']:.3f}"
 
@@ -180,6 +187,76 @@ def test_index_in_a_browser(driver: Any, built: Path, results: Path) -> None:
     driver.find_element(By.XPATH, "//table[contains(@class,'board')]//th[.='defense']").click()
     assert _column(driver, "defense") == sorted(board["defense"])
     assert _severe(driver) == []
+
+
+def test_index_leads_with_the_ranked_headline(driver: Any, built: Path, results: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    board = pd.read_csv(results / "mnist-5k" / "quick" / "leaderboard.csv")
+    driver.get((built / "index.html").as_uri())
+    section = driver.find_element(By.ID, "mnist-5k-quick")
+    tables = section.find_elements(By.TAG_NAME, "table")
+    assert "headline" in tables[0].get_attribute("class")  # the verdict comes first
+    headers = [h.text for h in tables[0].find_elements(By.CSS_SELECTOR, "thead th")]
+    certified = [c for c in board.columns if c == "certified_acc"]
+    assert headers == ["#", "defense", "n", "clean_acc", "worst_linf", "worst_l2",
+                       "worst_spatial", *certified, "flags"]  # fmt: skip
+    shown = [r.get_attribute("data-defense") for r in tables[0].find_elements(By.CSS_SELECTOR, "tbody tr")]  # fmt: skip
+    ranked = board.assign(key=-board["worst_linf"]).sort_values(["key", "clean_acc"], ascending=[True, False], na_position="last")  # fmt: skip
+    assert shown == list(ranked["defense"])
+    assert [int(v) for v in _column(driver, "rank", "table.headline")] == list(
+        range(1, len(board) + 1)
+    )
+    worst = [float(v) for v in _column(driver, "worst_linf", "table.headline")]
+    assert worst == sorted(worst, reverse=True)
+    for record in board.to_dict(orient="records"):
+        row = tables[0].find_element(By.CSS_SELECTOR, f'tr[data-defense="{record["defense"]}"]')
+        for column in ("worst_linf", "worst_l2", "worst_spatial", "clean_acc"):
+            value = row.find_element(By.CSS_SELECTOR, f'td[data-col="{column}"]').get_attribute("data-value")  # fmt: skip
+            if math.isnan(record[column]):
+                assert value == "", (record["defense"], column)
+                continue
+            assert math.isclose(float(value), record[column], abs_tol=1e-6)
+            assert row.find_element(By.CSS_SELECTOR, f'[data-col="{column}_lo"]')  # its interval
+    text = (built / "index.html").read_text()
+    assert str(results) not in text and str(built) not in text  # no absolute local path
+    assert _severe(driver) == []
+
+
+def test_attack_page_ranks_the_attacks(driver: Any, built: Path, results: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    attacks = pd.read_csv(results / "mnist-5k" / "quick" / "attacks.csv")
+    driver.get((built / "index.html").as_uri())
+    driver.find_element(By.CSS_SELECTOR, "#mnist-5k-quick a.attacks").click()
+    assert driver.current_url.endswith("mnist-5k/quick/_attacks.html")
+    lines = driver.find_elements(By.CSS_SELECTOR, "table.ranking tbody tr")
+    order = [(r.get_attribute("data-attack"), r.find_element(By.CSS_SELECTOR, '[data-col="threat_model"]').get_attribute("data-value")) for r in lines]  # fmt: skip
+    expected = attacks.groupby(["attack", "threat_model"])["share"].mean()
+    assert set(order) == set(expected.index)
+    tms = {"linf": 0, "l2": 1, "spatial": 2}
+    shares = [expected[a, tm] for a, tm in order]
+    ranks = [(tms[tm], -share) for (_, tm), share in zip(order, shares, strict=True) if share == share]  # fmt: skip
+    assert ranks == sorted(ranks)  # per threat model, best share first
+    for (attack, tm), line in zip(order, lines, strict=True):
+        shown = line.find_element(By.CSS_SELECTOR, '[data-col="share"]').get_attribute("data-value")  # fmt: skip
+        if expected[attack, tm] == expected[attack, tm]:
+            assert math.isclose(float(shown), expected[attack, tm], abs_tol=1e-6)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "table.per-row tbody tr")) == len(attacks)
+    assert _severe(driver) == []
+
+
+def test_defense_page_opens_with_its_verdict(built: Path, results: Path) -> None:
+    board = pd.read_csv(results / "mnist-5k" / "quick" / "leaderboard.csv").set_index("defense")
+    for defense in DEFENSES:
+        text = (built / "mnist-5k" / "quick" / f"{defense}.html").read_text()
+        order = [text.index(h) for h in ("<h2>Worst cases</h2>", "<h2>Flags</h2>", "<h2>Cells</h2>",
+                                         "<h2>Defense hyper-parameters</h2>")]  # fmt: skip
+        assert order == sorted(order)
+        flags = board.loc[defense, "flags"]
+        for code in [] if not isinstance(flags, str) else flags.split(";"):
+            assert f'data-flag="{code}"' in text  # explained, with its evidence
+        assert ('data-worst="worst_linf"' in text) and 'data-col="strongest"' in text
 
 
 def test_every_page_links_images_and_phone_width(driver: Any, built: Path) -> None:

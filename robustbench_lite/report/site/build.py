@@ -1,6 +1,7 @@
 """`rb site`: a static leaderboard website built from the result files alone.
 
-    SITE/index.html                         every dataset/profile grid found under the results
+    SITE/index.html                         every grid found under the results, ranked
+    SITE/<grid>/_attacks.html                the grid's attack leaderboard
     SITE/<grid>/<defense>.html               one page per defense of a grid
     SITE/<grid>/<defense>/<plot>.png          its eps curve, query curve and adversarial examples
 
@@ -19,18 +20,25 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.report import plots
+from robustbench_lite.report import plots, ranking
+from robustbench_lite.report.flags import evidence
 from robustbench_lite.report.leaderboard import build as build_board
+from robustbench_lite.report.leaderboard import rows
+from robustbench_lite.report.site.attacks import attacks_page
 from robustbench_lite.report.site.defense import defense_page
-from robustbench_lite.report.site.index import Grid, index_page, relative
-from robustbench_lite.store import certificates
+from robustbench_lite.report.site.grid import Grid, relative, shown_path
+from robustbench_lite.report.site.index import index_page
+from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.files import atomic_write_text, write_json
 from robustbench_lite.store.layout import GridLayout, is_certificate
 from robustbench_lite.store.records import load_cells
+from robustbench_lite.store.zoo import Zoo
 
 log = logging.getLogger(__name__)
 
 PROFILE_ORDER = {"paper": 0, "standard": 1, "quick": 2}
+#: The attack leaderboard's page in a grid's folder: no plugin name starts with "_".
+ATTACK_PAGE = "_attacks.html"
 
 
 def find_grids(results: Path) -> list[Path]:
@@ -60,15 +68,27 @@ def _slug(name: str) -> str:
 
 
 def load_grid(folder: Path, results: Path) -> Grid:
-    """A grid's leaderboard, cells and certificates (each file verified)."""
+    """A grid's leaderboard, cells, certificates, flags with evidence and attack leaderboard
+    (each file verified)."""
     rel = _rel(folder, results)
     cells = load_cells(folder)
+    layout = GridLayout(folder)
+    found = {
+        label: evidence(group, diagnostics.of_model(layout.diagnostics(group[0]["defense"]), key))
+        for label, key, group in rows(cells)
+    }
+    attacks = ranking.table(folder)
     return Grid(
+        source=shown_path(results) if folder == results else f"{shown_path(results)}/{rel}",
         label=" / ".join(rel.parts),
         slug=str(rel),
         frame=build_board(folder),
         cells=cells,
         certificates=certificates.load(folder),
+        evidence=found,
+        attacks=attacks,
+        scores=ranking.scores(attacks),
+        zoo=Zoo().entries(),
     )
 
 
@@ -144,9 +164,13 @@ def build(results: Path, out: Path) -> Path:
             atomic_write_text(page_path, defense_page(grid, str(defense), links, index_href))
             written.append(page_path)
             grid.pages[str(defense)] = relative(page_path, out)
+        attack_path = grid_dir / ATTACK_PAGE
+        atomic_write_text(attack_path, attacks_page(grid, relative(out / "index.html", grid_dir)))
+        written.append(attack_path)
+        grid.attack_page = relative(attack_path, out)
         log.info("site: %s (%d defenses)", grid.label, len(grid.pages))
     index = out / "index.html"
-    atomic_write_text(index, index_page(grids, results.as_posix()))
+    atomic_write_text(index, index_page(grids, shown_path(results)))
     files = sorted({p.relative_to(out).as_posix() for p in [*written, index]})
     write_json(out / MANIFEST, {"files": files})
     log.info("wrote %s", index)

@@ -1,22 +1,29 @@
-"""The page of one defense of a grid: every cell with its statistics and provenance, and its
-plots."""
+"""The page of one defense of a grid. It opens with the verdict: its worst case per threat model
+and the attack that broke the most there, its certified accuracy, its flags with the numbers
+behind them; then the weights it was computed on, every cell, certificate and file's
+provenance, and its plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from robustbench_lite.report.format import INTERVAL, is_missing
-from robustbench_lite.report.leaderboard import TM_ORDER
+from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
+from robustbench_lite.report.format import interval_text, is_missing
+from robustbench_lite.report.leaderboard import TM_ORDER, worst_groups
+from robustbench_lite.report.site.cell_tables import (
+    cells_table,
+    certificates_table,
+    provenance_table,
+)
+from robustbench_lite.report.site.grid import Grid
 from robustbench_lite.report.site.html import esc, key_value_table, page, table, value_cell
-from robustbench_lite.report.site.index import Grid
 
 
 def defense_page(
     grid: Grid, defense: str, figures: Sequence[tuple[str, str]], index_href: str
 ) -> str:
-    """One defense of one grid: every cell with its statistics and provenance, and its plots
-    (`figures`: (relative image path, caption))."""
+    """One defense of one grid (`figures`: (relative image path, caption))."""
     cells = sorted(
         grid.row_cells(defense),
         key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]),
@@ -24,21 +31,30 @@ def defense_page(
     certs = grid.row_certificates(defense)
     row = grid.frame.set_index("defense").loc[defense].to_dict()
     first = (cells or certs)[0]
-    defense_config = first["config"]["defense"]["config"]
+    clean = interval_text(row["clean_acc"], row.get("clean_acc_lo"), row.get("clean_acc_hi"))
     body = [
         f'<nav><a href="{esc(index_href)}#{esc(grid.anchor)}">← leaderboard</a> '
         f'<span class="muted">{esc(grid.label)}</span></nav>',
         f"<h1>{esc(defense)}</h1>",
-        f"<p>n = {int(row['n'])}, clean accuracy {row['clean_acc']:.3f}; model key "
-        f"<code>{esc(first['config'].get('model_key', ''))}</code>.</p>",
-        "<h2>Defense hyper-parameters</h2>",
-        key_value_table(defense_config.items()),
+        f'<p class="summary">n = {int(row["n"])}, clean accuracy {esc(clean)}.</p>',
+        "<h2>Worst cases</h2>",
+        _verdict_table(grid, cells, row),
+        *_certified(grid, row),
+        "<h2>Flags</h2>",
+        _flag_list(grid.evidence.get(defense, [])),
+        "<h2>Weights</h2>",
+        _weights(grid, first),
         "<h2>Cells</h2>",
-        _cells_table(cells, row),
+        cells_table(cells, row),
     ]
     if certs:
-        body += ["<h2>Certificates</h2>", _certificates_table(certs)]
-    body += ["<h2>Provenance</h2>", _provenance_table(cells + certs)]
+        body += ["<h2>Certificates</h2>", certificates_table(certs)]
+    body += [
+        "<h2>Defense hyper-parameters</h2>",
+        key_value_table(first["config"]["defense"]["config"].items()),
+        "<h2>Provenance</h2>",
+        provenance_table(cells + certs),
+    ]
     if figures:
         body.append("<h2>Plots</h2>")
         body += [
@@ -49,90 +65,91 @@ def defense_page(
     return page(f"{defense} · {grid.label}", "\n".join(body))
 
 
-def _cells_table(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
-    columns = [
-        ("cell", "attack cell"),
-        ("threat model", ""),
-        ("eps", ""),
-        ("knowledge", "gradient, scores or labels"),
-        ("n", "test samples"),
-        ("clean acc", ""),
-        ("robust acc", "verified by the runner"),
-        ("success rate", "of the attacked (clean-correct) samples"),
-        ("queries median", "of successful samples"),
-        ("queries mean", "of all attacked samples"),
-        ("queries max", ""),
-        ("median distance", ""),
-        ("budget", "queries per sample"),
-        ("EOT draws", "forward passes averaged per query"),
-        ("wall time s", ""),
-    ]
-    rows = []
-    for c in cells:
-        q = c.get("queries") or {}
-        name = c["cell"]
-        interval = ""
-        if all(not is_missing(row.get(name + s)) for s in INTERVAL):
-            lo, hi = row[name + "_lo"], row[name + "_hi"]
-            interval = f'<span class="ci" title="95% Wilson interval">[{lo:.3f}, {hi:.3f}]</span>'
-        values = [
-            ("n", c.get("n")),
-            ("clean_acc", c.get("clean_acc")),
-        ]
-        tail = [
-            ("success_rate", c.get("success_rate")),
-            ("q_median_queries", q.get("median_success")),
-            ("q_mean_queries", q.get("mean")),
-            ("q_max_queries", q.get("max")),
-            ("median_dist", c.get("median_distance")),
-            ("budget_queries", c.get("budget")),
-            ("eot_n", c.get("eot_draws")),
-            ("wall_time", c.get("wall_time_s")),
-        ]
-        rows.append(
-            f'<tr data-cell="{esc(name)}"><td>{esc(name)}</td><td class="left">{esc(c["threat_model"])}</td>'
-            + value_cell("eps", c.get("eps"))
-            + f'<td class="left">{esc(c.get("knowledge", ""))}</td>'
-            + "".join(value_cell(k, v) for k, v in values)
-            + value_cell("robust_acc", c["robust_acc"], extra=interval)
-            + "".join(value_cell(k, v) for k, v in tail)
+def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    """Per worst-case column: its value and interval, the samples it covers, and the attack
+    that broke the most there (its robust accuracy)."""
+    groups = worst_groups(cells)
+    lines = []
+    for column in [c for c in grid.frame.columns if c in groups]:
+        members = groups[column]
+        strongest = min(members, key=lambda c: (c["robust_acc"], c["cell"]))
+        counted = row.get(column + "_n")
+        n = row["n"] if is_missing(counted) else counted
+        lines.append(
+            f'<tr data-worst="{esc(column)}"><td>{esc(column)}</td>'
+            + value_cell(column, row[column], css="worst")
+            + f'<td class="left">{esc(_interval(row, column))}</td>'
+            + value_cell("n", n)
+            + f'<td class="left" data-col="strongest" data-value="{esc(strongest["cell"])}">'
+            f"{esc(strongest['cell'])}</td>"
+            + value_cell("robust_acc", strongest["robust_acc"])
+            + value_cell("attacks_n", len(members))
             + "</tr>\n"
         )
-    return table(columns, rows, css=["cells"])
-
-
-def _certificates_table(certs: list[dict[str, Any]]) -> str:
-    rows = [
-        f"<tr><td>{esc(c['column'])}</td>"
-        + "".join(
-            value_cell(k, c.get(k)) for k in ("eps", "n", "clean_acc", "certified_acc", "seed")
-        )
-        + "</tr>\n"
-        for c in certs
-    ]
-    headers = [(h, "") for h in ("column", "eps", "n", "clean acc", "certified acc", "seed")]
-    return table(headers, rows, css=["certificates"])
-
-
-def _provenance_table(records: list[dict[str, Any]]) -> str:
-    rows = []
-    for r in records:
-        name = r.get("cell") or r.get("column", "")
-        attack = (r["config"].get("attack") or {}).get("config", {})
-        versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
-        rows.append(
-            f"<tr><td>{esc(name)}</td><td>{esc(r.get('seed'))}</td>"
-            f'<td class="text">{esc(", ".join(f"{k}={v}" for k, v in sorted(attack.items())))}</td>'
-            f'<td class="text">{esc(versions)}</td>'
-            f'<td class="text"><code>{esc(r.get("config_hash", ""))}</code></td>'
-            f'<td class="text"><code>{esc(r.get("content_hash", ""))}</code></td></tr>\n'
-        )
     headers = [
-        ("cell", ""),
-        ("seed", "the run's seed"),
-        ("attack hyper-parameters", "record['config']['attack']['config']"),
-        ("versions", "package versions that made the file"),
-        ("config_hash", "hash of the cell's config: a rerun with the same hash is skipped"),
-        ("content_hash", "hash of the file's content: an edited file is refused"),
+        ("worst case", "per-sample worst case over a threat model's attacks"),
+        ("robust acc", "no attack of the threat model broke these samples"),
+        ("95% interval", "Wilson interval"),
+        ("n", "samples every attack of it saw"),
+        ("broken most by", "the attack with the lowest robust accuracy"),
+        ("its robust acc", ""),
+        ("attacks", "cells of this threat model"),
     ]
-    return table(headers, rows, css=["provenance"])
+    return table(headers, lines, sortable=False, css=["verdict"])
+
+
+def _interval(row: dict[str, Any], column: str) -> str:
+    lo, hi = row.get(column + "_lo"), row.get(column + "_hi")
+    return "" if is_missing(lo) or is_missing(hi) else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def _certified(grid: Grid, row: dict[str, Any]) -> list[str]:
+    shown = [c for c in grid.certified_columns if not is_missing(row.get(c))]
+    return [
+        f'<p class="certified">{esc(c)}: <b>{row[c]:.3f}</b> {esc(_interval(row, c))}: verified, '
+        "no attack inside that ball can go lower.</p>"
+        for c in shown
+    ]
+
+
+def _flag_list(found: list[tuple[str, str]]) -> str:
+    """Each flag with the numbers behind it and what it means."""
+    if not found:
+        return (
+            '<p class="muted">No flag raised: no sign of masked gradients, attack failure '
+            "or hidden randomness in these cells and diagnostics.</p>"
+        )
+    items = "".join(
+        f'<li data-flag="{esc(code)}"><b class="flag">{esc(code)}</b> {esc(detail)}'
+        f'<br><span class="muted">{esc(FLAG_MEANINGS.get(code, ""))}</span></li>'
+        for code, detail in found
+    )
+    return f'<ul class="evidence">{items}</ul>'
+
+
+def _weights(grid: Grid, first: dict[str, Any]) -> str:
+    """The model the cells ran on: its key, weights hash, and its zoo card if the suite ships
+    it (so anyone can rerun these cells on the same weights)."""
+    key = str(first["config"].get("model_key", ""))
+    sha = str(first.get("weights_sha256") or "")
+    lines = [f"model key <code>{esc(key)}</code>, weights SHA-256 <code>{esc(sha)}</code>."]
+    entry = grid.zoo.get(key)
+    if entry is None:
+        lines.append(
+            "Not in the zoo: these weights were trained where the cells ran; a rerun elsewhere "
+            "trains its own (other CPUs train other weights)."
+        )
+    elif entry.sha256 != sha:
+        lines.append(
+            f"The zoo ships other weights of this config (<code>{esc(entry.sha256[:12])}"
+            "</code>): a rerun computes another model's numbers."
+        )
+    else:
+        trained = "" if entry.train_time_s is None else f"{entry.train_time_s:.0f} s"
+        lines.append(
+            f"Shipped in the zoo as <code>{esc(entry.file)}</code>: {entry.parameters:,} "
+            f"parameters, {esc(entry.architecture)}; trained in {esc(trained)} on "
+            f"{entry.threads} thread(s), torch {esc(entry.torch)}, {esc(entry.cpu)}. "
+            f"<code>rb check -d {esc(first['defense'])}</code> reruns its cells on these weights."
+        )
+    return f'<p class="weights">{" ".join(lines)}</p>'

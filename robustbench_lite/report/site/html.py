@@ -89,6 +89,8 @@ LEFT = frozenset(
         "config_hash",
         "content_hash",
         "flags",
+        "defense",
+        "attack",
     }
 )
 

@@ -1,76 +1,20 @@
-"""The pages of the static site: the leaderboard index and one page per defense of a grid."""
+"""index.html: per grid, the ranked headline table (the verdict), then the per-attack grid, its
+flags explained, and a link to the grid's attack leaderboard."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
 from robustbench_lite.report.format import FLAGS, INTERVAL, has_interval, is_missing
-from robustbench_lite.report.leaderboard import EXTRA, rows
+from robustbench_lite.report.leaderboard import EXTRA
+from robustbench_lite.report.site.grid import Grid, describe
 from robustbench_lite.report.site.html import esc, page, table, value_cell
-from robustbench_lite.store.records import model_identity
 
 MEDIANS = ("_queries", "_dist")
-
-
-@dataclass
-class Grid:
-    """One dataset/profile folder of results and what the site shows of it."""
-
-    label: str  # e.g. 'mnist-5k / standard' (with its results sub-root, if any)
-    slug: str  # its folder in the site and its anchor on the index, e.g. 'mnist-5k/standard'
-    frame: pd.DataFrame
-    cells: list[dict[str, Any]]
-    certificates: list[dict[str, Any]]
-    pages: dict[str, str] = field(default_factory=dict)  # defense -> page path from the index
-
-    def row_cells(self, label: str) -> list[dict[str, Any]]:
-        """The cells of one leaderboard row (a row is one model: `defense@<id>` when a defense
-        has cells of several)."""
-        return next((g for lab, _, g in rows(self.cells) if lab == label), [])
-
-    def row_certificates(self, label: str) -> list[dict[str, Any]]:
-        """The certificates of the model of one row."""
-        for lab, key, group in rows(self.cells):
-            if lab == label:
-                defense = group[0]["defense"]
-                return [
-                    c
-                    for c in self.certificates
-                    if c["defense"] == defense and model_identity(c) == key
-                ]
-        return []
-
-    @property
-    def anchor(self) -> str:
-        return self.slug.replace("/", "-")
-
-
-def describe(column: str) -> str:
-    """The tooltip of a leaderboard column."""
-    if column == "defense":
-        return "the defense; its page has every cell's details"
-    if column == "n":
-        return "test samples of the row (its widest cell)"
-    if column == "clean_acc":
-        return "accuracy on the n clean test samples"
-    if column.startswith("worst_"):
-        return "per-sample worst case over the attacks of this threat model"
-    if column.startswith("certified_acc"):
-        return "verified (certified) accuracy at the Linf eps"
-    if column == FLAGS:
-        return "flags of this row (see the notes below the table)"
-    if column.endswith("_queries"):
-        return "median queries per sample of the successful samples"
-    if column.endswith("_dist"):
-        return "median distance found by the minimal attack"
-    return "robust accuracy under this attack (verified by the runner)"
 
 
 def _main_columns(frame: pd.DataFrame) -> list[str]:
@@ -107,38 +51,66 @@ def _flags(value: Any) -> str:
     spans = "".join(
         f'<span class="flag" title="{esc(meaning.get(c, c))}">{esc(c)}</span>' for c in codes
     )
-    return f'<td data-col="{FLAGS}" data-value="{esc("" if is_missing(value) else value)}">{spans}</td>'
+    return f'<td class="left" data-col="{FLAGS}" data-value="{esc("" if is_missing(value) else value)}">{spans}</td>'
+
+
+def _link(grid: Grid, name: str) -> str:
+    return (
+        f'<td class="left" data-col="defense" data-value="{esc(name)}">'
+        f'<a href="{esc(grid.pages[name])}">{esc(name)}</a></td>'
+    )
+
+
+def headline_table(grid: Grid) -> str:
+    """The verdict: one line per model, ranked by the worst case of the main threat model, with
+    clean accuracy, every threat model's worst case and interval, certified accuracy and flags."""
+    frame = grid.ranked()
+    columns = ["n", "clean_acc", *grid.worst_columns, *grid.certified_columns]
+    lines = []
+    for rank, row in enumerate(frame.to_dict(orient="records"), start=1):
+        name = str(row["defense"])
+        cells = "".join(_annotated(frame, row, c) for c in columns)
+        lines.append(
+            f'<tr data-defense="{esc(name)}"><td data-col="rank" data-value="{rank}">{rank}</td>'
+            f"{_link(grid, name)}{cells}{_flags(row.get(FLAGS))}</tr>\n"
+        )
+    headers = [
+        ("#", "rank by the worst case of the main threat model, then clean accuracy"),
+        *[(c, describe(c)) for c in ["defense", *columns, FLAGS]],
+    ]
+    return table(headers, lines, css=["headline"])
+
+
+def flag_notes(grid: Grid) -> str:
+    """Every flag code raised in the grid, with what it means."""
+    codes = sorted({c for v in grid.frame.get(FLAGS, []) for c in _codes(v)})
+    if not codes:
+        return '<p class="muted">No row raises a flag.</p>'
+    items = "".join(
+        f"<li><b>{esc(c)}</b>: {esc(FLAG_MEANINGS.get(c, 'see the README'))}</li>" for c in codes
+    )
+    return f'<ul class="flags">{items}</ul>'
 
 
 def board_tables(grid: Grid) -> str:
-    """The grid's leaderboard (robust accuracies) and its query/distance medians, sortable."""
+    """The grid's per-attack leaderboard (robust accuracies) and its query/distance medians,
+    sortable, in leaderboard.csv's row order."""
     frame = grid.frame
     main = _main_columns(frame)
-    flagged = FLAGS in frame.columns and not all(is_missing(v) for v in frame[FLAGS])
     medians = [c for c in frame.columns if c.endswith(MEDIANS)]
-    rows, median_rows = [], []
+    lines, median_lines = [], []
     for row in frame.to_dict(orient="records"):
         name = str(row["defense"])
-        link = f'<td data-col="defense" data-value="{esc(name)}"><a href="{esc(grid.pages[name])}">{esc(name)}</a></td>'
-        cells = [_annotated(frame, row, c) for c in main]
-        if flagged:
-            cells.append(_flags(row.get(FLAGS)))
-        rows.append(f'<tr data-defense="{esc(name)}">{link}{"".join(cells)}</tr>\n')
+        cells = "".join(_annotated(frame, row, c) for c in main) + _flags(row.get(FLAGS))
+        lines.append(f'<tr data-defense="{esc(name)}">{_link(grid, name)}{cells}</tr>\n')
         values = "".join(value_cell(c, row[c]) for c in medians)
-        median_rows.append(f'<tr data-defense="{esc(name)}">{link}{values}</tr>\n')
-    headers = [(c, describe(c)) for c in ["defense", *main, *([FLAGS] if flagged else [])]]
-    out = [table(headers, rows, css=["board"])]
-    if flagged:
-        codes = sorted({c for v in frame[FLAGS] for c in _codes(v)})
-        meaning = FLAG_MEANINGS
-        items = "".join(
-            f"<li><b>{esc(c)}</b>: {esc(meaning.get(c, 'see the README'))}</li>" for c in codes
-        )
-        out.append(f'<ul class="flags">{items}</ul>')
+        median_lines.append(f'<tr data-defense="{esc(name)}">{_link(grid, name)}{values}</tr>\n')
+    headers = [(c, describe(c)) for c in ["defense", *main, FLAGS]]
+    out = [table(headers, lines, css=["board"])]
     if medians:
         out.append("<h3>Queries and distances</h3>")
         out.append(
-            table([(c, describe(c)) for c in ["defense", *medians]], median_rows, css=["medians"])
+            table([(c, describe(c)) for c in ["defense", *medians]], median_lines, css=["medians"])
         )
     return "\n".join(out)
 
@@ -152,6 +124,11 @@ def _codes(value: Any) -> list[str]:
 
 
 LEGEND = [
+    (
+        "#",
+        "rank: by the worst case of the grid's main threat model (the first of linf, l2, "
+        "spatial it has), highest first, then by clean accuracy.",
+    ),
     ("n", "test samples of the row; a cell evaluated on fewer shows n=… beside its value."),
     ("clean_acc", "accuracy on the clean test samples."),
     (
@@ -186,6 +163,12 @@ LEGEND = [
         "the larger side of the 95% Wilson interval of an accuracy, where the results carry one.",
     ),
     ("flags", "codes marking a row whose numbers need a caveat; explained below its table."),
+    (
+        "attack leaderboard",
+        "each grid's attacks judged: the share of the per-sample worst case each finds, its "
+        "median queries, AttackBench's optimality for minimal attacks, and the indicators of "
+        "attack failure the runner read from its queries.",
+    ),
 ]
 
 
@@ -195,12 +178,17 @@ def index_page(grids: Sequence[Grid], source: str) -> str:
     sections = []
     for grid in grids:
         seconds = sum(c.get("wall_time_s", 0.0) for c in grid.cells)
+        main = grid.worst_columns[0] if grid.worst_columns else "clean_acc"
         sections.append(
             f'<section id="{esc(grid.anchor)}"><h2>{esc(grid.label)}</h2>'
-            f'<p class="muted">{_count(len(grid.cells), "cell")}, '
+            f'<p class="muted">From <code>{esc(grid.source)}</code>: '
+            f"{_count(len(grid.cells), 'cell')}, "
             f"{_count(len(grid.certificates), 'certificate')}; "
-            f"attack wall time {seconds / 60:.1f} min. Click a column header to sort.</p>"
-            f"{board_tables(grid)}</section>"
+            f"attack wall time {seconds / 60:.1f} min. Ranked by {esc(main)}; click a column "
+            f'header to sort. <a class="attacks" href="{esc(grid.attack_page)}">Attack '
+            "leaderboard</a></p>"
+            f"{headline_table(grid)}{flag_notes(grid)}"
+            f"<h3>Every attack</h3>{board_tables(grid)}</section>"
         )
     legend = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in LEGEND)
     body = (
@@ -210,8 +198,3 @@ def index_page(grids: Sequence[Grid], source: str) -> str:
         f'<h2 id="legend">Legend</h2><dl class="legend">{legend}</dl></main>'
     )
     return page("robustbench_lite leaderboard", body)
-
-
-def relative(target: Path, start: Path) -> str:
-    """A POSIX relative link from the folder `start` to `target`."""
-    return Path(os.path.relpath(target, start)).as_posix()

@@ -1,0 +1,151 @@
+"""The attack leaderboard: attacks judged like defenses. Per model row and threat model, each
+attack's share of the per-sample worst case (of the samples any attack of that threat model
+broke, how many it broke), its median queries to success, its indicators of failure, and for
+minimal attacks AttackBench's local optimality (Cinà et al. 2024: the area between its robust
+accuracy against distance and the per-sample best over all minimal attacks, normalised so that
+1 is the best envelope and 0 an attack that breaks nothing); a global score per attack is the
+mean over rows. A third-party attack is ranked beside the built-ins after one `rb run`."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robustbench_lite.report.leaderboard import TM_ORDER, rows
+from robustbench_lite.store.files import atomic_write_text
+from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.records import load_cells, robust_by_index
+
+#: Columns of attacks.csv, one row per (model row, threat model, attack cell).
+COLUMNS = [
+    "defense",
+    "threat_model",
+    "eps",
+    "attack",
+    "knowledge",
+    "broken_by_any",
+    "broken",
+    "share",
+    "median_queries",
+    "optimality",
+    "silent_success",
+    "incomplete",
+    "non_converging",
+]
+
+
+def _distances(cell: dict[str, Any]) -> dict[int, float]:
+    """A minimal attack's per-sample distance: 0 for a clean error (already misclassified, as
+    AttackBench counts it), inf where it found nothing."""
+    s = cell["samples"]
+    return {
+        i: 0.0 if not c else (math.inf if d is None else float(d))
+        for i, c, d in zip(s["index"], s["clean_correct"], s["distance"], strict=True)
+    }
+
+
+def _area(distances: np.ndarray, top: float) -> float:
+    """The area under the robust accuracy curve r(e) = share of samples with distance > e, for
+    e in [0, top] (distances clipped at top)."""
+    clipped = np.minimum(distances, top)
+    return float(np.mean(clipped))  # the integral of P(d > e) de over [0, top] is E[min(d, top)]
+
+
+def optimality(mine: dict[int, float], best: dict[int, float]) -> float | None:
+    """1 - (A_attack - A_best) / (A_worst - A_best): A the area under robust accuracy against
+    distance up to the largest finite best distance, A_worst that of an attack that breaks
+    nothing (the clean accuracy all along). None when the best envelope breaks nothing."""
+    common = sorted(set(mine) & set(best))
+    b = np.array([best[i] for i in common])
+    finite = b[np.isfinite(b)]
+    if len(common) == 0 or len(finite) == 0 or finite.max() <= 0:
+        return None
+    top = float(finite.max())
+    a = np.array([mine[i] for i in common])
+    clean = float(np.mean(b > 0))
+    best_area, worst_area = _area(b, top), clean * top
+    if worst_area - best_area <= 0:
+        return None
+    return 1.0 - (_area(a, top) - best_area) / (worst_area - best_area)
+
+
+def _indicator(cell: dict[str, Any], kind: str) -> float | None:
+    return (cell.get("indicators") or {}).get(kind)
+
+
+def table(cell_dir: Path) -> pd.DataFrame:
+    """The attack leaderboard of one grid, one row per (model row, threat model, attack cell)."""
+    records = []
+    for label, _, group in rows(load_cells(cell_dir)):
+        by_tm: dict[tuple[str, float, str], list[dict[str, Any]]] = defaultdict(list)
+        for cell in group:
+            if not cell.get("no_eot"):
+                suffix = str(cell["cell"])[len(str(cell["attack"])) :]
+                by_tm[cell["threat_model"], float(cell["eps"]), suffix].append(cell)
+        for (tm, eps, _), cells in sorted(by_tm.items()):
+            robust = [robust_by_index(c) for c in cells]
+            common = set(robust[0]).intersection(*robust[1:])
+            correct = {i for i, ok in zip(cells[0]["samples"]["index"], cells[0]["samples"]["clean_correct"], strict=True) if ok}  # fmt: skip
+            broken_any = {i for i in common & correct if not all(r[i] for r in robust)}
+            minimal = [c for c in cells if c.get("minimal")]
+            best: dict[int, float] = {}
+            for c in minimal:
+                for i, d in _distances(c).items():
+                    best[i] = min(best.get(i, math.inf), d)
+            for cell, r in zip(cells, robust, strict=True):
+                broken = sum(1 for i in broken_any if not r[i])
+                records.append(
+                    {
+                        "defense": label,
+                        "threat_model": tm,
+                        "eps": eps,
+                        "attack": cell["cell"],
+                        "knowledge": cell.get("knowledge"),
+                        "broken_by_any": len(broken_any),
+                        "broken": broken,
+                        "share": broken / len(broken_any) if broken_any else None,
+                        "median_queries": (cell.get("queries") or {}).get("median_success"),
+                        "optimality": optimality(_distances(cell), best)
+                        if cell.get("minimal")
+                        else None,
+                        **{k: _indicator(cell, k) for k in COLUMNS[-3:]},
+                    }
+                )
+    return pd.DataFrame(records, columns=COLUMNS)
+
+
+def scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """One line per attack: its mean share of the worst case over the rows where some attack
+    broke something, its mean optimality (minimal attacks), rows, and indicator means; sorted
+    best first."""
+    if frame.empty:
+        return pd.DataFrame(columns=["attack", "threat_model", "rows", "share", "optimality"])
+    grouped = frame.groupby(["attack", "threat_model"], dropna=False)
+    out = grouped.agg(
+        rows=("defense", "nunique"),
+        share=("share", "mean"),
+        optimality=("optimality", "mean"),
+        median_queries=("median_queries", "median"),
+        silent_success=("silent_success", "mean"),
+        incomplete=("incomplete", "mean"),
+        non_converging=("non_converging", "mean"),
+    ).reset_index()
+    out["_tm"] = [TM_ORDER.get(tm, len(TM_ORDER)) for tm in out["threat_model"]]
+    out = out.sort_values(
+        ["_tm", "threat_model", "share", "attack"], ascending=[True, True, False, True]
+    )
+    return out.drop(columns="_tm").reset_index(drop=True)
+
+
+def save(cell_dir: Path) -> pd.DataFrame:
+    """Write attacks.csv beside leaderboard.csv; returns the per-attack scores."""
+    frame = table(cell_dir)
+    layout = GridLayout(Path(cell_dir))
+    text = frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+    atomic_write_text(layout.path / "attacks.csv", text)
+    return scores(frame)

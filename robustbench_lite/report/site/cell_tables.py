@@ -1,0 +1,104 @@
+"""The tables of a defense page: its cells (statistics and indicators of attack failure), its
+certificates and every file's provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robustbench_lite.report.format import INTERVAL, is_missing
+from robustbench_lite.report.site.html import esc, table, value_cell
+
+INDICATORS = ("silent_success", "incomplete", "non_converging")
+
+
+def cells_table(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    columns = [
+        ("cell", "attack cell"),
+        ("threat model", ""),
+        ("eps", ""),
+        ("knowledge", "gradient, scores or labels"),
+        ("n", "test samples"),
+        ("clean acc", ""),
+        ("robust acc", "verified by the runner"),
+        ("success rate", "of the attacked (clean-correct) samples"),
+        ("queries median", "of successful samples"),
+        ("queries mean", "of all attacked samples"),
+        ("queries max", ""),
+        ("median distance", ""),
+        ("budget", "queries per sample"),
+        ("EOT draws", "forward passes averaged per query"),
+        ("wall time s", ""),
+        ("silent success", "share of its samples: an adversarial point queried, then lost"),
+        ("incomplete", "share of the held samples still improving over the last 10% of queries"),
+        ("non-converging", "share of the held samples never improving on the clean margin"),
+    ]
+    rows = []
+    for c in cells:
+        q = c.get("queries") or {}
+        name = c["cell"]
+        interval = ""
+        if all(not is_missing(row.get(name + s)) for s in INTERVAL):
+            lo, hi = row[name + "_lo"], row[name + "_hi"]
+            interval = f'<span class="ci" title="95% Wilson interval">[{lo:.3f}, {hi:.3f}]</span>'
+        values = [
+            ("n", c.get("n")),
+            ("clean_acc", c.get("clean_acc")),
+        ]
+        tail = [
+            ("success_rate", c.get("success_rate")),
+            ("q_median_queries", q.get("median_success")),
+            ("q_mean_queries", q.get("mean")),
+            ("q_max_queries", q.get("max")),
+            ("median_dist", c.get("median_distance")),
+            ("budget_queries", c.get("budget")),
+            ("eot_n", c.get("eot_draws")),
+            ("wall_time", c.get("wall_time_s")),
+            *((k, (c.get("indicators") or {}).get(k)) for k in INDICATORS),
+        ]
+        rows.append(
+            f'<tr data-cell="{esc(name)}"><td>{esc(name)}</td><td class="left">{esc(c["threat_model"])}</td>'
+            + value_cell("eps", c.get("eps"))
+            + f'<td class="left">{esc(c.get("knowledge", ""))}</td>'
+            + "".join(value_cell(k, v) for k, v in values)
+            + value_cell("robust_acc", c["robust_acc"], extra=interval)
+            + "".join(value_cell(k, v) for k, v in tail)
+            + "</tr>\n"
+        )
+    return table(columns, rows, css=["cells"])
+
+
+def certificates_table(certs: list[dict[str, Any]]) -> str:
+    rows = [
+        f"<tr><td>{esc(c['column'])}</td>"
+        + "".join(
+            value_cell(k, c.get(k)) for k in ("eps", "n", "clean_acc", "certified_acc", "seed")
+        )
+        + "</tr>\n"
+        for c in certs
+    ]
+    headers = [(h, "") for h in ("column", "eps", "n", "clean acc", "certified acc", "seed")]
+    return table(headers, rows, css=["certificates"])
+
+
+def provenance_table(records: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in records:
+        name = r.get("cell") or r.get("column", "")
+        attack = (r["config"].get("attack") or {}).get("config", {})
+        versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
+        rows.append(
+            f"<tr><td>{esc(name)}</td><td>{esc(r.get('seed'))}</td>"
+            f'<td class="text">{esc(", ".join(f"{k}={v}" for k, v in sorted(attack.items())))}</td>'
+            f'<td class="text">{esc(versions)}</td>'
+            f'<td class="text"><code>{esc(r.get("config_hash", ""))}</code></td>'
+            f'<td class="text"><code>{esc(r.get("content_hash", ""))}</code></td></tr>\n'
+        )
+    headers = [
+        ("cell", ""),
+        ("seed", "the run's seed"),
+        ("attack hyper-parameters", "record['config']['attack']['config']"),
+        ("versions", "package versions that made the file"),
+        ("config_hash", "hash of the cell's config: a rerun with the same hash is skipped"),
+        ("content_hash", "hash of the file's content: an edited file is refused"),
+    ]
+    return table(headers, rows, css=["provenance"])

@@ -1,0 +1,135 @@
+"""One grid of the site (a `<dataset>/<profile>` folder of results) and what its pages show: the
+leaderboard, the headline ranking, each row's flags with their evidence, the attack leaderboard
+and the zoo cards of its models."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lite.report.format import FLAGS, is_missing
+from robustbench_lite.report.leaderboard import EXTRA, TM_ORDER, rows
+from robustbench_lite.store.records import model_identity
+from robustbench_lite.store.zoo import ZooEntry
+
+
+@dataclass
+class Grid:
+    """One dataset/profile folder of results and what the site shows of it."""
+
+    source: str  # the folder it was built from, as shown (never an absolute local path)
+    label: str  # e.g. 'mnist-5k / standard' (with its results sub-root, if any)
+    slug: str  # its folder in the site and its anchor on the index, e.g. 'mnist-5k/standard'
+    frame: pd.DataFrame  # the leaderboard (leaderboard.build)
+    cells: list[dict[str, Any]]
+    certificates: list[dict[str, Any]]
+    evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # row -> flags
+    attacks: pd.DataFrame = field(default_factory=pd.DataFrame)  # ranking.table
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # ranking.scores
+    zoo: dict[str, ZooEntry] = field(default_factory=dict)  # model key -> shipped model
+    pages: dict[str, str] = field(default_factory=dict)  # defense -> page path from the index
+    attack_page: str = ""  # the attack leaderboard's path from the index
+
+    def row_cells(self, label: str) -> list[dict[str, Any]]:
+        """The cells of one leaderboard row (a row is one model: `defense@<id>` when a defense
+        has cells of several)."""
+        return next((g for lab, _, g in rows(self.cells) if lab == label), [])
+
+    def row_key(self, label: str) -> str | None:
+        """The model key of a row."""
+        return next((key for lab, key, _ in rows(self.cells) if lab == label), None)
+
+    def row_certificates(self, label: str) -> list[dict[str, Any]]:
+        """The certificates of the model of one row."""
+        for lab, key, group in rows(self.cells):
+            if lab == label:
+                defense = group[0]["defense"]
+                return [
+                    c
+                    for c in self.certificates
+                    if c["defense"] == defense and model_identity(c) == key
+                ]
+        return []
+
+    @property
+    def anchor(self) -> str:
+        return self.slug.replace("/", "-")
+
+    @property
+    def worst_columns(self) -> list[str]:
+        """`worst_<tm>` at the threat models' default budgets, main threat model first."""
+        found = [c for c in self.frame.columns if c.startswith("worst_") and "@" not in c]
+        found = [c for c in found if not c.endswith(EXTRA)]
+        return sorted(found, key=lambda c: TM_ORDER.get(c.removeprefix("worst_"), 9))
+
+    @property
+    def certified_columns(self) -> list[str]:
+        return [
+            c for c in self.frame.columns if c.startswith("certified_acc") and not c.endswith(EXTRA)
+        ]
+
+    def ranked(self) -> pd.DataFrame:
+        """The rows ranked as RobustBench ranks them: by the worst case of the main threat model
+        (the first of linf, l2, spatial the grid has), highest first, then by clean accuracy;
+        rows without that worst case last."""
+        frame = self.frame.copy()
+        main = self.worst_columns[0] if self.worst_columns else "clean_acc"
+
+        def key(row: pd.Series) -> tuple[float, float, str]:
+            worst = row[main]
+            return (
+                math.inf if is_missing(worst) else -float(worst),
+                -float(row["clean_acc"]),
+                str(row["defense"]),
+            )
+
+        order = sorted(frame.index, key=lambda i: key(frame.loc[i]))
+        return frame.loc[order].reset_index(drop=True)
+
+    def row_flags(self, label: str) -> list[str]:
+        """The flag codes of one row, as its leaderboard column lists them."""
+        value = self.frame.set_index("defense").loc[label].get(FLAGS)
+        return [] if is_missing(value) else [c for c in str(value).split(";") if c]
+
+
+def describe(column: str) -> str:
+    """The tooltip of a leaderboard column."""
+    if column == "defense":
+        return "the defense; its page has every cell's details"
+    if column == "n":
+        return "test samples of the row (its widest cell)"
+    if column == "clean_acc":
+        return "accuracy on the n clean test samples"
+    if column.startswith("worst_"):
+        return "per-sample worst case over the attacks of this threat model"
+    if column.startswith("certified_acc"):
+        return "verified (certified) accuracy at the Linf eps"
+    if column == FLAGS:
+        return "flags of this row (see the notes below the table)"
+    if column.endswith("_queries"):
+        return "median queries per sample of the successful samples"
+    if column.endswith("_dist"):
+        return "median distance found by the minimal attack"
+    return "robust accuracy under this attack (verified by the runner)"
+
+
+def relative(target: Path, start: Path) -> str:
+    """A POSIX relative link from the folder `start` to `target`."""
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def shown_path(folder: Path) -> str:
+    """How the site names a results folder: relative to the working directory when inside it,
+    else by its own name; never an absolute local path."""
+    folder = Path(folder)
+    if not folder.is_absolute():
+        return folder.as_posix()
+    try:
+        return folder.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return folder.name
