@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.cli import run_view, terminal
-from robustbench_lite.cli.parser import build_parser, parse_eps, parse_normalize, parse_settings
+from robustbench_lite.cli.parser import build_parser
+from robustbench_lite.cli.values import parse_eps, parse_normalize, parse_settings
 from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
 from robustbench_lite.protocol.registry import (
     DEFAULT_DATASET,

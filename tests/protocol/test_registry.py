@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from robustbench_lite.cli.parser import parse_value
+from robustbench_lite.cli.values import parse_value
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
 from robustbench_lite.protocol.registry import instantiate

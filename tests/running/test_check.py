@@ -14,7 +14,8 @@ from robustbench_lite.defenses.standard import Standard
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import leaderboard, tables
 from robustbench_lite.report.plots import plot_all
-from robustbench_lite.running.check import check, compare
+from robustbench_lite.running.check import check
+from robustbench_lite.running.compare import compare
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.store.files import seal
 from robustbench_lite.store.models import ModelCache
