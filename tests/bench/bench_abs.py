@@ -19,10 +19,11 @@ import torch
 from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
 from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
 from robustbench_lite.running.runner import Runner
+from tests.bench.common import PROFILE, size
 
-BATCHED_IMAGES = 32
-LOOPED_IMAGES = 2
-PGD_IMAGES = 100
+BATCHED_IMAGES = size(32, 2)
+LOOPED_IMAGES = size(2, 1)
+PGD_IMAGES = size(100, 4)
 
 
 def _rate(fn: Callable[[], object], images: int) -> float:
@@ -50,16 +51,16 @@ def pgd_evaluation() -> None:
     """Wall time of the runner's PGD-40 (linf 0.3) cell of `abs` on PGD_IMAGES test images."""
     with tempfile.TemporaryDirectory() as results:
         pgd = Runner(
-            profile="standard",
+            profile=PROFILE,
             n=PGD_IMAGES,
             results_dir=Path(results),
             quiet=True,
-            settings={"pgd": {"steps": 40, "restarts": 1}},  # PGD-40: one run of 40 steps
+            settings={"pgd": {"steps": size(40, 2), "restarts": 1}},  # PGD-40: one run of 40 steps
         )
         start = time.perf_counter()
         pgd.run(["pgd"], ["abs"])
         wall = time.perf_counter() - start
-        record = json.loads(next(Path(results).glob("*/*/abs/pgd.json")).read_text())
+        record = json.loads(next(Path(results).glob("*/*/abs/pgd*.json")).read_text())
     print(
         f"PGD-40 (linf 0.3) on {PGD_IMAGES} images: {wall:.0f} s wall, "
         f"clean {record['clean_acc']:.3f}, robust {record['robust_acc']:.3f}"
@@ -69,9 +70,7 @@ def pgd_evaluation() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(2)
-    model = Runner(profile="standard", quiet=True).model(
-        instantiate(defense_class("abs"), "standard")
-    )
+    model = Runner(profile=PROFILE, quiet=True).model(instantiate(defense_class("abs"), PROFILE))
     assert isinstance(model, ABSModel)
     throughput(model, load_dataset("mnist-5k", "test").x)
     pgd_evaluation()

@@ -1,8 +1,7 @@
 """APGD (Croce & Hein 2020) vs our PGD at equal steps, APGD-T, and Square (Andriushchenko et al.
 2020) vs NES at equal query budget: robust accuracy and wall time on the same model and digits.
 
-Models: the standard `none` baseline (trained on first use) and, only if already in the model
-cache, the standard `pgd-at` model. `BENCH_N` (default 200) clean-correct digits,
+Models: the zoo's standard `none`, `pgd-at` and `ibp`. `BENCH_N` (default 200) clean-correct digits,
 `BENCH_STEPS` (default 100) gradient steps, `BENCH_BUDGET` (default 1000) queries per sample.
 `python -m tests.bench apgd_square`.
 """
@@ -22,26 +21,15 @@ from robustbench_lite.attacks.square import Square
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
-from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.protocol.threat_models import THREAT_MODELS
-from robustbench_lite.running.runner import Runner
-from tests.bench.common import baseline, clean_correct, table, timed
+from tests.bench.common import clean_correct, model, size, table, timed
 
-N = int(os.environ.get("BENCH_N", "200"))
-STEPS = int(os.environ.get("BENCH_STEPS", "100"))
-BUDGET = int(os.environ.get("BENCH_BUDGET", "1000"))
+N = int(os.environ.get("BENCH_N", size(200, 10)))
+STEPS = int(os.environ.get("BENCH_STEPS", size(100, 3)))
+BUDGET = int(os.environ.get("BENCH_BUDGET", size(1000, 30)))
 #: Linf eps per model: 0.3 leaves the undefended baseline nothing to measure.
-EPS = {"none": 0.1, "pgd-at": 0.3}
-
-
-def cached(name: str) -> nn.Module | None:
-    """The standard-profile model of defense `name` if the cache has it (never trains)."""
-    runner = Runner(profile="standard", quiet=True)
-    defense = instantiate(defense_class(name), "standard")
-    key, _ = runner.plan.model_key(defense)
-    if not all(path.exists() for path in runner.cache.paths(defense.name, key)):
-        return None
-    return runner.model(defense)
+EPS = {"none": 0.1, "pgd-at": 0.3, "ibp": 0.3}
+MODELS = ("none", "pgd-at", "ibp")
 
 
 def evaluate(
@@ -56,7 +44,7 @@ def evaluate(
         out = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen)
         return out[0] if isinstance(out, tuple) else out
 
-    x_adv, seconds = timed(run, repeats=1)
+    x_adv, seconds = timed(run, times=1)
     x_adv = THREAT_MODELS["linf"].project(x, x_adv, eps)
     robust = float((predict(model, x_adv) == y).double().mean())
     return robust, seconds, float(counter.counts.double().mean())
@@ -64,14 +52,7 @@ def evaluate(
 
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    models = {"none": baseline("standard")}
-    at = cached("pgd-at")
-    if at is None:
-        print(
-            "pgd-at: not in the model cache, skipped (train it with `rb run -a pgd -d pgd-at --profile standard`)"
-        )
-    else:
-        models["pgd-at"] = at
+    models = {name: model(name) for name in MODELS}
     pairs: list[tuple[str, Callable[[], Attack], str, Callable[[], Attack]]] = [
         (
             f"apgd {STEPS} steps",
@@ -88,12 +69,12 @@ def main() -> None:
         (f"square {BUDGET} q", Square, f"nes {BUDGET} q", NES),
     ]
     rows = [("model", "eps", "attack", "robust acc", "wall s", "mean q", "acc - ref", "s / ref")]
-    for name, model in models.items():
+    for name, net in models.items():
         eps = EPS[name]
-        x, y = clean_correct(model, N)
+        x, y = clean_correct(net, N)
         for label, make, ref_label, make_ref in pairs:
-            acc_ref, t_ref, q_ref = evaluate(make_ref(), model, x, y, eps)
-            acc, t, q = evaluate(make(), model, x, y, eps)
+            acc_ref, t_ref, q_ref = evaluate(make_ref(), net, x, y, eps)
+            acc, t, q = evaluate(make(), net, x, y, eps)
             rows.append(
                 (
                     name,

@@ -27,14 +27,15 @@ from robustbench_lite.protocol.registry import (
     load_dataset,
 )
 from robustbench_lite.running.runner import Runner
+from tests.bench.common import size
 
 log = logging.getLogger(__name__)
 
-N_SAMPLES = 20
-BUDGET = 2_000  # per-sample queries of every attack below
-NES_BUDGET = 2_000
+N_SAMPLES = size(20, 4)
+BUDGET = size(2_000, 60)  # per-sample queries of every attack below
+NES_BUDGET = size(2_000, 60)
 SEED = 0
-REPEATS = 2  # wall time: the fastest of this many identical runs (the machine is shared)
+REPEATS = size(2, 1)  # wall time: the fastest of this many identical runs (the machine is shared)
 
 
 @dataclass

@@ -7,6 +7,7 @@ whole mnist-5k test split at the default Linf eps. `python -m tests.bench.bench_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from robustbench_lite.protocol.registry import (
     load_dataset,
 )
 from robustbench_lite.running.runner import Runner
+from tests.bench.common import PROFILE, SMOKE
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def robust_accuracy(
     robust = correct.clone()
     generator = torch.Generator().manual_seed(0)
     counter = QueryCounter(model, len(idx), num_classes=10)
-    x_adv = attack.run(counter, x[idx], y[idx], eps=EPS, budget=None, generator=generator)
+    x_adv = attack.run(counter.view(), x[idx], y[idx], eps=EPS, budget=None, generator=generator)
     x_adv = torch.minimum(torch.maximum(x_adv, x[idx] - EPS), x[idx] + EPS).clamp(0, 1)
     robust[idx] = predict(model, x_adv) == y[idx]
     return float(robust.double().mean())
@@ -64,13 +66,15 @@ def robust_accuracy(
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     test = load_dataset("mnist-5k", "test")
-    runner = Runner(profile="standard", quiet=True)
+    if SMOKE:
+        test = dataclasses.replace(test, x=test.x[:20], y=test.y[:20])
+    runner = Runner(profile=PROFILE, quiet=True)
     print(f"{'defense':8} {'pgd setting':34} {'robust':>7} {'cpu s':>6}", flush=True)
     names = os.environ.get("BENCH_DEFENSES")
     for name in names.split(",") if names else DEFENSES:
-        defense = instantiate(defense_class(name), "standard")
+        defense = instantiate(defense_class(name), PROFILE)
         model = runner.model(defense)
-        settings = list(SETTINGS)
+        settings = list(SETTINGS) if not SMOKE else [("steps=2", {"steps": 2})]
         if hasattr(defense, "attack"):  # adversarial training: also its own training attack
             settings.insert(0, ("training attack", defense.attack().config()))
         for label, config in settings:

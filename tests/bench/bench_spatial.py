@@ -15,9 +15,10 @@ from robustbench_lite.attacks.spatial import Spatial
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.threat_models import SPATIAL
-from tests.bench.common import baseline, clean_correct, table, timed
+from tests.bench.common import clean_correct, model, size, table, timed
 
-EPSILONS, ROTATIONS, TRANSLATIONS, N = (1.0, 0.2), 31, 5, 200
+EPSILONS, ROTATIONS, TRANSLATIONS, N = (1.0, 0.2), size(31, 3), size(5, 3), size(200, 10)
+MODELS = ("none", "pgd-at", "ibp")
 FB_SCALE = 28 / 27  # foolbox's pixels are (n-1)/n of ours (align_corners=True), see test_spatial
 
 
@@ -33,12 +34,10 @@ class Rows(nn.Module):
         return self.model(x)
 
 
-def run_both(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
-) -> list[tuple[str, ...]]:
+def run_both(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> list[tuple[str, ...]]:
     """Both attacks on the same grid at eps: robust accuracy, pairs, time, pairs per second."""
     attack = Spatial(rotations=ROTATIONS, translations=TRANSLATIONS)
-    counted = Rows(model)
+    counted = Rows(net)
     fmodel = foolbox.PyTorchModel(counted, bounds=(0, 1))
     peer_attack = foolbox.attacks.SpatialAttack(
         max_rotation=30 * eps,
@@ -48,8 +47,10 @@ def run_both(
     )
 
     def ours() -> tuple[torch.Tensor, int]:
-        counter = QueryCounter(model, len(x), num_classes=10)
-        x_adv, extras = attack.run(counter, x, y, eps=eps, budget=None, generator=torch.Generator())
+        counter = QueryCounter(net, len(x), num_classes=10)
+        x_adv, extras = attack.run(
+            counter.view(), x, y, eps=eps, budget=None, generator=torch.Generator()
+        )
         return SPATIAL.project(x, x_adv, eps, extras), counter.total
 
     def peer() -> tuple[torch.Tensor, int]:
@@ -57,10 +58,10 @@ def run_both(
         x_adv, _, _ = peer_attack(fmodel, x, y)
         return x_adv, counted.rows - 2 * len(x)  # less its clean check and final verdict
 
-    (x_ours, pairs_ours), t_ours = timed(ours, repeats=2)
-    (x_peer, pairs_peer), t_peer = timed(peer, repeats=2)
-    acc_ours = float((predict(model, x_ours) == y).double().mean())
-    acc_peer = float((predict(model, x_peer) == y).double().mean())
+    (x_ours, pairs_ours), t_ours = timed(ours, times=size(2, 1))
+    (x_peer, pairs_peer), t_peer = timed(peer, times=size(2, 1))
+    acc_ours = float((predict(net, x_ours) == y).double().mean())
+    acc_peer = float((predict(net, x_peer) == y).double().mean())
     rate_ours, rate_peer = pairs_ours / t_ours, pairs_peer / t_peer
     return [
         (f"{eps}", "robustbench_lite spatial", f"{acc_ours:.3f}", f"{pairs_ours}",
@@ -72,13 +73,25 @@ def run_both(
 
 def main() -> None:
     torch.manual_seed(0)
-    model = baseline("standard")
-    x, y = clean_correct(model, N)
-    rows = [("eps", "attack", "robust acc", "pairs", "wall s", "pairs/s", "ours / peer pairs/s")]
-    for eps in EPSILONS:
-        rows += run_both(model, x, y, eps)
+    rows = [
+        (
+            "model",
+            "eps",
+            "attack",
+            "robust acc",
+            "pairs",
+            "wall s",
+            "pairs/s",
+            "ours / peer pairs/s",
+        )
+    ]
+    for name in MODELS:
+        net = model(name)
+        x, y = clean_correct(net, N)
+        for eps in EPSILONS:
+            rows += [(name, *row) for row in run_both(net, x, y, eps)]
     print(
-        f"spatial grid {ROTATIONS} x {TRANSLATIONS} x {TRANSLATIONS}, {len(x)} clean-correct "
-        "digits; pairs = (transform, image) evaluations"
+        f"spatial grid {ROTATIONS} x {TRANSLATIONS} x {TRANSLATIONS}, {N} clean-correct "
+        "digits per model; pairs = (transform, image) evaluations"
     )
     table(rows)

@@ -1,7 +1,12 @@
-"""Shared benchmark pieces: the cached baseline model, clean-correct samples, a timer."""
+"""Shared benchmark pieces: the zoo's models, clean-correct samples, a timer, the smoke switch.
+
+`BENCH_SMOKE=1` (`make bench-smoke`, run by `make test`) shrinks every benchmark to a few samples
+and steps on the quick models, so a benchmark that no longer runs fails CI; its numbers mean
+nothing. Timings are only read from `make bench`, alone on the machine."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -15,10 +20,30 @@ from robustbench_lite.running.runner import Runner
 
 T = TypeVar("T")
 
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+#: The profile whose models a benchmark measures (the quick ones in a smoke run: seconds).
+PROFILE = "quick" if SMOKE else "standard"
 
-def baseline(profile: str = "standard") -> nn.Module:
-    """The `none` defense of `profile`, from the model cache (trained once if missing)."""
-    return Runner(profile=profile, quiet=True).model(instantiate(defense_class("none"), profile))
+
+def size(full: int, smoke: int) -> int:
+    """A benchmark's size: `full` in `make bench`, `smoke` in a smoke run."""
+    return smoke if SMOKE else full
+
+
+def repeats(full: int = 3) -> int:
+    """Timing repeats (best of): one in a smoke run."""
+    return 1 if SMOKE else full
+
+
+def model(name: str = "none", profile: str | None = None) -> nn.Module:
+    """The trained model of defense `name` (the zoo's; trained into the cache if it has none)."""
+    profile = profile or PROFILE
+    return Runner(profile=profile, quiet=True).model(instantiate(defense_class(name), profile))
+
+
+def baseline(profile: str | None = None) -> nn.Module:
+    """The undefended `none` model of `profile`."""
+    return model("none", profile)
 
 
 def clean_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,10 +53,10 @@ def clean_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]
     return test.x[keep][:n], test.y[keep][:n]
 
 
-def timed(fn: Callable[[], T], repeats: int = 3) -> tuple[T, float]:
-    """fn's result and its best wall time over `repeats` runs (the least disturbed one)."""
+def timed(fn: Callable[[], T], times: int | None = None) -> tuple[T, float]:
+    """fn's result and its best wall time over `times` runs (the least disturbed one)."""
     best, result = float("inf"), None
-    for _ in range(repeats):
+    for _ in range(times or repeats()):
         start = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - start)
