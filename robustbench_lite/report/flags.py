@@ -11,6 +11,7 @@ from typing import Any
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store.records import robust_by_index
+from robustbench_lite.store.zoo import Zoo
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
 FLAGS: dict[str, str] = {
@@ -40,6 +41,9 @@ FLAGS: dict[str, str] = {
     "incomplete-optimization": "an attack's best margin was still improving over the last 10% "
     "of its queries on more than half of the samples that held: more iterations or queries "
     "would have broken more",
+    "weights-not-shipped": "the row was computed on other weights than the ones the model zoo "
+    "ships for its config (lost, or retrained elsewhere): nobody can rerun it on the same model, "
+    "and `rb check` on the zoo compares other weights",
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
 }
@@ -79,11 +83,29 @@ def evidence(
     found.extend(_sweeps(cells))
     found.extend(_zero_query(cells))
     found.extend(_indicators(cells))
+    found.extend(_unshipped(cells))
     if diagnostics is None:
         found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
     for code, detail in (diagnostics or {}).get("flags", {}).items():
         found.append((code, str(detail)))
     return found
+
+
+def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A row whose config the zoo ships, computed on weights other than the shipped ones."""
+    zoo = Zoo()
+    for cell in cells:
+        entry = zoo.get(str((cell.get("config") or {}).get("model_key", "")))
+        weights = cell.get("weights_sha256")
+        if entry is not None and weights != entry.sha256:
+            return [
+                (
+                    "weights-not-shipped",
+                    f"{cell['cell']} was computed on weights {str(weights or 'unrecorded')[:12]}; "
+                    f"the zoo ships {entry.sha256[:12]} for this config",
+                )
+            ]
+    return []
 
 
 def _zero_query(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ Run: `python -m tests.bench.bench_scale` (or `make bench`), alone on the machine
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.bench.common import PROFILE, size, table
 GRID_ATTACKS = ["pgd", "pgd-l2", "apgd", "square", "boundary", "spatial"][: size(6, 2)]
 GRID_DEFENSES = ["none", "pgd-at"]
 N = size(100, 5)
-SHARE_N = size(100, 3)
+SHARE_N = int(os.environ.get("BENCH_SHARE_N", size(100, 3)))
 
 
 class Timed(torch.nn.Module):

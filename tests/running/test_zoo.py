@@ -86,6 +86,14 @@ def test_other_weights_of_a_zoo_config_are_a_row_of_their_own(tmp_path: Path) ->
     board = Runner(**common, retrain=True).run(["pgd"], ["none"])  # pgd-l2 keeps the zoo's
     labels = sorted(board["defense"])
     assert len(labels) == 2 and all(label.startswith("none@") for label in labels)
+    # The row on other weights says the zoo cannot re-check it; the zoo's own row does not.
+    zoo_sha = Zoo().get(retrained.plan.model_key(instantiate(defense_class("none"), "quick"))[0])
+    assert zoo_sha is not None
+    flags = dict(zip(board["defense"], board["flags"].fillna(""), strict=True))
+    shipped = f"none@{zoo_sha.sha256[:8]}"
+    assert "weights-not-shipped" not in flags[shipped]
+    (other,) = set(flags) - {shipped}
+    assert "weights-not-shipped" in flags[other]
 
 
 def test_rb_check_reruns_a_chosen_subset_on_the_zoo(tmp_path: Path) -> None:
