@@ -85,7 +85,8 @@ class QueryStream:
             best = margin[mine].cummax(0).values
             cut = min(len(best) - 1, max(0, int(len(best) * (1 - TAIL)) - 1))
             out["incomplete"][i] = bool(best[-1] > best[cut]) if len(best) > 1 else False
-            out["non_converging"][i] = bool(best[-1] <= clean_margin[i])
+            if len(best) > 1:  # one query (a transfer attack's) has nothing to converge over
+                out["non_converging"][i] = bool(best[-1] <= clean_margin[i])
         return out
 
 
