@@ -42,8 +42,8 @@ FLAGS: dict[str, str] = {
     "of its queries on more than half of the samples that held: more iterations or queries "
     "would have broken more",
     "weights-not-shipped": "the row was computed on other weights than the ones the model zoo "
-    "ships for its config (lost, or retrained elsewhere): nobody can rerun it on the same model, "
-    "and `rb check` on the zoo compares other weights",
+    "ships for this defense, dataset and profile (lost, or retrained): nobody can rerun it on "
+    "the same model, and `rb check` on the zoo compares other weights",
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
 }
@@ -92,17 +92,20 @@ def evidence(
 
 
 def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """A row whose config the zoo ships, computed on weights other than the shipped ones."""
-    zoo = Zoo()
+    """A row of a defense the zoo ships for its dataset and profile, computed on weights that are
+    not the shipped ones (lost, or retrained: nobody can rerun it on the same model)."""
+    shipped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for entry in Zoo().entries().values():
+        shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
     for cell in cells:
-        entry = zoo.get(str((cell.get("config") or {}).get("model_key", "")))
+        hashes = shipped.get((cell.get("defense"), cell.get("dataset"), cell.get("profile")))
         weights = cell.get("weights_sha256")
-        if entry is not None and weights != entry.sha256:
+        if hashes and weights not in hashes:
             return [
                 (
                     "weights-not-shipped",
                     f"{cell['cell']} was computed on weights {str(weights or 'unrecorded')[:12]}; "
-                    f"the zoo ships {entry.sha256[:12]} for this config",
+                    f"the zoo ships {', '.join(sorted(h[:12] for h in hashes))} for this defense",
                 )
             ]
     return []
