@@ -65,7 +65,7 @@ def test_run_prints_the_leaderboard_and_writes_csv(
         (["run", "-a", "pgd", "-d", "none", "--set", "steps=-3"], "steps and restarts must be"),
         (["run", "-a", "pgd", "-d", "none", "--set", "stepz=3"], "no selected plugin has"),
         (["run", "-a", "pgd", "-d", "none", "--set", "steps=many"], "expected an integer"),
-        (["run", "-a", "pgd", "-d", "none", "--dataset", "mnist"], "train-images-idx3-ubyte"),
+        (["run", "-a", "pgd", "-d", "none", "--dataset", "mnist"], "idx3-ubyte.gz not found"),
         (["run", "-a", "pgd", "-d", "none", "--eps", "abc"], "--eps abc: 'abc' is not a number"),
         (["run", "-a", "pgd", "-d", "none", "--eps", "lp:1"], "unknown threat model 'lp'"),
         (["run", "-d", "none"], "the following arguments are required: --attack"),
