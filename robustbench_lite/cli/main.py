@@ -1,4 +1,5 @@
-"""`rb`: list plugins, run attacks x defenses, print leaderboards.
+"""`rb`: the entry point and its dispatch, `rb run` and `rb check` (the commands that read
+results are in reports.py).
 
 User errors print one line on stderr and exit with code 2; an interrupted run (Ctrl-C: 130,
 SIGTERM: 143) keeps every finished cell and shard.
@@ -12,10 +13,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from robustbench_lite.cli import run_view, terminal
+from robustbench_lite.cli import reports, run_view, terminal
 from robustbench_lite.cli.parser import build_parser
 from robustbench_lite.cli.values import parse_eps, parse_normalize, parse_settings
 from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
@@ -23,23 +23,17 @@ from robustbench_lite.protocol.registry import (
     DEFAULT_DATASET,
     attack_class,
     attack_names,
-    dataset_class,
-    dataset_names,
-    defense_class,
     defense_names,
     instantiate,
     resolve_names,
 )
-from robustbench_lite.report import leaderboard, ranking, tables
+from robustbench_lite.report import tables
 from robustbench_lite.report.diagnose import explain
-from robustbench_lite.report.plots import plot_all
-from robustbench_lite.report.site.build import build as build_site
 from robustbench_lite.running.check import check
 from robustbench_lite.running.model_files import from_factory
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.running.zoo_build import build_zoo
 from robustbench_lite.store.files import atomic_write_text
-from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.zoo import Zoo, model_cards
 from robustbench_lite.text import printable
 
@@ -75,32 +69,6 @@ def _user_models(args: argparse.Namespace) -> list[Any]:
     ]
 
 
-def _listing() -> str:
-    lines = []
-    for name in attack_names():
-        try:
-            attack = instantiate(attack_class(name), "standard")
-            lines.append(f"attack   {name:16} {attack.threat_model:8} {attack.knowledge}")
-        except RBError as exc:
-            lines.append(f"attack   {name:16} unavailable: {exc}")
-    for name in defense_names():
-        try:
-            cls = defense_class(name)
-            traits = [t for t in ("randomized", "certifies") if getattr(cls, t)]
-            lines.append(f"defense  {name:16} {', '.join(traits) or 'deterministic'}")
-        except RBError as exc:
-            lines.append(f"defense  {name:16} unavailable: {exc}")
-    for name in dataset_names():
-        try:
-            cls = dataset_class(name)
-            shape = "x".join(map(str, cls.shape))
-            splits = "+".join(cls.splits)
-            lines.append(f"dataset  {name:16} {shape:9} {cls.num_classes:>4} classes  {splits}")
-        except RBError as exc:
-            lines.append(f"dataset  {name:16} unavailable: {exc}")
-    return "\n".join(lines) + "\n"
-
-
 def _cmd_run(args: argparse.Namespace) -> None:
     attacks = resolve_names(args.attack, attack_names(), "attack")
     models = _user_models(args)
@@ -131,7 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
             retrain=args.retrain,
         )
 
-    _check_output_file(args.csv)
+    reports.check_output_file(args.csv)
     runs = []
     for scope, eps in plan:
         chosen = [
@@ -154,17 +122,6 @@ def _cmd_run(args: argparse.Namespace) -> None:
     _emit_run(board, runs, [*defenses, *(m.name for m in models)], args)
 
 
-def _check_output_file(path: Path | None) -> None:
-    """An output file must not name a directory, and its folder must exist or be creatable."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise RBError(f"--csv {path} is a directory; name a file")
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise RBError(f"--csv {path}: {parent} is not a directory")
-
-
 def _emit_run(
     board: Any, runs: list[tuple[Any, list[str]]], defenses: list[str], args: Any
 ) -> None:
@@ -175,15 +132,10 @@ def _emit_run(
         f"`rb leaderboard --results {args.results} --dataset {args.dataset} "
         f"--profile {args.profile} --wide` shows them"
     )
-    _emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
-    _write(run_view.report([runner for runner, _ in runs], cell_dir))
+    reports.emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
+    reports.write(run_view.report([runner for runner, _ in runs], cell_dir))
     if args.csv is not None:
         atomic_write_text(args.csv, tables.to_csv(board))
-
-
-def _cmd_plot(args: argparse.Namespace) -> None:
-    for path in plot_all(_grid(args)):
-        _write(f"{path}\n")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -198,34 +150,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         defenses=args.defense,
         retrain=args.retrain,
     )
-    _write(report.render())
+    reports.write(report.render())
     return 1 if report.failed else 0
-
-
-def _cmd_leaderboard(args: argparse.Namespace) -> None:
-    cell_dir = _grid(args)
-    if not cell_dir.is_dir():
-        raise RBError(f"no results in {cell_dir}; run `rb run` first")
-    _check_output_file(args.csv)
-    board = leaderboard.build(cell_dir)
-    _emit(board, args.csv, wide=args.wide)
-    if args.readme is not None:
-        tables.update_readme(args.readme, board, cell_dir)
-
-
-def _cmd_site(args: argparse.Namespace) -> None:
-    _write(f"{build_site(args.results, args.out)}\n")
-
-
-def _emit(board: Any, csv: Path | None, *, wide: bool = False, hint: str | None = None) -> None:
-    """The leaderboard on stdout, fitted to the terminal (or every column as Markdown if `wide`);
-    the whole of it into `csv` if given."""
-    if wide:
-        _write(tables.to_markdown(board))
-    else:
-        _write(terminal.render(board, hint=hint or terminal.WIDE_HINT))
-    if csv is not None:
-        atomic_write_text(csv, tables.to_csv(board))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -268,56 +194,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "list":
-        _write(model_cards() if args.models else _listing())
+        reports.write(model_cards() if args.models else reports.listing())
     elif args.command == "zoo":
         entries = build_zoo(
             args.profile or ["quick", "standard"], args.defense or ["all"], dataset=args.dataset
         )
-        _write(f"zoo: {len(entries)} models in {Zoo().folder}\n")
+        reports.write(f"zoo: {len(entries)} models in {Zoo().folder}\n")
     elif args.command == "run":
         _cmd_run(args)
     elif args.command == "check":
         return _cmd_check(args)
     elif args.command == "plot":
-        _cmd_plot(args)
+        reports.cmd_plot(args)
     elif args.command == "diagnose":
-        _write(explain(_grid(args), args.defense))
+        reports.write(explain(reports.grid(args), args.defense))
     elif args.command == "attacks":
-        _cmd_attacks(args)
+        reports.cmd_attacks(args)
     elif args.command == "site":
-        _cmd_site(args)
+        reports.cmd_site(args)
     else:
-        _cmd_leaderboard(args)
+        reports.cmd_leaderboard(args)
     return 0
-
-
-def _cmd_attacks(args: argparse.Namespace) -> None:
-    cell_dir = _grid(args)
-    if not cell_dir.is_dir():
-        raise RBError(f"no results in {cell_dir}; run `rb run` first")
-    frame = ranking.table(cell_dir)
-    ranking.save(cell_dir)
-    shown = frame if args.wide else ranking.scores(frame)
-    if args.wide:
-        _write(tables.to_markdown(shown))
-    else:
-        _write(terminal.render(shown, hint="`rb attacks --wide` shows every model"))
-    _write(f"(attacks.csv in {cell_dir})\n")
-
-
-def _grid(args: argparse.Namespace) -> Path:
-    """The grid folder a command's --results, --dataset and --profile name."""
-    return GridLayout.of(args.results, args.dataset, args.profile).path
 
 
 def _error(message: str) -> None:
     """One line on stderr, control characters stripped."""
     sys.stderr.write(f"rb: error: {printable(message)}\n")
-
-
-def _write(text: str) -> None:
-    """Text for the terminal on stdout, control characters (ANSI escapes...) stripped."""
-    sys.stdout.write(printable(text, keep_newlines=True))
 
 
 _thread_errors: list[str] = []
