@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
-from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
+from robustbench_lite.protocol.registry import load_dataset
 from robustbench_lite.running.runner import Runner
 from tests.bench.common import PROFILE, size
+from tests.bench.common import model as trained
 
 BATCHED_IMAGES = size(32, 2)
 LOOPED_IMAGES = size(2, 1)
@@ -70,7 +71,7 @@ def pgd_evaluation() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(2)
-    model = Runner(profile=PROFILE, quiet=True).model(instantiate(defense_class("abs"), PROFILE))
+    model = trained("abs")
     assert isinstance(model, ABSModel)
     throughput(model, load_dataset("mnist-5k", "test").x)
     pgd_evaluation()

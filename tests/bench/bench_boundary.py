@@ -22,11 +22,10 @@ from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import (
     attack_class,
-    defense_class,
     instantiate,
     load_dataset,
 )
-from robustbench_lite.running.runner import Runner
+from tests.bench.common import model as trained
 from tests.bench.common import size
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def fastest(run: Callable[[], Row]) -> Row:
 
 def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The quick-profile `none` baseline and the first N clean-correct mnist-5k test digits."""
-    model = Runner(profile="quick", quiet=True).model(instantiate(defense_class("none"), "quick"))
+    model = trained("none", "quick")
     test = load_dataset("mnist-5k", "test")
     x, y = test.x[: 2 * N_SAMPLES], test.y[: 2 * N_SAMPLES]
     keep = predict(model, x) == y

@@ -41,11 +41,6 @@ def model(name: str = "none", profile: str | None = None) -> nn.Module:
     return Runner(profile=profile, quiet=True).model(instantiate(defense_class(name), profile))
 
 
-def baseline(profile: str | None = None) -> nn.Module:
-    """The undefended `none` model of `profile`."""
-    return model("none", profile)
-
-
 def clean_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first n mnist-5k test digits that `model` classifies correctly."""
     test = load_dataset("mnist-5k", "test")
