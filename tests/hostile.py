@@ -1,5 +1,6 @@
-"""Hostile and buggy third-party attack plugins, registered at test time through entry points
-exactly as another package would register them (tests/test_integrity.py)."""
+"""Hostile third-party attack plugins, each trying one way to bend the protocol, registered at
+test time through entry points exactly as another package would register them (tests/protocol/).
+The honest-but-broken attacks of the indicator tests live in tests/broken_attacks.py."""
 
 from __future__ import annotations
 
@@ -312,56 +313,3 @@ class Cheat(_Base):
 
     def trick(self, model, x, y, eps, budget):
         return Cheat.sheet[: len(x)].clone()
-
-
-class _Broken(_Base):
-    """PGD on cross-entropy in the Linf ball, with one bug chosen by the subclass."""
-
-    knowledge: ClassVar = "gradient"
-    steps: ClassVar[int] = 20
-    step: ClassVar[float] = 0.1  # of eps
-
-    def trick(self, model, x, y, eps, budget):
-        xt = (x + eps * (torch.rand_like(x) * 2 - 1)).clamp(0, 1)
-        first = xt.clone()
-        iterates = []
-        for _ in range(self.steps):
-            xt.requires_grad_(True)
-            loss = nn.functional.cross_entropy(model(xt), y)
-            (grad,) = torch.autograd.grad(loss, xt)
-            xt = (x + (xt.detach() + self.step * eps * grad.sign() - x).clamp(-eps, eps)).clamp(
-                0, 1
-            )
-            iterates.append(xt)
-        return self.returned(model, x, y, eps, first, iterates)
-
-    def returned(self, model, x, y, eps, first, iterates):
-        return iterates[-1]
-
-
-class FirstIterate(_Broken):
-    """Runs its steps and returns the random start it began from."""
-
-    name = "broken-first"
-
-    def returned(self, model, x, y, eps, first, iterates):
-        return first
-
-
-class TinyStep(_Broken):
-    """A step size 100x too small: still climbing when its steps run out."""
-
-    name = "broken-tiny"
-    step: ClassVar[float] = 0.001
-
-
-class LastNotBest(_Broken):
-    """Ends with a step the wrong way (a sign slip) and returns that last point, not its best."""
-
-    name = "broken-last"
-
-    def returned(self, model, x, y, eps, first, iterates):
-        xt = iterates[-1].requires_grad_(True)
-        loss = nn.functional.cross_entropy(model(xt), y)
-        (grad,) = torch.autograd.grad(loss, xt)
-        return (x + (xt.detach() - 2 * eps * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)

@@ -18,9 +18,9 @@ from robustbench_lite.store.records import load_cells
 from tests import doubles
 
 BROKEN = {
-    "broken-first": ("tests.hostile:FirstIterate", "silent-success"),
-    "broken-tiny": ("tests.hostile:TinyStep", "incomplete-optimization"),
-    "broken-last": ("tests.hostile:LastNotBest", "silent-success"),
+    "broken-first": ("tests.broken_attacks:FirstIterate", "silent-success"),
+    "broken-tiny": ("tests.broken_attacks:TinyStep", "incomplete-optimization"),
+    "broken-last": ("tests.broken_attacks:LastNotBest", "silent-success"),
 }
 HONEST = ["pgd", "apgd", "square", "nes", "transfer"]
 
