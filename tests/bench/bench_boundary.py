@@ -1,6 +1,7 @@
-"""Query-based attacks side by side, on one model, one set of samples and one query budget:
+"""Query-based attacks side by side, per model on one set of samples and one query budget:
 our `boundary` vs foolbox's BoundaryAttack (median L2, wall time), and the low-frequency
 variants vs the plain ones (queries to success for NES, median L2 at equal queries for boundary).
+Models: the zoo's standard `none`, `pgd-at` and `ibp` (the quick ones in a smoke run).
 
 Run: `python -m tests.bench.bench_boundary` (or `make bench`). Timings share a busy machine, so
 compare the ratios of one run, not absolute seconds across runs.
@@ -25,8 +26,8 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     load_dataset,
 )
+from tests.bench.common import PROFILE, size
 from tests.bench.common import model as trained
-from tests.bench.common import size
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ BUDGET = size(2_000, 60)  # per-sample queries of every attack below
 NES_BUDGET = size(2_000, 60)
 SEED = 0
 REPEATS = size(2, 1)  # wall time: the fastest of this many identical runs (the machine is shared)
+MODELS = ("none", "pgd-at", "ibp")
 
 
 @dataclass
@@ -90,9 +92,9 @@ def fastest(run: Callable[[], Row]) -> Row:
     return min(rows, key=lambda row: row.seconds)
 
 
-def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The quick-profile `none` baseline and the first N clean-correct mnist-5k test digits."""
-    model = trained("none", "quick")
+def setup(name: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The zoo's model of defense `name` and the first N clean-correct mnist-5k test digits."""
+    model = trained(name)
     test = load_dataset("mnist-5k", "test")
     x, y = test.x[: 2 * N_SAMPLES], test.y[: 2 * N_SAMPLES]
     keep = predict(model, x) == y
@@ -213,8 +215,14 @@ def _table(rows: list[Row]) -> str:
 
 def main() -> None:
     torch.set_num_threads(1)
-    model, x, y = setup()
-    print(f"quick `none` baseline, {len(x)} clean-correct mnist-5k test digits")
+    for name in MODELS:
+        compare(name)
+
+
+def compare(name: str) -> None:
+    """Every comparison of this benchmark on the model of defense `name`."""
+    model, x, y = setup(name)
+    print(f"\n{PROFILE} `{name}`, {len(x)} clean-correct mnist-5k test digits")
 
     print(f"\nboundary (L2, minimal) at a budget of {BUDGET} queries per sample")
     mine = fastest(lambda: ours("boundary", model, x, y, BUDGET))
@@ -234,10 +242,13 @@ def main() -> None:
     nes = ours("nes", model, x, y, NES_BUDGET)
     lf_nes = ours("lf-nes", model, x, y, NES_BUDGET)
     print(_table([nes, lf_nes]))
-    print(
-        f"lf-nes / nes: mean queries to success x{lf_nes.mean_queries / nes.mean_queries:.2f}, "
-        f"median x{lf_nes.median_queries / nes.median_queries:.2f}"
-    )
+    if nes.success and lf_nes.success:  # queries to success need a success on each side
+        print(
+            f"lf-nes / nes: mean queries to success x{lf_nes.mean_queries / nes.mean_queries:.2f}"
+            f", median x{lf_nes.median_queries / nes.median_queries:.2f}"
+        )
+    else:
+        print("lf-nes / nes: no ratio of queries to success (a side broke no sample)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Rows(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model, self.rows = model, 0
+        self.eval()  # a fresh module trains by default; foolbox warns about that
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.rows += len(x)
