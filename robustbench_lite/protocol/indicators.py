@@ -83,10 +83,12 @@ class QueryStream:
             if minimal or not held:
                 continue
             best = margin[mine].cummax(0).values
+            if len(best) == 1:  # one query (a transfer attack's): nothing to improve or converge
+                out["incomplete"][i] = False
+                continue
             cut = min(len(best) - 1, max(0, int(len(best) * (1 - TAIL)) - 1))
-            out["incomplete"][i] = bool(best[-1] > best[cut]) if len(best) > 1 else False
-            if len(best) > 1:  # one query (a transfer attack's) has nothing to converge over
-                out["non_converging"][i] = bool(best[-1] <= clean_margin[i])
+            out["incomplete"][i] = bool(best[-1] > best[cut])
+            out["non_converging"][i] = bool(best[-1] <= clean_margin[i])
         return out
 
 
