@@ -1,7 +1,7 @@
 """Is the standard `pgd` strong enough? Robust accuracy of the trained defenses vs PGD steps,
 restarts, step-size rule and loss (Engstrom, Ilyas and Athalye 2018: ALP fell under more steps).
 
-Uses the standard-profile models from the model cache ($RB_HOME; trained on first use) and the
+Uses the zoo's standard-profile models (tests/bench/common.model) and the
 whole mnist-5k test split at the default Linf eps. `python -m tests.bench.bench_pgd_strength`.
 """
 
@@ -23,8 +23,8 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     load_dataset,
 )
-from robustbench_lite.running.runner import Runner
 from tests.bench.common import PROFILE, SMOKE
+from tests.bench.common import model as trained
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,11 @@ def main() -> None:
     test = load_dataset("mnist-5k", "test")
     if SMOKE:
         test = dataclasses.replace(test, x=test.x[:20], y=test.y[:20])
-    runner = Runner(profile=PROFILE, quiet=True)
     print(f"{'defense':8} {'pgd setting':46} {'robust':>7} {'cpu s':>6}", flush=True)
     names = os.environ.get("BENCH_DEFENSES")
     for name in names.split(",") if names else DEFENSES:
         defense = instantiate(defense_class(name), PROFILE)
-        model = runner.model(defense)
+        model = trained(name)
         settings = list(SETTINGS) if not SMOKE else [("steps=2", {"steps": 2})]
         if hasattr(defense, "attack"):  # adversarial training: also its own training attack
             settings.insert(0, ("training attack", defense.attack().config()))
