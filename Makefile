@@ -71,8 +71,10 @@ sweep:
 	$(RB) --quiet plot --results results/sweep --profile quick
 
 # The standard grid (hours on two CPU cores; resumable cell by cell), its plots and README's table.
+# Its cells run as Ray tasks, one per core (`make install` installs ray; GRID_EXECUTOR=local: one).
+GRID_EXECUTOR ?= ray
 leaderboard:
-	$(RB) --quiet run --attack all --defense all --profile standard
+	$(RB) --quiet run --attack all --defense all --profile standard --executor $(GRID_EXECUTOR)
 	$(RB) --quiet plot --results results --profile standard
 	$(RB) leaderboard --results results --profile standard --readme README.md > /dev/null
 
