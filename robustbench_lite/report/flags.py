@@ -20,6 +20,9 @@ FLAGS: dict[str, str] = {
     "the gradients mislead, so white-box numbers overstate robustness",
     "white-box-only": "the worst case of a threat model comes from gradient attacks alone: "
     "gradient masking is not excluded (add square, nes or boundary)",
+    "transfer-only": "the worst case of a threat model comes from transfer attacks alone: "
+    "nothing attacked the model itself, so the number is an upper bound at best (add pgd, "
+    "apgd-t or square)",
     "eps-not-monotone": "robust accuracy rises with eps in a sweep of one attack by more than the "
     "sampling error: the attack fails somewhere",
     "unbounded-fails": "PGD with an eps that covers the whole input box does not reach 100% "
@@ -80,6 +83,9 @@ def evidence(
             found.append(("white-box-only", f"{tm} eps {eps:g}: only {names}"))
         if white and free:
             found.extend(_masking(tm, eps, white, free))
+        if all(c.get("transfer") for c in group):
+            names = ", ".join(c["cell"] for c in group)
+            found.append(("transfer-only", f"{tm} eps {eps:g}: only {names}"))
     found.extend(_sweeps(cells))
     found.extend(_zero_query(cells))
     found.extend(_indicators(cells))

@@ -52,6 +52,16 @@ def test_white_box_only_is_flagged(tmp_path: Path, rb_home: Path) -> None:
     assert "white-box-only" in flags and flags <= {"white-box-only", "incomplete-optimization"}
 
 
+def test_a_row_attacked_only_by_transfer_is_flagged(
+    registered: None, tmp_path: Path, rb_home: Path
+) -> None:
+    """A transfer attack never touches the model: alone, its number is no worst case."""
+    board = _runner(tmp_path, rb_home, n=20).run(["transfer", "spatial"], ["rounding"])
+    assert "transfer-only" in _flags(board, "rounding")
+    board = _runner(tmp_path, rb_home, n=20).run(["pgd"], ["rounding"])
+    assert "transfer-only" not in _flags(board, "rounding")  # pgd attacked it beside transfer
+
+
 def test_every_accuracy_carries_its_wilson_interval(tmp_path: Path, rb_home: Path) -> None:
     board = _runner(tmp_path, rb_home, n=20).run(["pgd-l2"], ["none"])
     row = board.iloc[0]
