@@ -72,10 +72,15 @@ class LabelsOnly(Standard):
 
 
 class Liar(Standard):
-    """Certifies every sample it classifies correctly: an unsound certificate on purpose."""
+    """Certifies every sample it classifies correctly: an unsound certificate on purpose, on a
+    model with a layer interval bounds do not cover (a dropout), so the runner cannot recompute
+    it and records the defense's claim, which the certificate invariant must catch."""
 
     name = "liar"
     certifies = True
+
+    def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+        return nn.Sequential(super().build(num_classes, shape), nn.Dropout(0.0))
 
     def certify(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float

@@ -40,8 +40,9 @@ def columns(runner: Any, attacks: Sequence[str], defenses: Sequence[str]) -> lis
     out: list[str] = []
     if reused or computed:
         for path in reused + computed:
-            if is_certificate(path):
-                out.append(path.stem.replace(CERTIFICATE, certificates.COLUMN, 1))
+            if is_certificate(path):  # verified or claimed: whichever the board shows
+                column = path.stem.replace(CERTIFICATE, certificates.COLUMN, 1)
+                out += [column, certificates.CLAIMED + column.removeprefix(certificates.COLUMN)]
                 continue
             cell = read_cell(path)
             suffix = str(cell["cell"])[len(str(cell["attack"])) :]

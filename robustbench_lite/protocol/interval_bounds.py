@@ -158,4 +158,3 @@ def unverifiable(model: nn.Module) -> str | None:
     if not stack or type(stack[-1]) is not nn.Linear:
         return "its last layer is not a Linear layer (IBP's margin form needs one)"
     return None
-

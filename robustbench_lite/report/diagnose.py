@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.report.flags import FLAGS, INDICATOR_FLAGS, evidence
+from robustbench_lite.report.flags import FLAGS, INDICATOR_FLAGS, certificate_evidence, evidence
 from robustbench_lite.report.leaderboard import rows
-from robustbench_lite.store import diagnostics
+from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.records import load_cells
 
@@ -26,10 +26,11 @@ def explain(cell_dir: Path, defense: str) -> str:
     if not groups:
         raise RBError(f"no result files of defense {defense!r} in {cell_dir}")
     layout = GridLayout(Path(cell_dir))
+    certified = certificates.columns(cell_dir)
     lines = []
     for label, key, group in groups:
         found = diagnostics.of_model(layout.diagnostics(defense), key)
-        raised = evidence(group, found)
+        raised = evidence(group, found) + certificate_evidence(certified.get((defense, key), {}))
         lines.append(f"{label}: {len(group)} cells, {len(raised)} flag(s)")
         if found is None:
             lines.append("  (rerun a cell of this model to compute its diagnostics)")

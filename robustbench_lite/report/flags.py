@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.stats import sign_test
+from robustbench_lite.store import certificates
 from robustbench_lite.store.records import robust_by_index
 from robustbench_lite.store.zoo import Zoo
 
@@ -49,6 +51,9 @@ FLAGS: dict[str, str] = {
     "the same model, and `rb check` on the zoo compares other weights",
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
+    "unverified-certificate": "the runner could not recompute the row's certificate (its model "
+    "is not made of the layers interval bound propagation covers), so its certified accuracy is "
+    "the defense's word, shown as claimed_certified_acc and never as certified_acc",
 }
 #: Indicator -> (flag, the share of a cell's applicable samples above which it is raised).
 #: A flag also needs at least INDICATOR_MIN samples, so one odd sample raises none.
@@ -196,3 +201,12 @@ def _indicators(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
                     )
                 )
     return out
+
+
+def certificate_evidence(columns: Iterable[str]) -> list[tuple[str, str]]:
+    """`unverified-certificate` for a row whose certificates include claimed ones (Gowal et al.
+    2018's bounds could not be recomputed on its model), with those columns as evidence."""
+    claimed = sorted(c for c in columns if c.startswith(certificates.CLAIMED))
+    if not claimed:
+        return []
+    return [("unverified-certificate", f"{', '.join(claimed)}: the defense's own certificate")]

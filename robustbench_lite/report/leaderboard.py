@@ -3,7 +3,9 @@
 Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
 is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
 threat model failed on it), evaluated on the samples all those attacks saw. Defenses that certify
-get `certified_acc` columns from their certificate files.
+get `certified_acc` columns from the certificates the runner recomputed itself, and
+`claimed_certified_acc` columns (and the `unverified-certificate` flag) from those it could not:
+a claim is never shown as a certificate.
 """
 
 from __future__ import annotations
@@ -106,11 +108,13 @@ def build(cell_dir: Path) -> pd.DataFrame:
     for label, key, group in rows(cells):
         row = _row(label, group)
         defense = group[0]["defense"]
-        for column, (value, n) in certified.get((defense, key), {}).items():
+        certs = certified.get((defense, key), {})
+        for column, (value, n) in certs.items():
             row[column] = value
             _interval(row, column, n)
         found = diagnostics.of_model(layout.diagnostics(defense), key)
-        row["flags"] = ";".join(flags.row_flags(group, found))
+        claimed = [code for code, _ in flags.certificate_evidence(certs)]
+        row["flags"] = ";".join(sorted({*flags.row_flags(group, found), *claimed}))
         table.append(row)
     frame = pd.DataFrame(table)
     if frame.empty:

@@ -3,10 +3,11 @@
 The baseline must be whole: a CSV with rows, a `defense` column and numbers only, equal to the
 leaderboard of the cell files beside it. Each cell is rerun and compared sample by sample: a
 significant fall of a cell (exact sign test on the samples that flipped, stats.py) fails, as
-does any fall of a certified accuracy or a baseline number with no rerun counterpart. With an
-explicit `tolerance`, aggregate falls beyond it decide instead (the old rule). A rise is reported
-(it is how gradient masking shows) and fails only with `strict`. Models are retrained in a fresh
-cache unless told otherwise, so a change to training code cannot hide behind a cached checkpoint.
+does any fall of a certified accuracy the runner verified (a claimed one, the defense's word, is an
+ordinary number) or a baseline number with no rerun counterpart. With an explicit `tolerance`,
+aggregate falls beyond it decide instead (the old rule). A rise is reported (it is how gradient
+masking shows) and fails only with `strict`. Models are retrained in a fresh cache unless told
+otherwise, so a change to training code cannot hide behind a cached checkpoint.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
     keep = [
         c
         for c in baseline.columns
-        if c in rebuilt.columns and not c.startswith(("worst_", certificates.COLUMN))
+        if c in rebuilt.columns and not (c.startswith("worst_") or certificates.is_column(c))
     ]
     rows = baseline["defense"].isin(rebuilt["defense"])
     return baseline.loc[rows, keep].reset_index(drop=True)

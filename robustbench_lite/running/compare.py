@@ -106,9 +106,10 @@ def compare(
 ) -> CheckReport:
     """Compare every accuracy column of two leaderboards, row by defense.
 
-    A certified accuracy may not fall at all and a baseline number must have a counterpart. With
-    a tolerance, a fall beyond it fails (a rise too, if strict); without one, moves are only
-    reported as lower/higher and the paired per-sample test decides."""
+    A certified accuracy the runner verified may not fall at all and a baseline number must have
+    a counterpart. With a tolerance, a fall beyond it fails (a rise too, if strict); without one,
+    moves are only reported as lower/higher and the paired per-sample test decides. A claimed
+    certified accuracy (the defense's word) is such an ordinary number, never a certificate."""
     report = CheckReport(tolerance=tolerance, strict=strict)
     base_rows = {r["defense"]: r for r in baseline.to_dict(orient="records")}
     now_rows = {r["defense"]: r for r in now.to_dict(orient="records")}
@@ -122,7 +123,7 @@ def compare(
             b, a = _number(before.get(column)), _number(after.get(column))
             if b is None and a is None:
                 continue
-            certificate = column.startswith(certificates.COLUMN)
+            certificate = certificates.is_verified(column)
             if a is None:
                 verdict = "missing"
             elif b is None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge, Plugin
 from robustbench_lite.protocol.registry import instantiate
 from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
@@ -153,7 +154,9 @@ class RunPlan:
         )
 
     def certificate_config(self, defense: Defense, n: int, eps: float) -> dict[str, Any]:
-        """What a certificate file is keyed by."""
+        """What a certificate file is keyed by: the defense's model and samples, the eps, the
+        column a verified certificate takes (a claimed one is filed under CLAIMED instead), and
+        the verifier the runner recomputes it with (a new one recomputes every certificate)."""
         default = self.source.default_eps(certificates.THREAT_MODEL)
         return {
             "schema": RESULT_SCHEMA,
@@ -165,6 +168,7 @@ class RunPlan:
             "threat_model": certificates.THREAT_MODEL,
             "eps": eps,
             "column": certificates.COLUMN + certificates.suffix(eps, default),
+            "verifier": interval_bounds.VERIFIER,
         }
 
     def diagnostics_config(self, defense: Defense) -> dict[str, Any]:

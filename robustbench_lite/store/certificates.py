@@ -2,8 +2,14 @@
 
 Beside a defense's cells lies `certified.json` (the dataset's default Linf eps) or
 `certified@eps=<e>.json`, with the per-sample `certified` flags on the same test samples as the
-attacks. The leaderboard turns them into `certified_acc` columns; the invariants check them against the
-attacks' outcomes (a certified sample that an attack broke means an unsound certificate).
+attacks. A certificate is the defense's word unless the runner recomputes it: where the model is
+made of the layers interval bound propagation covers (Gowal et al. 2018), the runner certifies its
+own instance itself, its flags are the `certified` ones (`verified_by: "ibp"`) and the defense's
+are kept beside them as `claimed`; elsewhere the defense's flags are recorded as they are,
+`verified_by: null`. The leaderboard turns verified certificates into `certified_acc` columns and
+claimed ones into `claimed_certified_acc` columns, never the one for the other; the invariants
+check both against the attacks' outcomes (a certified sample that an attack broke means an unsound
+certificate).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from robustbench_lite.store.files import tampering
 from robustbench_lite.store.layout import GridLayout, is_certificate
 from robustbench_lite.store.records import model_identity
 
-COLUMN = "certified_acc"
+COLUMN = "certified_acc"  # a certificate the runner recomputed itself
+CLAIMED = "claimed_" + COLUMN  # a certificate it could not: the defense's word
+VERIFIED_BY = "ibp"  # what the runner recomputes certificates with (protocol/interval_bounds.py)
 THREAT_MODEL = TM.LINF  # what `Defense.certify` certifies: the Linf ball of radius eps
 
 
@@ -41,10 +49,42 @@ def suffix(eps: float, default: float) -> str:
     return "" if math.isclose(eps, default) else f"@eps={eps:g}"
 
 
+def is_column(column: str) -> bool:
+    """Whether a leaderboard column holds a certified accuracy, verified or claimed."""
+    return column.startswith((COLUMN, CLAIMED))
+
+
+def is_verified(column: str) -> bool:
+    """Whether a leaderboard column holds a certified accuracy the runner recomputed itself."""
+    return column.startswith(COLUMN)
+
+
+def shown_column(cert: dict[str, Any]) -> str:
+    """The leaderboard column of a certificate file: its `certified_acc[@eps=e]` only when the
+    runner verified it, else `claimed_certified_acc[@eps=e]` (files that predate verification
+    included: nothing recomputed them)."""
+    column = str(cert.get("column") or COLUMN)
+    if cert.get("verified_by") == VERIFIED_BY or column.startswith(CLAIMED):
+        return column
+    return CLAIMED + column.removeprefix(COLUMN)
+
+
 def record(
-    config: dict[str, Any], digest: str, correct: torch.Tensor, certified: torch.Tensor
+    config: dict[str, Any],
+    digest: str,
+    correct: torch.Tensor,
+    certified: torch.Tensor,
+    *,
+    claimed: torch.Tensor | None = None,
+    verified_by: str | None = None,
 ) -> dict[str, Any]:
-    """The certificate file's content: accuracies plus per-sample flags."""
+    """The certificate file's content: accuracies plus per-sample flags.
+
+    `certified` are the flags that count: the runner's own when `verified_by` names how it
+    recomputed them (the defense's `claimed` flags then lie beside them, however many more or
+    fewer they are), else the defense's claim. `config["column"]` is the verified column's name;
+    a claimed certificate is filed under CLAIMED instead."""
+    claimed = certified if claimed is None or verified_by is None else claimed
     if bool((certified & ~correct).any()):
         raise RBError(
             f"defense {config['defense']['name']} certified {int((certified & ~correct).sum())} "
@@ -54,15 +94,18 @@ def record(
         "kind": "certificate",
         **{k: config[k] for k in ("schema", "dataset", "seed", "threat_model", "eps", "n")},
         "defense": config["defense"]["name"],
-        "column": config["column"],
+        "column": shown_column({"column": config["column"], "verified_by": verified_by}),
+        "verified_by": verified_by,
         "config_hash": digest,
         "config": config,
         "clean_acc": float(correct.double().mean()),
         "certified_acc": float(certified.double().mean()),
+        "claimed_acc": float(claimed.double().mean()),
         "samples": {
             "index": list(range(len(correct))),
             "clean_correct": correct.tolist(),
             "certified": certified.tolist(),
+            "claimed": claimed.tolist(),
         },
     }
 
@@ -87,10 +130,10 @@ def load(cell_dir: Path) -> list[dict[str, Any]]:
 
 
 def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, tuple[float, int]]]:
-    """(defense, model key) -> {certified_acc[@eps=e]: (accuracy, samples)}."""
+    """(defense, model key) -> {[claimed_]certified_acc[@eps=e]: (accuracy, samples)}."""
     out: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
     for cert in load(cell_dir):
-        out[cert["defense"], model_identity(cert)][cert["column"]] = (
+        out[cert["defense"], model_identity(cert)][shown_column(cert)] = (
             cert["certified_acc"],
             int(cert["n"]),
         )
@@ -102,13 +145,23 @@ def _contradiction(cert: dict[str, Any]) -> str | None:
     samples, n = cert.get("samples"), cert.get("n")
     if not isinstance(samples, dict) or not isinstance(n, int):
         return "it has no per-sample flags and sample count"
-    for key in ("clean_correct", "certified"):
+    if cert.get("verified_by") not in (None, VERIFIED_BY):
+        return f"it names an unknown verifier {cert.get('verified_by')!r}"
+    if cert.get("verified_by") == VERIFIED_BY and not is_verified(str(cert.get("column"))):
+        return f"it is verified but files itself under {cert.get('column')!r}"
+    pairs = [("clean_acc", "clean_correct"), ("certified_acc", "certified")]
+    if "claimed" in samples:  # files that predate verification have no claim of their own
+        pairs.append(("claimed_acc", "claimed"))
+    for _, key in pairs:
         values = samples.get(key)
         if not (isinstance(values, list) and len(values) == n):
             return f"its per-sample {key!r} is not a list of {n} entries"
         if not all(isinstance(v, bool) for v in values):
             return f"its per-sample {key!r} holds entries of the wrong type"
-    for key, flags in (("clean_acc", "clean_correct"), ("certified_acc", "certified")):
+    unverified = cert.get("verified_by") is None
+    if unverified and samples.get("claimed", samples["certified"]) != samples["certified"]:
+        return "nothing verified it, yet its certified flags are not the defense's claim"
+    for key, flags in pairs:
         derived = sum(samples[flags]) / max(1, n)
         if not (isinstance(cert.get(key), float | int) and math.isclose(cert[key], derived)):
             return f"its {key} {cert.get(key)!r} contradicts its per-sample flags ({derived!r})"

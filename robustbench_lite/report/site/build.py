@@ -21,7 +21,7 @@ from typing import Any
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import plots, ranking
-from robustbench_lite.report.flags import evidence
+from robustbench_lite.report.flags import certificate_evidence, evidence
 from robustbench_lite.report.leaderboard import build as build_board
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.report.site.attacks import attacks_page
@@ -73,8 +73,10 @@ def load_grid(folder: Path, results: Path) -> Grid:
     rel = _rel(folder, results)
     cells = load_cells(folder)
     layout = GridLayout(folder)
+    certified = certificates.columns(folder)
     found = {
         label: evidence(group, diagnostics.of_model(layout.diagnostics(group[0]["defense"]), key))
+        + certificate_evidence(certified.get((group[0]["defense"], key), {}))
         for label, key, group in rows(cells)
     }
     attacks = ranking.table(folder)

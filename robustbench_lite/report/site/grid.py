@@ -108,7 +108,9 @@ def describe(column: str) -> str:
     if column.startswith("worst_"):
         return "per-sample worst case over the attacks of this threat model"
     if column.startswith("certified_acc"):
-        return "verified (certified) accuracy at the Linf eps"
+        return "verified (certified) accuracy at the Linf eps, recomputed by the runner"
+    if column.startswith("claimed_certified_acc"):
+        return "the defense's own certificate at the Linf eps, not recomputed by the runner"
     if column == FLAGS:
         return "flags of this row (see the notes below the table)"
     if column.endswith("_queries"):

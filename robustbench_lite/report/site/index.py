@@ -150,8 +150,13 @@ LEGEND = [
     ),
     (
         "certified_acc",
-        "verified accuracy from the defense's certificate (IBP) at the Linf eps: no attack "
-        "within that ball can go below it.",
+        "verified accuracy at the Linf eps, from interval bounds the runner recomputed itself on "
+        "its own instance of the model: no attack within that ball can go below it.",
+    ),
+    (
+        "claimed_certified_acc",
+        "a certified accuracy the runner could not recompute (the model is not made of the layers "
+        "IBP covers): the defense's word, flagged unverified-certificate.",
     ),
     (
         "<cell>_queries",
