@@ -4,6 +4,7 @@ user's own files); this module only holds the container and checks what goes int
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,9 @@ from robustbench_lite.errors import RBError
 
 Shape = tuple[int, int, int]  # (C, H, W)
 SPLITS = ("train", "test")
+#: The most classes a dataset may have: labels lie in 0..K-1 for K at most this (a stray label
+#: of 2**40 must not be taken for 2**40 classes, and a model with that many outputs built).
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,16 @@ class Dataset:
     def shape(self) -> Shape:
         c, h, w = self.x.shape[1:]
         return int(c), int(h), int(w)
+
+    def sha256(self) -> str:
+        """The full SHA-256 of the decoded content (images and labels: shape, dtype and bytes,
+        and the number of classes): what a result records of the data it was computed on."""
+        digest = hashlib.sha256(f"classes={self.num_classes};".encode())
+        for tensor in (self.x, self.y):
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{tuple(array.shape)}:{array.dtype.str};".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
 
 
 def check_split(source: Any, split: str) -> None:
@@ -75,6 +89,13 @@ def checked(
     elif y.dtype == torch.bool:
         raise RBError(f"{what}: y must be integer labels, got bool")
     y = y.to(torch.int64)
+    if num_classes is not None and num_classes > MAX_CLASSES:
+        raise RBError(f"{what}: at most {MAX_CLASSES} classes are taken, got {num_classes}")
+    if num_classes is None and int(y.max()) >= MAX_CLASSES:
+        raise RBError(
+            f"{what}: labels must lie in 0..K-1 for at most K = {MAX_CLASSES} classes, got a "
+            f"label {int(y.max())}"
+        )
     top = num_classes if num_classes is not None else int(y.max()) + 1
     if int(y.min()) < 0 or int(y.max()) >= top:
         raise RBError(

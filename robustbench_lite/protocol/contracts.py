@@ -226,3 +226,15 @@ class DataSource(ABC):
     def default_eps(self, name: str) -> float:
         """The default eps of threat model `name` on this data."""
         return float(self.eps[name])
+
+    def content_sha256(self, test: Dataset | None = None) -> str:
+        """The full SHA-256 of the test split's decoded content (`Dataset.sha256`), computed once
+        per source: every result records it (`data_sha256`) and is reused only on data that
+        give the same. `test`: the test split when already loaded (spares a second load)."""
+        cached = vars(self).get("_content_sha256")
+        if cached is None:
+            if test is None or test.split != "test":
+                test = self.load("test")
+            cached = test.sha256()
+            self._content_sha256 = cached
+        return cached

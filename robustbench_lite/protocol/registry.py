@@ -1,11 +1,14 @@
 """The registry: plugins are found through entry points (groups `robustbench_lite.attacks`,
 `robustbench_lite.defenses` and `robustbench_lite.datasets`), so built-ins register exactly as a
-third-party package would. A name must be an identifier (names.NAME); a duplicate name is an
-error; a plugin whose import fails is still listed and fails with a clear message when used."""
+third-party package would. A name must be an identifier (names.NAME) and unique: a bad or
+duplicate entry point disables that plugin only, with one warning line per process (one broken
+package must not stop every `rb` command); a plugin whose import fails is still listed and fails
+with a clear message when used."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +24,10 @@ DATASET_GROUP = "robustbench_lite.datasets"
 DEFAULT_DATASET = "mnist-5k"
 
 P = TypeVar("P", bound=Plugin)
+
+log = logging.getLogger(__name__)
+#: The warnings about bad entry points given so far: each once per process.
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -54,22 +61,45 @@ class Entry:
         return obj
 
 
+def _disabled(message: str) -> None:
+    """Say once per process that a bad entry point is left out (every other plugin works)."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def _built_in(ep: importlib.metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name.replace("-", "_") == "robustbench_lite"
+
+
 def _entries(group: str) -> dict[str, Entry]:
-    found: dict[str, Entry] = {}
+    """The group's plugins by name. An entry point whose name is no identifier is left out; a
+    name that several targets claim keeps the built-in one, or is left out if none is."""
+    claims: dict[str, list[importlib.metadata.EntryPoint]] = {}
     for ep in importlib.metadata.entry_points(group=group):
         if not NAME.fullmatch(ep.name):
             package = ep.dist.name if ep.dist is not None else "an unknown package"
-            raise RBError(
+            _disabled(
                 f"package {package} registers {group} entry point {ep.name!a} "
-                f"({ep.value!a}): {NAME_RULE}"
+                f"({ep.value!a}): {NAME_RULE}; that plugin is disabled"
             )
-        if ep.name in found and found[ep.name].target != ep.value:
-            raise RBError(
-                f"duplicate plugin name {ep.name!r} in {group}: "
-                f"{found[ep.name].target} and {ep.value}"
+        elif all(other.value != ep.value for other in claims.setdefault(ep.name, [])):
+            claims[ep.name].append(ep)
+    found: dict[str, Entry] = {}
+    for name, eps in sorted(claims.items()):
+        if len(eps) > 1:
+            kept = [ep for ep in eps if _built_in(ep)]
+            targets = " and ".join(ep.value for ep in eps)
+            if len(kept) != 1:
+                _disabled(f"duplicate plugin name {name!r} in {group}: {targets}; disabled")
+                continue
+            _disabled(
+                f"duplicate plugin name {name!r} in {group}: {targets}; the built-in "
+                f"{kept[0].value} is kept, the others are disabled"
             )
-        found[ep.name] = Entry(ep.name, ep.value, ep)
-    return dict(sorted(found.items()))
+            eps = kept
+        found[name] = Entry(name, eps[0].value, eps[0])
+    return found
 
 
 def attack_names() -> list[str]:

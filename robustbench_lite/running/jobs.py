@@ -21,6 +21,7 @@ from robustbench_lite.protocol.evaluate import CellArrays, batches_of, evaluate_
 from robustbench_lite.protocol.recipe import ModelRecipe
 from robustbench_lite.protocol.spec import cap, derive_seed
 from robustbench_lite.running.executors import Task, timed
+from robustbench_lite.running.own_data import data_key
 from robustbench_lite.running.plan import RunPlan
 from robustbench_lite.store import shards
 from robustbench_lite.store.files import config_hash, seal, write_json
@@ -81,7 +82,9 @@ class CellJob:
         step, n = ctx.shard_size, len(self.batches)
         self.groups = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
         self.seconds = 0.0
-        for record in shards.read_shards(self.path, self.digest).values():
+        data = data_key(ctx.plan.source)  # a user's data key its shards too: others not merged
+        self.shard_key = self.digest if data.pinned else config_hash([self.digest, data.sha256])
+        for record in shards.read_shards(self.path, self.shard_key).values():
             shards.merge_shard(self.arrays, record, self.path)
             self.groups[int(record["shard"])] = []
             self.seconds += float(record.get("seconds", 0.0))
@@ -102,7 +105,7 @@ class CellJob:
         k = task.key[1]
         index = torch.cat([self.batches[b] for b in self.groups[k]])
         record = shards.write_shard(
-            self.path, self.digest, k, index, arrays, seconds, save_adv=self.ctx.save_adv
+            self.path, self.shard_key, k, index, arrays, seconds, save_adv=self.ctx.save_adv
         )
         shards.merge_shard(self.arrays, record, self.path)
         self.seconds += seconds
@@ -145,6 +148,7 @@ class CellJob:
                 "wall_time_s": round(self.seconds, 3),
                 "profile": ctx.plan.profile.name,
                 "max_eval_samples": self._cap(),
+                "data_sha256": ctx.plan.source.content_sha256(),  # reused only on the same data
             }
         )
         if ctx.save_adv:
@@ -194,8 +198,9 @@ class DiagnosticsJob:
         self.config = {**plan.diagnostics_config(defense), "weights_sha256": weights}
         self.digest = config_hash(self.config)
         self.path = ctx.layout.diagnostics(defense.name)
+        self.data_sha256 = plan.source.content_sha256()
         self.tasks: list[Task] = []
-        if not is_current(self.path, self.digest):
+        if not is_current(self.path, self.digest, data=data_key(plan.source)):
             keep = clean_pred == y
             run = functools.partial(
                 _checks_on_fresh,
@@ -213,6 +218,7 @@ class DiagnosticsJob:
         record = {"defense": self.defense.name, "config": self.config, "config_hash": self.digest}
         record.update(found)
         record["weights_sha256"] = self.config["weights_sha256"]
+        record["data_sha256"] = self.data_sha256
         record["wall_time_s"] = round(seconds, 3)
         write_json(self.path, seal(record))
         for code, detail in found["flags"].items():

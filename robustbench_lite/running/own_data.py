@@ -2,13 +2,19 @@
 or floats in [0, 1]) and `y` (N labels 0..K-1), optionally `x_train` and `y_train`; an image
 folder `PATH/<class>/*.png`; or, from Python, tensors or a torch `Dataset`. Everything is checked
 before any work (one line, exit 2 on a bad file, shape, range or label); files load without
-running code (no pickles: `.npz` is read with allow_pickle=False)."""
+running code (no pickles: `.npz` is read with allow_pickle=False), and what a file's headers
+claim (image size, array shapes) is checked before anything is decoded or allocated."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import math
 import re
-from collections.abc import Mapping
+import struct
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +24,15 @@ import torch
 from robustbench_lite.data import Dataset, Shape, check_split, checked
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import TM, DataSource
-from robustbench_lite.protocol.registry import data_source, dataset_names
+from robustbench_lite.protocol.registry import data_source, dataset_class, dataset_names
+from robustbench_lite.store.records import DataKey
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: The most pixels an image of an image folder may claim (4096 x 4096), read off its header.
+MAX_PIXELS = 4096 * 4096
+#: The most elements an array of a .npz or .safetensors file may claim in its header (e.g.
+#: CIFAR-10's 50,000 training images are 1.5e8).
+MAX_ELEMENTS = 2**31
 
 
 def default_eps(shape: Shape) -> dict[TM, float]:
@@ -79,6 +91,15 @@ def from_tensors(x: Any, y: Any | None = None, *, name: str = "my-data") -> Tens
     return TensorSource(name, (torch.as_tensor(x), torch.as_tensor(y)))
 
 
+def data_key(source: DataSource) -> DataKey:
+    """What a result must have been computed on to be reused on `source`: the full SHA-256 of
+    its test split; a record older than that field counts only on a registered dataset (whose
+    files its own hashes pin), never on a user's tensors, file or folder."""
+    name = source.name
+    pinned = name in dataset_names() and type(source) is dataset_class(name)
+    return DataKey(source.content_sha256(), pinned)
+
+
 def from_path(path: Path) -> TensorSource:
     """`--dataset PATH`: a .safetensors or .npz file, or an image folder PATH/<class>/*.png."""
     path = Path(path)
@@ -123,46 +144,131 @@ def _safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    _check_safetensors_header(path)
     try:
         return dict(load_file(str(path)))
     except (SafetensorError, OSError, ValueError) as exc:
         raise RBError(f"--dataset {path} cannot be read ({exc})") from None
 
 
+def _claims(path: Path, name: str, shape: Any) -> int:
+    """The elements an array's header claims, refused above MAX_ELEMENTS."""
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        raise RBError(f"--dataset {path}: {name}'s header gives no shape ({shape!r})")
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise RBError(
+            f"--dataset {path}: {name}'s header claims {count} elements "
+            f"(shape {tuple(shape)}; at most {MAX_ELEMENTS} are read)"
+        )
+    return count
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """The shapes in a .safetensors file's JSON header, checked before any tensor is read."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 0 < size <= 100_000_000:  # safetensors' own limit on the header
+            raise RBError(f"--dataset {path} cannot be read (no valid safetensors header)")
+        try:
+            header = json.loads(f.read(size))
+        except ValueError:
+            raise RBError(f"--dataset {path} cannot be read (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise RBError(f"--dataset {path} cannot be read (its header is not a JSON object)")
+    for name, info in header.items():
+        if name != "__metadata__":
+            _claims(path, name, info.get("shape") if isinstance(info, dict) else None)
+
+
+def _check_npz_headers(path: Path) -> None:
+    """The shapes in an .npz file's npy headers, checked before any array is allocated: at most
+    MAX_ELEMENTS, and no more bytes than the member holds."""
+    if not zipfile.is_zipfile(path):
+        raise RBError(f"--dataset {path} is not an .npz archive (a zip of .npy arrays)")
+    fmt = np.lib.format
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = fmt.read_magic(member)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(member)
+                count = _claims(path, info.filename, list(shape))
+                held = info.file_size - member.tell()
+            if not dtype.hasobject and count * dtype.itemsize > held:
+                raise RBError(
+                    f"--dataset {path}: {info.filename}'s header claims {count} elements of "
+                    f"{dtype} ({count * dtype.itemsize} bytes), but it holds {held} bytes"
+                )
+
+
 def _npz(path: Path) -> dict[str, torch.Tensor]:
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: torch.from_numpy(np.array(npz[k])) for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise RBError(f"--dataset {path} cannot be read as .npz without pickles ({exc})") from None
 
 
 def _folder(path: Path) -> dict[str, torch.Tensor]:
-    """PATH/<class>/*.png: classes sorted by folder name, labels 0..K-1."""
-    from PIL import Image, UnidentifiedImageError
-
+    """PATH/<class>/*.png: classes sorted by folder name, labels 0..K-1; every class folder
+    must hold images (an empty one would silently drop its class)."""
     classes = sorted(d for d in path.iterdir() if d.is_dir())
     if not classes:
         raise RBError(f"--dataset {path}: no class folders (PATH/<class>/*.png)")
     images, labels, size = [], [], None
     for label, folder in enumerate(classes):
-        for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            try:
-                with Image.open(f) as image:
-                    pixels = np.asarray(
-                        image.convert("RGB" if image.mode not in ("L", "1") else "L")
-                    )
-            except (UnidentifiedImageError, OSError) as exc:
-                raise RBError(f"--dataset {path}: {f} is not an image ({exc})") from None
-            pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise RBError(
+                f"--dataset {path}: empty class folder {folder.name} (no "
+                f"{'/'.join(IMAGE_SUFFIXES)} images); remove it or add its images"
+            )
+        for f in files:
+            pixels = _image(path, f)
             if size is not None and pixels.shape != size:
                 raise RBError(f"--dataset {path}: {f} is {pixels.shape}, the others {size}")
             size = pixels.shape
             images.append(pixels.transpose(2, 0, 1))
             labels.append(label)
-    if not images:
-        raise RBError(f"--dataset {path}: no images in its class folders")
     return {"x": torch.from_numpy(np.stack(images)), "y": torch.tensor(labels)}
+
+
+@contextlib.contextmanager
+def _own_size_limit() -> Iterator[None]:
+    """PIL's decompression-bomb check off (no warning, no error of its own): `_image` checks
+    the claimed size itself, against a lower limit, before decoding."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _image(root: Path, f: Path) -> np.ndarray:
+    """One image as (H, W, C) uint8, its size checked on its header before it is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _own_size_limit(), Image.open(f) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise RBError(
+                    f"--dataset {root}: image too large: {f} claims {width}x{height} pixels "
+                    f"(at most {MAX_PIXELS} per image)"
+                )
+            pixels = np.asarray(image.convert("RGB" if image.mode not in ("L", "1") else "L"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise RBError(f"--dataset {root}: {f} is not an image ({exc})") from None
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
 def resolve_source(dataset: str | DataSource) -> DataSource:

@@ -34,7 +34,7 @@ from robustbench_lite.report import invariants, leaderboard, ranking, tables
 from robustbench_lite.running.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
 from robustbench_lite.running.models import Models
-from robustbench_lite.running.own_data import resolve_source
+from robustbench_lite.running.own_data import data_key, resolve_source
 from robustbench_lite.running.plan import RunPlan
 from robustbench_lite.running.trained import Evaluated, certify_defense, model_recipe
 from robustbench_lite.store.files import config_hash, writable_dir
@@ -149,6 +149,7 @@ class Runner:
         self.models.pin_threads()
         self._surrogates(built_attacks)
         test = self.source.load("test")
+        self.source.content_sha256(test)  # hashed once, from the split loaded here
         n = self.plan.test_samples(len(test))
         work = []
         shape, classes = self.source.shape, self.source.num_classes
@@ -264,7 +265,8 @@ class Runner:
         return self.layout.cell(defense.name, self.plan.cell_name(attack, defense))
 
     def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
-        """Whether the cell's file is current: same config hash, same weights (then reused)."""
+        """Whether the cell's file is current: same config hash, same weights, same data (its
+        full SHA-256, `data_key`); then it is reused."""
         path = self.cell_path(defense, attack)
         if not path.is_file():
             return False
@@ -281,6 +283,9 @@ class Runner:
         weights = self.weights_id(defense)
         if done and weights is not None and stored.get("weights_sha256") != weights:
             log.info("%s: made on other weights of %s; recomputing it", path, defense.name)
+            return False
+        if done and not data_key(self.source).matches(stored):
+            log.info("%s: made on other data than %s's; recomputing it", path, self.dataset)
             return False
         if done:
             log.info("%s x %s: reused %s", defense.name, attack.name, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -20,6 +21,7 @@ from robustbench_lite.protocol.recipe import ModelRecipe, recipe_of
 from robustbench_lite.protocol.spec import derive_seed
 from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.running.jobs import JobContext
+from robustbench_lite.running.own_data import data_key
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal, write_json
 from robustbench_lite.store.records import is_current, versions
@@ -29,10 +31,23 @@ log = logging.getLogger(__name__)
 
 def build_model(defense: Defense, source: DataSource, seed: int) -> nn.Module:
     """The untrained model for the data's shape and classes, its initial weights seeded from
-    (run seed, dataset, defense)."""
+    (run seed, dataset, defense). Images too small for its architecture (a layer left with no
+    weights) are one clear line, not torch's warnings and then an error deep in training."""
     torch.manual_seed(derive_seed(seed, "init", source.name, defense.name))
-    with guarded(f"building the model of defense {defense.name}"):
-        return defense.build(source.num_classes, tuple(source.shape))
+    with (
+        guarded(f"building the model of defense {defense.name}"),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        model = defense.build(source.num_classes, tuple(source.shape))
+    empty = [name for name, p in model.named_parameters() if p.numel() == 0]
+    if empty:
+        raise RBError(
+            f"defense {defense.name} cannot take {'x'.join(map(str, source.shape))} images of "
+            f"{source.name}: they are too small for its architecture ({empty[0]} is empty)"
+        )
+    for w in caught:  # a sound model's warnings are shown as usual
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    return model
 
 
 def train_model(
@@ -40,8 +55,8 @@ def train_model(
 ) -> tuple[dict[str, torch.Tensor], float]:
     """Train `defense` on the data's training split: (state dict, wall seconds). A task of its
     own, so its time goes into the model cache's JSON and never into a cell's."""
+    train = source.load("train")  # data without a training split fail before any model code
     model = build_model(defense, source, seed)
-    train = source.load("train")
     log.info("training %s on %s (%d samples)", defense.name, source.name, len(train))
     generator = torch.Generator().manual_seed(derive_seed(seed, "train", source.name, defense.name))
     eps = source.default_eps(TM.LINF)
@@ -111,7 +126,7 @@ def certify_defense(
         config = plan.certificate_config(defense, len(y), eps)
         digest = config_hash(config)
         path = ctx.layout.certificate(defense.name, certificates.suffix(eps, default))
-        if is_current(path, digest, weights):
+        if is_current(path, digest, weights, data_key(plan.source)):
             continue
         recipe, clean_pred = evaluated.get()  # loaded (or trained) before the clock starts
         start = time.perf_counter()
@@ -145,6 +160,7 @@ def certify_defense(
             {
                 "unverifiable": reason,
                 "weights_sha256": weights,
+                "data_sha256": plan.source.content_sha256(),
                 "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - start, 3),
             }

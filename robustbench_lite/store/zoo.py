@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,53 @@ class ZooEntry:
     clean_n: int | None = None
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: What each manifest field must be (a received manifest is checked on read).
+_KINDS: dict[str, tuple[str, Any]] = {
+    **{k: ("a string", lambda v: isinstance(v, str)) for k in ("torch", "cpu")},
+    **{k: ("an integer", _is_int) for k in ("parameters", "size_bytes")},
+    **{
+        k: ("an integer or null", lambda v: v is None or _is_int(v)) for k in ("threads", "clean_n")
+    },
+    **{
+        k: ("a number or null", lambda v: v is None or _is_int(v) or isinstance(v, float))
+        for k in ("train_time_s", "clean_acc")
+    },
+    "config": ("an object", lambda v: isinstance(v, dict)),
+    "derived": (
+        "a list of strings",
+        lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+    ),
+}
+
+
+def _entry(i: int, raw: Any, manifest: Path) -> ZooEntry:
+    """Entry i of a manifest as a ZooEntry, each field's type checked first: a bad one is one
+    clear line naming it, not an error deep in loading."""
+    where = f"zoo manifest entry {i} ({manifest})"
+    if not isinstance(raw, dict):
+        raise RBError(f"{where}: not a JSON object")
+    known = {f.name: f for f in fields(ZooEntry)}
+    unknown = sorted(set(raw) - set(known))
+    missing = [
+        n
+        for n, f in known.items()
+        if f.default is MISSING and f.default_factory is MISSING and n not in raw
+    ]
+    if unknown or missing:
+        raise RBError(
+            f"{where}: " + (f"unknown field {unknown[0]!a}" if unknown else f"no {missing[0]}")
+        )
+    for name, value in raw.items():
+        what, valid = _KINDS.get(name, ("a string", lambda v: isinstance(v, str)))
+        if not valid(value):
+            raise RBError(f"{where}: {name} must be {what}, got {value!a:.80}")
+    return ZooEntry(**raw)
+
+
 def cpu_model() -> str:
     """The CPU's model name (where training ran: other CPUs train other weights)."""
     try:
@@ -87,7 +134,8 @@ class Zoo:
             path = self.folder / MANIFEST
             try:
                 raw = json.loads(path.read_text()) if path.is_file() else {"models": []}
-                self._entries = {e["key"]: ZooEntry(**e) for e in raw["models"]}
+                listed = [_entry(i, e, path) for i, e in enumerate(raw["models"])]
+                self._entries = {e.key: e for e in listed}
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise RBError(f"the zoo manifest {path} cannot be read ({exc})") from None
         return self._entries

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol import registry
 from robustbench_lite.report import leaderboard, tables
 from robustbench_lite.store.files import seal
 from tests import doubles, hostile
@@ -21,17 +22,19 @@ from tests.protocol.hostile_cells import cell, small_runner
 
 @pytest.mark.parametrize("name", ["../../../../escaped-attack", "\x1b[2Jevil", "a/b"])
 def test_a_plugin_name_must_be_an_identifier(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys, name: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys, caplog, name: str
 ) -> None:
     doubles.register(monkeypatch, **{name: "tests.hostile:ReachModel"})
+    monkeypatch.setattr(registry, "_warned", set())
     monkeypatch.chdir(tmp_path)
-    assert main(["list"]) == 2
-    err = capsys.readouterr().err
-    assert (
-        "\x1b" not in err and err.count("\n") == 1 and "registers robustbench_lite.attacks" in err
-    )
-    assert main(["-q", "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "10",
+    assert main(["list"]) == 0  # the plugin is disabled, the others listed
+    assert "attack   pgd" in capsys.readouterr().out
+    (warned,) = [r.getMessage() for r in caplog.records if "registers" in r.getMessage()]
+    assert "\x1b" not in warned and "robustbench_lite.attacks" in warned and "disabled" in warned
+    assert name not in registry.attack_names()
+    assert main(["-q", "run", "-a", name, "-d", "none", "--profile", "quick", "--n", "10",
                  "--results", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "unknown attack" in capsys.readouterr().err
     assert not list(tmp_path.parent.glob("escaped*")) and not (tmp_path / "r").exists()
 
 

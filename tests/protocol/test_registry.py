@@ -31,11 +31,17 @@ def _fake_entry_points(extra: list[importlib.metadata.EntryPoint]) -> Any:
     return entry_points
 
 
-def test_duplicate_names_are_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_duplicate_name_leaves_the_built_in_and_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     clash = importlib.metadata.EntryPoint("pgd", "thirdparty.attack:Other", registry.ATTACK_GROUP)
     monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([clash]))
-    with pytest.raises(RBError, match="duplicate plugin name 'pgd'"):
-        registry.attack_names()
+    monkeypatch.setattr(registry, "_warned", set())
+    assert "pgd" in registry.attack_names()  # the intruder is disabled, not the built-in
+    assert registry.attack_class("pgd").__module__ == "robustbench_lite.attacks.pgd"
+    assert [
+        r.getMessage() for r in caplog.records if "duplicate plugin name 'pgd'" in r.getMessage()
+    ]
 
 
 def test_third_party_plugin_is_found_and_a_broken_one_fails_clearly(
