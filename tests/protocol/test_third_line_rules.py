@@ -112,6 +112,10 @@ def test_a_record_keeps_the_claim_beside_the_runners_flags_and_says_which_counts
     verified = certificates.record(_config(), "h", CORRECT, own, claimed=claim, verified_by="ibp")
     assert verified["column"] == "certified_acc" and verified["certified_acc"] == 0.25
     assert verified["claimed_acc"] == 1.0 and verified["samples"]["claimed"] == [True] * 4
+    modest = certificates.record(  # a defense that claims fewer still gets the runner's number
+        _config(), "h", CORRECT, own, claimed=torch.zeros(4, dtype=torch.bool), verified_by="ibp"
+    )
+    assert modest["certified_acc"] == 0.25 and modest["claimed_acc"] == 0.0
     claimed = certificates.record(_config("certified_acc@eps=0.1"), "h", CORRECT, own)
     assert claimed["column"] == "claimed_certified_acc@eps=0.1" and claimed["verified_by"] is None
     assert certificates.columns(tmp_path) == {}
