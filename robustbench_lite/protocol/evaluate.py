@@ -64,6 +64,8 @@ class CellArrays:
     extras: dict[str, list[Any]] = field(default_factory=dict)
     #: Indicators of attack failure per sample (protocol/indicators.py): None where unknown.
     indicators: dict[str, list[bool | None]] = field(default_factory=dict)
+    #: Per sample, the answered rows outside its threat model or [0, 1] (indicators.py).
+    outside: torch.Tensor | None = None
 
 
 def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellArrays:
@@ -77,6 +79,7 @@ def initial(x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> CellA
         distance=torch.full((len(y),), float("nan"), device="cpu"),
         x_verified=x.cpu().clone(),
         indicators={kind: [None] * len(y) for kind in KINDS},
+        outside=torch.zeros(len(y), dtype=torch.int64, device="cpu"),
     )
 
 
@@ -185,6 +188,8 @@ def _attack_batch(
     extras = spec.threat_model.clip_extras(extras, spec.eps)
     _grade(spec, model, attacked, xb, yb, x_adv, extras, batch, k, attack, out)
     out.queries[batch] = counter.counts.cpu()
+    if out.outside is not None:
+        out.outside[batch] = stream.outside(len(batch))
     found = stream.indicators(out.robust[batch], clean_margin, minimal=attack.minimal)
     for kind, values in found.items():
         for i, v in zip(batch.tolist(), values, strict=True):

@@ -14,6 +14,12 @@ A sample that was broken, or was never queried, gets no `incomplete` or `non_con
 threat model that is not a pixel ball (spatial) gets no `silent_success`; minimal attacks (whose
 margins hover at the decision boundary by design) get only `silent_success`. None marks "not
 applicable"; the worst case never counts a queried point, only the verified returned one.
+
+`incomplete` and `non_converging` read only rows inside the sample's threat model (its ball,
+where it is one) and the [0, 1] box: one query far outside (`1 - x`) would otherwise lift the
+running best margin at once and launder both. Each sample's count of rows outside is kept
+(`outside`), so a cell shows its share of out-of-ball queries; a sample that held and was
+queried only outside never improved inside: non-converging.
 """
 
 from __future__ import annotations
@@ -43,23 +49,32 @@ class QueryStream:
         self._idx: list[torch.Tensor] = []
         self._margin: list[torch.Tensor] = []
         self._inside_hit: list[torch.Tensor] = []
+        self._inside: list[torch.Tensor] = []
 
     def record(self, rows: torch.Tensor, idx: torch.Tensor, out: torch.Tensor) -> None:
         """One answered call: its rows (inputs), whose samples they are, and the model's output."""
         with torch.no_grad():
             where = idx.to(self.y.device)
             margin = margin_loss(out.detach().float(), self.y[where]).cpu()
-            hit = torch.zeros(len(idx), dtype=torch.bool)
+            flat = rows.detach().flatten(1)
+            inside = (flat.amin(1) >= 0) & (flat.amax(1) <= 1)
             if self.ball is not None:
-                inside = self.ball.distance(self.x[where], rows.detach()) <= self.eps * (1 + 1e-6)
-                inside &= (rows.detach().flatten(1).amin(1) >= 0) & (
-                    rows.detach().flatten(1).amax(1) <= 1
-                )
-                hit = inside.cpu() & (margin > 0)
+                inside &= self.ball.distance(self.x[where], rows.detach()) <= self.eps * (1 + 1e-6)
+            inside = inside.cpu()
+            hit = inside & (margin > 0) if self.ball is not None else torch.zeros_like(inside)
         with self._lock:
             self._idx.append(idx.cpu())
             self._margin.append(margin)
             self._inside_hit.append(hit)
+            self._inside.append(inside)
+
+    def outside(self, n: int) -> torch.Tensor:
+        """Per sample of the batch, how many answered rows lay outside its threat model or the
+        [0, 1] box (int64, on the CPU)."""
+        if not self._idx:
+            return torch.zeros(n, dtype=torch.int64)
+        idx, inside = torch.cat(self._idx), torch.cat(self._inside)
+        return torch.bincount(idx[~inside], minlength=n).to(torch.int64)
 
     def indicators(
         self, robust: torch.Tensor, clean_margin: torch.Tensor, *, minimal: bool
@@ -72,6 +87,7 @@ class QueryStream:
         idx = torch.cat(self._idx)
         margin = torch.cat(self._margin)
         hit = torch.cat(self._inside_hit)
+        inside = torch.cat(self._inside)
         order = torch.argsort(idx, stable=True)  # by sample, each in query order
         groups = torch.split(order, torch.bincount(idx, minlength=n).tolist())
         for i, mine in enumerate(groups):
@@ -81,6 +97,10 @@ class QueryStream:
             if self.ball is not None:
                 out["silent_success"][i] = held and bool(hit[mine].any())
             if minimal or not held:
+                continue
+            mine = mine[inside[mine]]  # what the attack learned inside its threat model
+            if len(mine) == 0:  # queried only outside: it never improved inside the ball
+                out["incomplete"][i], out["non_converging"][i] = False, True
                 continue
             best = margin[mine].cummax(0).values
             if len(best) == 1:  # one query (a transfer attack's): nothing to improve or converge

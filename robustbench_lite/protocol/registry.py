@@ -193,3 +193,12 @@ def resolve_names(requested: Iterable[str], known: Sequence[str], kind: str) -> 
     if not names:
         raise RBError(f"no {kind} given; known: {', '.join(known)}")
     return names
+
+
+def origin(group: str, name: str) -> str:
+    """'built-in' for a plugin this package registers, 'third-party' for another package's,
+    'unregistered' for a name no installed package registers (a result from elsewhere)."""
+    entry = _entries(group).get(name)
+    if entry is None:
+        return "unregistered"
+    return "built-in" if _built_in(entry.entry_point) else "third-party"

@@ -13,7 +13,7 @@ from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
 from robustbench_lite.store.records import robust_by_index
-from robustbench_lite.store.zoo import Zoo
+from robustbench_lite.store.zoo import ZOO, Zoo
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
 FLAGS: dict[str, str] = {
@@ -49,6 +49,15 @@ FLAGS: dict[str, str] = {
     "weights-not-shipped": "the row was computed on other weights than the ones the model zoo "
     "ships for this defense, dataset and profile (lost, or retrained): nobody can rerun it on "
     "the same model, and `rb check` on the zoo compares other weights",
+    "implausible-efficiency": "an attack flag, not the defense's: a score- or label-based attack "
+    "whose successes took a median of at most 2 queries beat every white-box attack of its threat "
+    "model (sign test, p < 0.05); no honest query attack learns that much from one or two "
+    "answers, so it likely knew the model another way (its weights on disk), or the gradients "
+    "are so masked that one or two queries break what they cannot (its verified examples still "
+    "count in the worst case)",
+    "other-zoo": "the row's weights came from a model zoo other than the one installed with the "
+    "package ($RB_ZOO, a received folder) and are none of its files: the row is not the "
+    "shipped model's, whatever its name says",
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
     "unverified-certificate": "the runner could not recompute the row's certificate (its model "
@@ -87,7 +96,8 @@ def evidence(
             names = ", ".join(c["cell"] for c in white)
             found.append(("white-box-only", f"{tm} eps {eps:g}: only {names}"))
         if white and free:
-            found.extend(_masking(tm, eps, white, free))
+            honest = [c for c in free if not _implausible(c, white)]
+            found.extend(_masking(tm, eps, white, honest))
         if all(c.get("transfer") for c in group):
             names = ", ".join(c["cell"] for c in group)
             found.append(("transfer-only", f"{tm} eps {eps:g}: only {names}"))
@@ -102,24 +112,76 @@ def evidence(
     return found
 
 
+#: A query attack whose successes need at most this many queries (median) is implausibly
+#: efficient when it also beats every white-box attack; transfer attacks are exempt: they craft
+#: on the suite's own surrogate, trained on public data, and query the target once by design.
+IMPLAUSIBLE_QUERIES = 2
+
+
+def _implausible(cell: dict[str, Any], white: list[dict[str, Any]]) -> str | None:
+    """Why a score- or label-based cell is implausibly efficient (see FLAGS), or None."""
+    median = (cell.get("queries") or {}).get("median_success")
+    if (
+        cell.get("transfer")
+        or cell.get("knowledge") not in (Knowledge.SCORES, Knowledge.LABELS)
+        or median is None
+        or median > IMPLAUSIBLE_QUERIES
+    ):
+        return None
+    beats = _masking(str(cell["threat_model"]), float(cell["eps"]), white, [cell])
+    if not beats:
+        return None
+    return f"a median of {median:g} queries per success; {beats[0][1]}"
+
+
+def attack_flags(cells: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    """Cell name -> the flags on the attack itself (not the defense) in one row's cells."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for cell in cells:
+        if cell.get("no_eot"):
+            continue
+        same = [
+            c
+            for c in cells
+            if not c.get("no_eot")
+            and c["threat_model"] == cell["threat_model"]
+            and float(c["eps"]) == float(cell["eps"])
+            and c.get("knowledge") == Knowledge.GRADIENT
+        ]
+        why = _implausible(cell, same) if same else None
+        if why:
+            out[str(cell["cell"])] = [("implausible-efficiency", why)]
+    return out
+
+
 def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """A row of a defense the zoo ships for its dataset and profile, computed on weights that are
-    not the shipped ones (lost, or retrained: nobody can rerun it on the same model)."""
+    """Rows whose weights are not the zoo's installed with the package (whatever $RB_ZOO says):
+    a shipped defense computed on other weights (lost, retrained, or a swapped zoo's), and any
+    row whose weights came from another zoo's files."""
+    entries = Zoo(ZOO).entries().values()
+    every = {entry.sha256 for entry in entries}
     shipped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for entry in Zoo().entries().values():
+    for entry in entries:
         shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
+    found: dict[str, tuple[str, str]] = {}
     for cell in cells:
         hashes = shipped.get((cell.get("defense"), cell.get("dataset"), cell.get("profile")))
         weights = cell.get("weights_sha256")
-        if hashes and weights not in hashes:
-            return [
-                (
-                    "weights-not-shipped",
-                    f"{cell['cell']} was computed on weights {str(weights or 'unrecorded')[:12]}; "
-                    f"the zoo ships {', '.join(sorted(h[:12] for h in hashes))} for this defense",
-                )
-            ]
-    return []
+        short = str(weights or "unrecorded")[:12]
+        if hashes and weights not in hashes and "weights-not-shipped" not in found:
+            found["weights-not-shipped"] = (
+                "weights-not-shipped",
+                f"{cell['cell']} was computed on weights {short}; the zoo installed with the "
+                f"package ships {', '.join(sorted(h[:12] for h in hashes))} for this defense",
+            )
+        zoo = cell.get("zoo_sha256")
+        if zoo not in (None, "none") and weights not in every and "other-zoo" not in found:
+            found["other-zoo"] = (
+                "other-zoo",
+                f"{cell['cell']} loaded weights {short} from the zoo with manifest "
+                f"{str(zoo)[:12]}, not the one installed with the package",
+            )
+    return list(found.values())
 
 
 def _zero_query(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -4,7 +4,10 @@ broke, how many it broke), its median queries to success, its indicators of fail
 minimal attacks AttackBench's local optimality (Cinà et al. 2024: the area between its robust
 accuracy against distance and the per-sample best over all minimal attacks, normalised so that
 1 is the best envelope and 0 an attack that breaks nothing); a global score per attack is the
-mean over rows. A third-party attack is ranked beside the built-ins after one `rb run`."""
+mean over rows. A third-party attack is ranked after one `rb run`, apart from the built-ins
+(below them, marked `third-party`): in-process code can read any file, the zoo's weights
+included, so its numbers are not the suite's word; an attack flagged `implausible-efficiency`
+(report/flags.py) says so in its `flags`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustbench_lite.protocol.registry import ATTACK_GROUP, origin
+from robustbench_lite.report.flags import attack_flags
 from robustbench_lite.report.leaderboard import TM_ORDER, rows
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import GridLayout
@@ -36,6 +41,8 @@ COLUMNS = [
     "silent_success",
     "incomplete",
     "non_converging",
+    "origin",
+    "flags",
 ]
 
 
@@ -74,6 +81,9 @@ def optimality(mine: dict[int, float], best: dict[int, float]) -> float | None:
     return 1.0 - (_area(a, top) - best_area) / (worst_area - best_area)
 
 
+INDICATORS = ("silent_success", "incomplete", "non_converging")
+
+
 def _indicator(cell: dict[str, Any], kind: str) -> float | None:
     return (cell.get("indicators") or {}).get(kind)
 
@@ -81,7 +91,9 @@ def _indicator(cell: dict[str, Any], kind: str) -> float | None:
 def table(cell_dir: Path) -> pd.DataFrame:
     """The attack leaderboard of one grid, one row per (model row, threat model, attack cell)."""
     records = []
+    origins: dict[str, str] = {}
     for label, _, group in rows(load_cells(cell_dir)):
+        flagged = attack_flags(group)
         by_tm: dict[tuple[str, float, str], list[dict[str, Any]]] = defaultdict(list)
         for cell in group:
             if not cell.get("no_eot"):
@@ -113,7 +125,11 @@ def table(cell_dir: Path) -> pd.DataFrame:
                         "optimality": optimality(_distances(cell), best)
                         if cell.get("minimal")
                         else None,
-                        **{k: _indicator(cell, k) for k in COLUMNS[-3:]},
+                        **{k: _indicator(cell, k) for k in INDICATORS},
+                        "origin": origins.setdefault(
+                            cell["attack"], origin(ATTACK_GROUP, cell["attack"])
+                        ),
+                        "flags": ";".join(code for code, _ in flagged.get(cell["cell"], [])),
                     }
                 )
     return pd.DataFrame(records, columns=COLUMNS)
@@ -125,7 +141,7 @@ def scores(frame: pd.DataFrame) -> pd.DataFrame:
     best first."""
     if frame.empty:
         return pd.DataFrame(columns=["attack", "threat_model", "rows", "share", "optimality"])
-    grouped = frame.groupby(["attack", "threat_model"], dropna=False)
+    grouped = frame.groupby(["attack", "threat_model", "origin"], dropna=False)
     out = grouped.agg(
         rows=("defense", "nunique"),
         share=("share", "mean"),
@@ -134,12 +150,15 @@ def scores(frame: pd.DataFrame) -> pd.DataFrame:
         silent_success=("silent_success", "mean"),
         incomplete=("incomplete", "mean"),
         non_converging=("non_converging", "mean"),
+        flags=("flags", lambda f: ";".join(sorted({c for v in f for c in str(v).split(";") if c}))),
     ).reset_index()
     out["_tm"] = [TM_ORDER.get(tm, len(TM_ORDER)) for tm in out["threat_model"]]
+    out["_apart"] = [o != "built-in" for o in out["origin"]]
     out = out.sort_values(
-        ["_tm", "threat_model", "share", "attack"], ascending=[True, True, False, True]
+        ["_tm", "threat_model", "_apart", "share", "attack"],
+        ascending=[True, True, True, False, True],
     )
-    return out.drop(columns="_tm").reset_index(drop=True)
+    return out.drop(columns=["_tm", "_apart"]).reset_index(drop=True)
 
 
 def save(cell_dir: Path) -> pd.DataFrame:

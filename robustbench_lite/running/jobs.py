@@ -70,8 +70,10 @@ class CellJob:
         clean_pred: torch.Tensor,
         *,
         weights: str | None,
+        zoo: str = "none",
     ) -> None:
         self.ctx, self.defense, self.attack, self.weights = ctx, defense, attack, weights
+        self.zoo = zoo  # the SHA-256 of the zoo manifest the weights came from, or "none"
         self.config = ctx.plan.cell_config(defense, attack, len(y))
         self.digest = config_hash(self.config)
         self.spec = ctx.plan.cell_spec(defense, attack)
@@ -143,6 +145,7 @@ class CellJob:
                 "eot_draws": spec.eot_draws,
                 "versions": versions(),
                 "weights_sha256": self.weights,
+                "zoo_sha256": self.zoo,
                 "device": ctx.device,
                 "executor": ctx.executor,
                 "wall_time_s": round(self.seconds, 3),

@@ -41,6 +41,11 @@ class Models:
             return None
         return self.zoo.get(self.plan.model_key(defense)[0])
 
+    def zoo_id(self, defense: Defense) -> str:
+        """Which zoo this run takes `defense`'s weights from: the SHA-256 of its manifest, or
+        'none' (trained, cached or the user's own)."""
+        return self.zoo.manifest_sha256() if self.zoo_entry(defense) is not None else "none"
+
     def weights_id(self, defense: Defense) -> str | None:
         """The SHA-256 of the weights this run evaluates `defense` with: a pretrained model's
         from its config, a trained one's from the model cache (None while not trained)."""

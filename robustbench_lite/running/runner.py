@@ -209,7 +209,15 @@ class Runner:
         for attack in runnable:
             na = self.plan.samples(n, defense, attack)
             job = CellJob(
-                ctx, defense, recipe, attack, x[:na], y[:na], clean_pred[:na], weights=weights
+                ctx,
+                defense,
+                recipe,
+                attack,
+                x[:na],
+                y[:na],
+                clean_pred[:na],
+                weights=weights,
+                zoo=self.models.zoo_id(defense),
             )
             jobs.append(job)
         run_jobs(pool, jobs, lambda job: grid.update(1 if isinstance(job, CellJob) else 0))

@@ -94,6 +94,11 @@ def cell_record(
         "config": config,
         **summary(correct, robust, queries, distance),
         "indicators": shares(arrays.indicators),
+        **(
+            {}
+            if arrays.outside is None
+            else {"out_of_ball": out_of_ball(correct, queries, arrays.outside)}
+        ),
         "samples": {
             "index": list(range(len(correct))),
             "clean_correct": correct.tolist(),
@@ -103,8 +108,18 @@ def cell_record(
             "distance": [None if not math.isfinite(d) else d for d in distance.tolist()],
             "extras": arrays.extras,
             "indicators": arrays.indicators,
+            **({} if arrays.outside is None else {"outside": arrays.outside.tolist()}),
         },
     }
+
+
+def out_of_ball(
+    correct: torch.Tensor, queries: torch.Tensor, outside: torch.Tensor
+) -> float | None:
+    """The share of an attack's answered rows (on the samples it attacked) that lay outside the
+    threat model or [0, 1]: what the indicators leave out (None where nothing was queried)."""
+    total = int(queries[correct].sum())
+    return int(outside[correct].sum()) / total if total else None
 
 
 def _is_int(v: Any) -> bool:
@@ -132,6 +147,26 @@ def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is b
     return _is_number(a) and _is_number(b) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _outside_problem(record: dict[str, Any], samples: dict[str, Any], n: int) -> str | None:
+    """Why a cell's out-of-ball counts (absent from cells older than them) contradict its
+    queries or its share, or None."""
+    if "outside" not in samples:
+        return "its out_of_ball share has no per-sample counts" if "out_of_ball" in record else None
+    values = samples["outside"]
+    if not isinstance(values, list) or len(values) != n or not all(_is_int(v) for v in values):
+        return f"its per-sample 'outside' is not a list of {n} counts"
+    if any(not 0 <= v <= q for v, q in zip(values, samples["queries"], strict=True)):
+        return "its per-sample 'outside' counts exceed its queries"
+    share = out_of_ball(
+        torch.tensor(samples["clean_correct"], dtype=torch.bool),
+        torch.tensor(samples["queries"], dtype=torch.int64),
+        torch.tensor(values, dtype=torch.int64),
+    )
+    if not _same(record.get("out_of_ball"), share):
+        return "its out_of_ball share contradicts its per-sample counts"
+    return None
 
 
 def cell_problem(record: dict[str, Any]) -> str | None:
@@ -163,6 +198,9 @@ def cell_problem(record: dict[str, Any]) -> str | None:
         return "its per-sample indicators are not lists of n flags"
     if "indicators" in record and not _same(record["indicators"], shares(indicators)):
         return "its indicator shares contradict its per-sample indicators"
+    problem = _outside_problem(record, samples, n)
+    if problem:
+        return problem
     distance = [math.inf if d is None else float(d) for d in samples["distance"]]
     derived = summary(
         torch.tensor(samples["clean_correct"], dtype=torch.bool),

@@ -40,6 +40,7 @@ def write_shard(
         "distance": [None if not math.isfinite(d) else d for d in arrays.distance[index].tolist()],
         "extras": {key: [values[i] for i in rows] for key, values in arrays.extras.items()},
         "indicators": {k: [values[i] for i in rows] for k, values in arrays.indicators.items()},
+        **({"outside": arrays.outside[index].tolist()} if arrays.outside is not None else {}),
         "seconds": round(seconds, 3),
     }
     folder = shard_dir(cell_path)
@@ -77,6 +78,8 @@ def merge_shard(arrays: CellArrays, record: dict[str, Any], cell_path: Path) -> 
     arrays.queries[index] = torch.tensor(record["queries"], dtype=torch.int64)
     distance = [math.inf if d is None else d for d in record["distance"]]
     arrays.distance[index] = torch.tensor(distance, dtype=arrays.distance.dtype)
+    if "outside" in record and arrays.outside is not None:
+        arrays.outside[index] = torch.tensor(record["outside"], dtype=torch.int64)
     for key, values in record.get("indicators", {}).items():
         column = arrays.indicators.setdefault(key, [None] * len(arrays.correct))
         for i, v in zip(record["index"], values, strict=True):

@@ -9,9 +9,11 @@ candidates, 250 MB in the standard profile) are left out and rebuilt on load (`d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ from robustbench_lite.store.files import atomic_write_text, file_sha256, publish
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 MANIFEST = "manifest.json"
+#: A zoo file is a bare name (a model name, '-', 16 hex digits of its key), never a path: a
+#: received manifest cannot point the loader or `rb zoo` at a file outside its folder.
+FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}-[0-9a-f]{16}\.safetensors")
 
 
 def zoo_folder() -> Path:
@@ -143,9 +148,27 @@ class Zoo:
     def get(self, key: str) -> ZooEntry | None:
         return self.entries().get(key)
 
+    def path(self, entry: ZooEntry) -> Path:
+        """The file of `entry`, which must be a bare file name inside the zoo folder."""
+        folder = self.folder.resolve()
+        path = folder / entry.file
+        if not FILE.fullmatch(entry.file) or path.resolve().parent != folder:
+            raise RBError(
+                f"the zoo manifest in {self.folder} lists file {entry.file!a} for "
+                f"{entry.defense}: a zoo file is a bare name <model>-<16 hex>.safetensors inside "
+                "its folder, never a path"
+            )
+        return path
+
+    def manifest_sha256(self) -> str:
+        """The SHA-256 of this zoo's manifest ('none' without one): which zoo a cell's weights
+        came from."""
+        path = self.folder / MANIFEST
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+
     def load(self, model: nn.Module, entry: ZooEntry) -> None:
         """Fill `model` from its zoo file, refused unless the file has its pinned SHA-256."""
-        path = self.folder / entry.file
+        path = self.path(entry)
         if not path.is_file():
             raise RBError(f"zoo file {path} of {entry.defense} is missing; reinstall the package")
         if file_sha256(path) != entry.sha256:
@@ -214,14 +237,18 @@ class Zoo:
         return entry
 
     def replace(self, keep: set[str]) -> list[Path]:
-        """Drop the entries whose keys are not in `keep`, and their files (files the manifest
-        listed only: anything else in the folder is left alone)."""
+        """Drop the entries whose keys are not in `keep`, and their files: only a file the zoo
+        wrote (a bare name in its folder, still with the SHA-256 the entry recorded); anything
+        else, in the folder or outside it, is left alone."""
         entries = self.entries()
+        paths = {key: self.path(e) for key, e in entries.items()}  # every name checked first
         gone = []
         for key in sorted(set(entries) - keep):
-            path = self.folder / entries[key].file
-            if path.is_file() and not any(
-                e.file == path.name for k, e in entries.items() if k in keep
+            path = paths[key]
+            if (
+                path.is_file()
+                and not any(e.file == path.name for k, e in entries.items() if k in keep)
+                and file_sha256(path) == entries[key].sha256
             ):
                 path.unlink()
                 gone.append(path)

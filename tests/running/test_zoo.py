@@ -48,7 +48,10 @@ def test_an_empty_home_trains_nothing_and_reproduces_a_committed_cell(
         json.loads(rerun.read_text())["weights_sha256"]
         == json.loads(committed.read_text())["weights_sha256"]
     )
-    assert _samples(rerun) == _samples(committed)
+    again, before = _samples(rerun), _samples(committed)
+    outside = again.pop("outside")  # out-of-ball counts are newer than the committed cells
+    assert again == before
+    assert outside == before.get("outside", [0] * len(outside))  # spatial stays in [0, 1]
 
 
 def test_a_tampered_zoo_file_is_refused_in_one_line(

@@ -32,7 +32,7 @@ from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.files import atomic_write_text, write_json
 from robustbench_lite.store.layout import GridLayout, is_certificate
 from robustbench_lite.store.records import load_cells
-from robustbench_lite.store.zoo import Zoo
+from robustbench_lite.store.zoo import ZOO, Zoo
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def load_grid(folder: Path, results: Path) -> Grid:
         evidence=found,
         attacks=attacks,
         scores=ranking.scores(attacks),
-        zoo=Zoo().entries(),
+        zoo=Zoo(ZOO).entries(),
     )
 
 
