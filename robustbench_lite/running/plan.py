@@ -4,6 +4,8 @@ plugins), so a job is built from a plan and plain values, never from a runner.""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge, Plugin
 from robustbench_lite.protocol.registry import instantiate
 from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
+from robustbench_lite.running.own_data import data_key
 from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.files import config_hash
 from robustbench_lite.store.layout import NO_EOT
@@ -100,13 +103,26 @@ class RunPlan:
 
     def model_key(self, defense: Defense) -> tuple[str, dict[str, Any]]:
         """The hash that keys a defense's trained model (and its config)."""
-        config = {
+        config: dict[str, Any] = {
             "dataset": self.dataset,
             "defense": defense.name,
             "config": defense.config(),
             "seed": self.seed,
         }
+        if self._users_data_sha256 is not None:  # a user's data: its content, not its name
+            config["data_sha256"] = self._users_data_sha256
         return config_hash(config), config
+
+    @functools.cached_property
+    def _users_data_sha256(self) -> str | None:
+        """For a user's data (not a registered dataset), the SHA-256 of what a model is trained
+        and evaluated on (both splits); None for a registered dataset, pinned by its name."""
+        if data_key(self.source).pinned:
+            return None
+        parts = [self.source.content_sha256()]
+        if "train" in self.source.splits:
+            parts.append(self.source.load("train").sha256())
+        return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
     def eot_draws(self, defense: Defense) -> int:
         """Forward passes averaged per attack query: the profile's EOT count if randomized."""

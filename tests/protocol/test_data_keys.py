@@ -92,7 +92,8 @@ def test_in_memory_tensors_with_changed_labels_are_recomputed(
         assert records["diagnostics"]["data_sha256"] == records["pgd"]["data_sha256"]
         assert HEX64.fullmatch(records["pgd"]["data_sha256"])
     assert first["pgd"]["data_sha256"] != second["pgd"]["data_sha256"]
-    assert first["pgd"]["config_hash"] == second["pgd"]["config_hash"]  # the config alone: same
+    # a user's data keys its models by content too (a model trained on it must not be reused)
+    assert first["pgd"]["config"]["model_key"] != second["pgd"]["config"]["model_key"]
     with torch.no_grad():
         correct = (baseline.eval()(x).argmax(1) == changed).double().mean().item()
     assert second["pgd"]["clean_acc"] == pytest.approx(correct)
@@ -157,3 +158,23 @@ def test_a_committed_record_without_the_field_is_still_reused_on_mnist5k(tmp_pat
     _strip_data_sha256(diagnostics)
     assert is_current(diagnostics, digest_of, data=DataKey(digest, pinned=True))
     assert not is_current(diagnostics, digest_of, data=DataKey(digest, pinned=False))
+
+
+def test_a_model_trained_on_a_users_data_is_keyed_by_its_content(mnist_test: Dataset) -> None:
+    from robustbench_lite.protocol.registry import defense_class, instantiate
+    from robustbench_lite.protocol.spec import profile_named
+    from robustbench_lite.running.plan import RunPlan
+
+    x, y = _digits(mnist_test)
+    changed = y.clone()
+    changed[0] = (changed[0] + 1) % 10
+    defense = instantiate(defense_class("none"), "quick")
+
+    def key(train_labels: torch.Tensor, source_name: str = "my-data") -> str:
+        source = TensorSource(source_name, (x, y), (x, train_labels))
+        return RunPlan(source=source, profile=profile_named("quick")).model_key(defense)[0]
+
+    assert key(y) == key(y.clone())
+    assert key(y) != key(changed)  # one training label changed: another model, trained anew
+    registered = RunPlan(source=data_source("mnist-5k"), profile=profile_named("quick"))
+    assert "data_sha256" not in registered.model_key(defense)[1]  # the zoo's keys stay
