@@ -18,8 +18,7 @@ import pandas as pd
 
 from robustbench_lite.cli.terminal import terminal_width
 from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
-from robustbench_lite.report.format import FLAGS, INTERVAL
-from robustbench_lite.report.leaderboard import EXTRA
+from robustbench_lite.report.columns import EXTRA, FLAGS, INTERVAL, Column
 from robustbench_lite.store import certificates
 from robustbench_lite.store.layout import CERTIFICATE, is_certificate
 from robustbench_lite.store.records import read_cell
@@ -46,14 +45,14 @@ def columns(runner: Any, attacks: Sequence[str], defenses: Sequence[str]) -> lis
                 continue
             cell = read_cell(path)
             suffix = str(cell["cell"])[len(str(cell["attack"])) :]
-            out += [str(cell["cell"]), f"worst_{cell['threat_model']}{suffix}"]
+            out += [str(cell["cell"]), Column.worst(cell["threat_model"], suffix).name]
         return out
     for a in attacks:  # a runner that does not list its files: the cells it would write
         attack = instantiate(attack_class(a), runner.profile, runner.settings.get(a))
         for d in defenses:
             defense = instantiate(defense_class(d), runner.profile, runner.settings.get(d))
             name = runner.plan.cell_name(attack, defense)
-            out += [name, f"worst_{attack.threat_model}{name[len(attack.name) :]}"]
+            out += [name, Column.worst(attack.threat_model, name[len(attack.name) :]).name]
     return out
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from robustbench_lite.report.columns import Column, Kind, Stat
 from robustbench_lite.report.format import (
     FLAGS,
-    INTERVAL,
     format_value,
     has_interval,
     interval_text,
@@ -51,8 +51,8 @@ def shown_columns(frame: pd.DataFrame) -> list[str]:
     flags column."""
     out = []
     for column in frame.columns:
-        base = column[:-3] if column.endswith(INTERVAL) else None
-        if base is not None and has_interval(frame, base):
+        parsed = Column.parse(column)
+        if parsed.stat in (Stat.LO, Stat.HI) and has_interval(frame, parsed.of(Stat.VALUE).name):
             continue
         if column == FLAGS and all(is_missing(v) for v in frame[column]):
             continue
@@ -62,13 +62,14 @@ def shown_columns(frame: pd.DataFrame) -> list[str]:
 
 def priority(column: str) -> int:
     """0 for what a reader needs first, up to 4 for query and distance medians."""
-    if column in ("defense", "n", "clean_acc", FLAGS) or column.startswith("worst_"):
-        return 0 if not column.endswith("_n") else 3
-    if column.startswith("certified_acc"):
+    parsed = Column.parse(column)
+    if parsed.kind in (Kind.FIXED, Kind.WORST):
+        return 0 if parsed.stat is not Stat.N else 3
+    if parsed.kind is Kind.CERTIFIED:
         return 1
-    if column.endswith("_n"):
+    if parsed.stat is Stat.N:
         return 3
-    if column.endswith(("_queries", "_dist")):
+    if parsed.stat in (Stat.QUERIES, Stat.DIST):
         return 4
     return 2
 
@@ -91,11 +92,10 @@ class _Column:
 
 def _cells(frame: pd.DataFrame, column: str, plus_minus: str) -> list[str]:
     if has_interval(frame, column):
+        lo, hi = (Column.parse(column).of(s).name for s in (Stat.LO, Stat.HI))
         return [
-            interval_text(v, lo, hi, plus_minus=plus_minus)
-            for v, lo, hi in zip(
-                frame[column], frame[column + "_lo"], frame[column + "_hi"], strict=True
-            )
+            interval_text(v, low, high, plus_minus=plus_minus)
+            for v, low, high in zip(frame[column], frame[lo], frame[hi], strict=True)
         ]
     return [format_value(column, v) for v in frame[column]]
 
@@ -177,8 +177,11 @@ def _notes(
     if dropped:
         kinds = [
             (sum(priority(c) == 2 for c in dropped), "attack cell"),
-            (sum(c.endswith("_n") for c in dropped), "sample count"),
-            (sum(c.endswith(("_queries", "_dist")) for c in dropped), "query/distance median"),
+            (sum(Column.parse(c).stat is Stat.N for c in dropped), "sample count"),
+            (
+                sum(Column.parse(c).stat in (Stat.QUERIES, Stat.DIST) for c in dropped),
+                "query/distance median",
+            ),
         ]
         other = len(dropped) - sum(k for k, _ in kinds)
         said = [f"{k} {what}{'s' if k > 1 else ''}" for k, what in [*kinds, (other, "other")] if k]

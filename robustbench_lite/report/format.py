@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-INTERVAL = ("_lo", "_hi")
-FLAGS = "flags"
+from robustbench_lite.report.columns import FLAGS, INTERVAL, Column, Stat
+
+__all__ = ["FLAGS", "INTERVAL", "format_value", "has_interval", "interval_text", "is_missing"]
 
 
 def is_missing(value: Any) -> bool:
@@ -28,7 +29,7 @@ def format_value(column: str, value: Any) -> str:
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
-    if column == "n" or column.endswith(("_n", "_queries")):
+    if column == "n" or Column.parse(column).stat in (Stat.N, Stat.QUERIES):
         return f"{float(value):.0f}"
     if isinstance(value, (int, float)):
         return f"{float(value):.3f}"
@@ -49,4 +50,5 @@ def interval_text(value: Any, lo: Any, hi: Any, *, plus_minus: str = "±") -> st
 
 def has_interval(frame: pd.DataFrame, column: str) -> bool:
     """Whether the frame carries `<column>_lo` and `<column>_hi`."""
-    return all(column + s in frame.columns for s in INTERVAL)
+    parsed = Column.parse(column)
+    return all(parsed.of(s).name in frame.columns for s in (Stat.LO, Stat.HI))

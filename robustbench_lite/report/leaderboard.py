@@ -18,17 +18,12 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lite.protocol.contracts import Knowledge
-from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.report import flags
+from robustbench_lite.report.columns import TM_ORDER, Column, Stat, order
 from robustbench_lite.stats import wilson
 from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.records import load_cells, model_identity, robust_by_index, short
-
-TM_ORDER = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
-#: Column suffixes of per-cell statistics: median queries, median distance, a capped cell's n,
-#: and the 95% interval's bounds of an accuracy.
-EXTRA = ("_queries", "_dist", "_n", "_lo", "_hi")
 
 
 def _suffix(cell: dict[str, Any]) -> str:
@@ -49,14 +44,15 @@ def _interval(row: dict[str, Any], column: str, n: int) -> None:
     """`<column>_lo` and `<column>_hi`: the 95% Wilson interval of the accuracy in `column`."""
     value = row[column]
     lo, hi = (math.nan, math.nan) if value != value else wilson(round(value * n), n)
-    row[f"{column}_lo"], row[f"{column}_hi"] = lo, hi
+    parsed = Column.parse(column)
+    row[parsed.of(Stat.LO).name], row[parsed.of(Stat.HI).name] = lo, hi
 
 
 def worst_groups(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """`worst_<threat model>[suffix]` -> the cells of one row whose per-sample minimum it is."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in cells:
-        groups[f"worst_{cell['threat_model']}{_suffix(cell)}"].append(cell)
+        groups[Column.worst(cell["threat_model"], _suffix(cell)).name].append(cell)
     return dict(groups)
 
 
@@ -87,14 +83,15 @@ def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
         row[name], seen = worst_case(members)
         _interval(row, name, seen)
         if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
-            row[f"{name}_n"] = seen
+            row[Column.parse(name).of(Stat.N).name] = seen
     for cell in cells:
+        column = Column.parse(cell["cell"])
         if cell["n"] != widest["n"]:  # a capped cell (see Plugin.max_eval_samples) says so
-            row[f"{cell['cell']}_n"] = cell["n"]
+            row[column.of(Stat.N).name] = cell["n"]
         if cell.get("knowledge") != Knowledge.GRADIENT:
-            row[f"{cell['cell']}_queries"] = (cell.get("queries") or {}).get("median_success")
+            row[column.of(Stat.QUERIES).name] = (cell.get("queries") or {}).get("median_success")
         if cell.get("minimal"):
-            row[f"{cell['cell']}_dist"] = cell.get("median_distance")
+            row[column.of(Stat.DIST).name] = cell.get("median_distance")
     return row
 
 
@@ -120,13 +117,9 @@ def build(cell_dir: Path) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["defense", "n", "clean_acc"])
     first = ["defense", "n", "clean_acc"]
-    robust = [c for c in frame.columns if c not in (*first, "flags") and not c.endswith(EXTRA)]
-
-    def order(column: str) -> tuple[int, bool, str]:
-        tm = column_tm.get(column) or column.removeprefix("worst_").split("@")[0]
-        return TM_ORDER.get(tm, len(TM_ORDER)), column.startswith("worst_"), column
-
-    robust.sort(key=order)
-    extra = sorted(c for c in frame.columns if c.endswith(EXTRA))
-    counts = {"n": "int64", **{c: "Int64" for c in extra if c.endswith("_n")}}
+    parsed = {c: Column.parse(c) for c in frame.columns}
+    robust = [c for c, p in parsed.items() if p.is_accuracy and p.is_value]
+    robust.sort(key=lambda c: order(c, column_tm))
+    extra = sorted(c for c, p in parsed.items() if not p.is_value)
+    counts = {"n": "int64", **{c: "Int64" for c in extra if parsed[c].stat is Stat.N}}
     return frame[[*first, *robust, *extra, "flags"]].astype(counts)

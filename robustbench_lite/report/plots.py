@@ -28,7 +28,8 @@ from safetensors.torch import load_file
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.registry import load_dataset
-from robustbench_lite.report.leaderboard import TM_ORDER, rows, worst_case
+from robustbench_lite.report.columns import TM_ORDER
+from robustbench_lite.report.leaderboard import rows, worst_case
 from robustbench_lite.store.layout import GridLayout, adv_path
 from robustbench_lite.store.records import load_cells
 

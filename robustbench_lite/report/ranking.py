@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from robustbench_lite.protocol.registry import ATTACK_GROUP, origin
+from robustbench_lite.report.columns import TM_ORDER
 from robustbench_lite.report.flags import attack_flags
-from robustbench_lite.report.leaderboard import TM_ORDER, rows
+from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.records import load_cells, robust_by_index

@@ -14,7 +14,8 @@ import pandas as pd
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import flags
-from robustbench_lite.report.leaderboard import EXTRA, rows
+from robustbench_lite.report.columns import Column, Stat
+from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import NO_EOT, GridLayout
 from robustbench_lite.store.records import load_cells
@@ -52,7 +53,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table; accuracies with three decimals and their 95% interval
     as `±` (the larger side of the Wilson interval, so the whole interval is covered), flags as
     codes with footnotes, empty cells blank."""
-    intervals = {c for c in frame.columns if f"{c}_lo" in frame.columns}
+    parsed = {c: Column.parse(c) for c in frame.columns}
+    lows = {c: p.of(Stat.LO).name for c, p in parsed.items()}
+    highs = {c: p.of(Stat.HI).name for c, p in parsed.items()}
+    intervals = {c for c in frame.columns if lows[c] in frame.columns}
 
     def fmt(record: dict[str, Any], column: str) -> str:
         value = record[column]
@@ -60,14 +64,14 @@ def to_markdown(frame: pd.DataFrame) -> str:
             return ""
         if not isinstance(value, float):
             return str(value)
-        if column.endswith(("_queries", "_n")):
+        if parsed[column].stat in (Stat.QUERIES, Stat.N):
             return f"{value:.0f}"
-        if column in intervals and not math.isnan(record[f"{column}_lo"]):
-            half = max(value - record[f"{column}_lo"], record[f"{column}_hi"] - value)
+        if column in intervals and not math.isnan(record[lows[column]]):
+            half = max(value - record[lows[column]], record[highs[column]] - value)
             return f"{value:.3f} ±{half:.3f}"
         return f"{value:.3f}"
 
-    columns = [c for c in frame.columns if not c.endswith(("_lo", "_hi"))]
+    columns = [c for c in frame.columns if parsed[c].stat not in (Stat.LO, Stat.HI)]
     lines = [
         "| " + " | ".join(columns) + " |",
         "|" + "|".join("---" if c in ("defense", "flags") else "---:" for c in columns) + "|",
@@ -102,11 +106,8 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
     seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
     # Accuracies at the default eps only: sweeps go to the plot, query and distance medians to
     # leaderboard.md beside the cells.
-    shown = [
-        c
-        for c in frame.columns
-        if "@" not in c and (not c.endswith(EXTRA) or c.endswith(("_lo", "_hi")))
-    ]
+    parsed = [Column.parse(c) for c in frame.columns]
+    shown = [p.name for p in parsed if not p.overrides and p.stat in (Stat.VALUE, Stat.LO, Stat.HI)]
     block = (
         f"{README_START}\n{to_markdown(frame[shown])}\n"
         f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "
@@ -133,10 +134,11 @@ def _schemas(cells: list[dict[str, Any]]) -> str:
 def _capped(frame: pd.DataFrame) -> str:
     """A sentence naming the cells evaluated on fewer samples than their row's n ('' if none)."""
     parts = []
-    for column in (c for c in frame.columns if c.endswith("_n")):
+    for column in (c for c in frame.columns if Column.parse(c).stat is Stat.N):
         counts = sorted({int(v) for v in frame[column].dropna()})
         if counts:
-            parts.append(f"{column.removesuffix('_n')} on {'/'.join(map(str, counts))}")
+            base = Column.parse(column).of(Stat.VALUE).name
+            parts.append(f"{base} on {'/'.join(map(str, counts))}")
     if not parts:
         return ""
     return f" Cells on fewer test samples than their row's n: {', '.join(parts)}."

@@ -26,11 +26,11 @@ from robustbench_lite import stats
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import defense_names
 from robustbench_lite.report import invariants, leaderboard, tables
+from robustbench_lite.report.columns import Column, Kind
 from robustbench_lite.running.baseline import read_baseline
 from robustbench_lite.running.compare import CheckReport, compare
 from robustbench_lite.running.own_model import UserModel
 from robustbench_lite.running.runner import Runner
-from robustbench_lite.store import certificates
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import owned, read_cell
@@ -176,7 +176,8 @@ def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
     keep = [
         c
         for c in baseline.columns
-        if c in rebuilt.columns and not (c.startswith("worst_") or certificates.is_column(c))
+        if c in rebuilt.columns
+        and not (Column.parse(c).kind is Kind.WORST or Column.parse(c).is_certificate)
     ]
     rows = baseline["defense"].isin(rebuilt["defense"])
     return baseline.loc[rows, keep].reset_index(drop=True)

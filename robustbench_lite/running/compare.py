@@ -10,9 +10,8 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lite import stats
-from robustbench_lite.report import leaderboard
+from robustbench_lite.report.columns import Column, Kind
 from robustbench_lite.stats import Flips
-from robustbench_lite.store import certificates
 
 NOT_ACCURACY = ("defense", "n", "flags")
 CSV_ROUNDING = 1e-6  # leaderboard.csv keeps 6 decimals
@@ -118,12 +117,12 @@ def compare(
         before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
         columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
         for column in dict.fromkeys(columns):
-            if column.endswith(leaderboard.EXTRA):
+            if not Column.parse(column).is_value:
                 continue
             b, a = _number(before.get(column)), _number(after.get(column))
             if b is None and a is None:
                 continue
-            certificate = certificates.is_verified(column)
+            certificate = Column.parse(column).kind is Kind.CERTIFIED
             if a is None:
                 verdict = "missing"
             elif b is None:

@@ -49,11 +49,6 @@ def suffix(eps: float, default: float) -> str:
     return "" if math.isclose(eps, default) else f"@eps={eps:g}"
 
 
-def is_column(column: str) -> bool:
-    """Whether a leaderboard column holds a certified accuracy, verified or claimed."""
-    return column.startswith((COLUMN, CLAIMED))
-
-
 def is_verified(column: str) -> bool:
     """Whether a leaderboard column holds a certified accuracy the runner recomputed itself."""
     return column.startswith(COLUMN)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite.report.columns import TM_ORDER
 from robustbench_lite.report.format import is_missing
-from robustbench_lite.report.leaderboard import TM_ORDER
 from robustbench_lite.report.site.grid import Grid
 from robustbench_lite.report.site.html import esc, page, table, value_cell
 

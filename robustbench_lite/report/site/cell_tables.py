@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustbench_lite.report.format import INTERVAL, is_missing
+from robustbench_lite.report.columns import Column, Stat
+from robustbench_lite.report.format import is_missing
 from robustbench_lite.report.site.html import esc, table, value_cell
 
 INDICATORS = ("silent_success", "incomplete", "non_converging")
@@ -37,8 +38,8 @@ def cells_table(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
         q = c.get("queries") or {}
         name = c["cell"]
         interval = ""
-        if all(not is_missing(row.get(name + s)) for s in INTERVAL):
-            lo, hi = row[name + "_lo"], row[name + "_hi"]
+        lo, hi = (row.get(Column.parse(name).of(s).name) for s in (Stat.LO, Stat.HI))
+        if not is_missing(lo) and not is_missing(hi):
             interval = f'<span class="ci" title="95% Wilson interval">[{lo:.3f}, {hi:.3f}]</span>'
         values = [
             ("n", c.get("n")),

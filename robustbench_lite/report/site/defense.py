@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from robustbench_lite.report.columns import TM_ORDER, Column, Stat
 from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
 from robustbench_lite.report.format import interval_text, is_missing
-from robustbench_lite.report.leaderboard import TM_ORDER, worst_groups
+from robustbench_lite.report.leaderboard import worst_groups
 from robustbench_lite.report.site.cell_tables import (
     cells_table,
     certificates_table,
@@ -99,7 +100,8 @@ def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any])
 
 
 def _interval(row: dict[str, Any], column: str) -> str:
-    lo, hi = row.get(column + "_lo"), row.get(column + "_hi")
+    parsed = Column.parse(column)
+    lo, hi = row.get(parsed.of(Stat.LO).name), row.get(parsed.of(Stat.HI).name)
     return "" if is_missing(lo) or is_missing(hi) else f"[{lo:.3f}, {hi:.3f}]"
 
 

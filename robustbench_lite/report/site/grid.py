@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite.report.columns import TM_ORDER, Column, Kind, Stat
 from robustbench_lite.report.format import FLAGS, is_missing
-from robustbench_lite.report.leaderboard import EXTRA, TM_ORDER, rows
+from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.store.records import model_identity
 from robustbench_lite.store.zoo import ZooEntry
 
@@ -63,15 +64,14 @@ class Grid:
     @property
     def worst_columns(self) -> list[str]:
         """`worst_<tm>` at the threat models' default budgets, main threat model first."""
-        found = [c for c in self.frame.columns if c.startswith("worst_") and "@" not in c]
-        found = [c for c in found if not c.endswith(EXTRA)]
-        return sorted(found, key=lambda c: TM_ORDER.get(c.removeprefix("worst_"), 9))
+        found = [Column.parse(c) for c in self.frame.columns]
+        found = [c for c in found if c.is_headline and c.is_value]
+        return [c.name for c in sorted(found, key=lambda c: TM_ORDER.get(c.base, 9))]
 
     @property
     def certified_columns(self) -> list[str]:
-        return [
-            c for c in self.frame.columns if c.startswith("certified_acc") and not c.endswith(EXTRA)
-        ]
+        parsed = [Column.parse(c) for c in self.frame.columns]
+        return [c.name for c in parsed if c.kind is Kind.CERTIFIED and c.is_value]
 
     def ranked(self) -> pd.DataFrame:
         """The rows ranked as RobustBench ranks them: by the worst case of the main threat model
@@ -105,17 +105,18 @@ def describe(column: str) -> str:
         return "test samples of the row (its widest cell)"
     if column == "clean_acc":
         return "accuracy on the n clean test samples"
-    if column.startswith("worst_"):
+    parsed = Column.parse(column)
+    if parsed.kind is Kind.WORST:
         return "per-sample worst case over the attacks of this threat model"
-    if column.startswith("certified_acc"):
+    if parsed.kind is Kind.CERTIFIED:
         return "verified (certified) accuracy at the Linf eps, recomputed by the runner"
-    if column.startswith("claimed_certified_acc"):
+    if parsed.kind is Kind.CLAIMED:
         return "the defense's own certificate at the Linf eps, not recomputed by the runner"
     if column == FLAGS:
         return "flags of this row (see the notes below the table)"
-    if column.endswith("_queries"):
+    if parsed.stat is Stat.QUERIES:
         return "median queries per sample of the successful samples"
-    if column.endswith("_dist"):
+    if parsed.stat is Stat.DIST:
         return "median distance found by the minimal attack"
     return "robust accuracy under this attack (verified by the runner)"
 

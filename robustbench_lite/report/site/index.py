@@ -8,40 +8,37 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite.report.columns import Column, Kind, Stat
 from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
-from robustbench_lite.report.format import FLAGS, INTERVAL, has_interval, is_missing
-from robustbench_lite.report.leaderboard import EXTRA
+from robustbench_lite.report.format import FLAGS, has_interval, is_missing
 from robustbench_lite.report.site.grid import Grid, describe
 from robustbench_lite.report.site.html import esc, page, table, value_cell
 
-MEDIANS = ("_queries", "_dist")
+MEDIANS = (Stat.QUERIES, Stat.DIST)
 
 
 def _main_columns(frame: pd.DataFrame) -> list[str]:
-    return [
-        c
-        for c in frame.columns
-        if c != FLAGS and not c.endswith((*EXTRA, *INTERVAL)) and c != "defense"
-    ]
+    return [c for c in frame.columns if c not in (FLAGS, "defense") and Column.parse(c).is_value]
 
 
 def _annotated(frame: pd.DataFrame, row: dict[str, Any], column: str) -> str:
     """A robust-accuracy cell: its value, its interval and its sample count if capped."""
     extra = ""
+    parsed = Column.parse(column)
     if has_interval(frame, column) and not is_missing(row[column]):
-        lo, hi = row[column + "_lo"], row[column + "_hi"]
+        lo, hi = row[parsed.of(Stat.LO).name], row[parsed.of(Stat.HI).name]
         extra += (
-            f'<span class="ci" data-col="{esc(column)}_lo" data-value="{esc(lo)}" '
+            f'<span class="ci" data-col="{esc(parsed.of(Stat.LO).name)}" data-value="{esc(lo)}" '
             f'data-hi="{esc(hi)}" title="95% Wilson interval [{lo:.3f}, {hi:.3f}]">'
             f"±{max(hi - row[column], row[column] - lo, 0.0):.3f}</span>"
         )
-    counted = row.get(column + "_n")
+    counted = row.get(parsed.of(Stat.N).name)
     if not is_missing(counted) and column != "n":
         extra += (
-            f'<span class="n" data-col="{esc(column)}_n" data-value="{int(counted)}" '
+            f'<span class="n" data-col="{esc(parsed.of(Stat.N).name)}" data-value="{int(counted)}" '
             f'title="on {int(counted)} test samples">n={int(counted)}</span>'
         )
-    css = "worst" if column.startswith("worst_") else ""
+    css = "worst" if parsed.kind is Kind.WORST else ""
     return value_cell(column, row[column], extra=extra, css=css)
 
 
@@ -97,7 +94,7 @@ def board_tables(grid: Grid) -> str:
     sortable, in leaderboard.csv's row order."""
     frame = grid.frame
     main = _main_columns(frame)
-    medians = [c for c in frame.columns if c.endswith(MEDIANS)]
+    medians = [c for c in frame.columns if Column.parse(c).stat in MEDIANS]
     lines, median_lines = [], []
     for row in frame.to_dict(orient="records"):
         name = str(row["defense"])

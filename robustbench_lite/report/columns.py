@@ -1,0 +1,134 @@
+"""A leaderboard column as a typed value: what it holds (an attack cell, a worst case, a
+certificate, a fixed field), its overrides (`@eps=0.1`, `@budget=1`, `@no-eot`) and its
+statistic (the value, its interval's bounds, a median, a count). `Column.parse(name).name` gives
+the name back, so every place that reads a column's meaning reads it here, never by slicing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from robustbench_lite.names import StrEnum
+from robustbench_lite.protocol.threat_models import TM
+from robustbench_lite.store import certificates
+
+#: Threat models in the order the board shows them (the dataset's main threat model first).
+TM_ORDER = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
+WORST = "worst_"
+FLAGS = "flags"
+FIXED = ("defense", "n", "clean_acc", FLAGS)
+
+
+class Kind(StrEnum):
+    """What a column's value is."""
+
+    FIXED = "fixed"  # defense, n, clean_acc, flags
+    ATTACK = "attack"  # one attack cell's robust accuracy
+    WORST = "worst"  # the per-sample worst case of a threat model's cells
+    CERTIFIED = "certified"  # a certificate the runner recomputed itself
+    CLAIMED = "claimed"  # a certificate it could not: the defense's word
+
+
+class Stat(StrEnum):
+    """Which statistic of the column's quantity: the value, or a suffix naming another."""
+
+    VALUE = ""
+    LO = "_lo"  # the 95% Wilson interval's lower bound
+    HI = "_hi"  # its upper bound
+    QUERIES = "_queries"  # median queries of the successful samples (query attacks)
+    DIST = "_dist"  # median distance (minimal attacks)
+    N = "_n"  # the samples it covers, where fewer than the row's
+
+
+#: Suffixes of per-cell statistics (every Stat but the value), as the CSV spells them.
+EXTRA = tuple(s.value for s in Stat if s is not Stat.VALUE)
+INTERVAL = (Stat.LO.value, Stat.HI.value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: `kind`, `base` (attack name, threat model, certificate column or
+    fixed name), `overrides` (the cell name's `@...` part) and `stat`."""
+
+    kind: Kind
+    base: str
+    overrides: str = ""
+    stat: Stat = Stat.VALUE
+
+    @classmethod
+    def parse(cls, name: str) -> Column:
+        """The column a leaderboard header names."""
+        stat = Stat.VALUE
+        if name not in FIXED:
+            for s in Stat:
+                if s is not Stat.VALUE and name.endswith(s.value):
+                    stat, name = s, name[: -len(s.value)]
+                    break
+        base, at, rest = name.partition("@")
+        overrides = at + rest
+        if name in FIXED:
+            return cls(Kind.FIXED, name, "", stat)
+        if base.startswith(WORST):
+            return cls(Kind.WORST, base.removeprefix(WORST), overrides, stat)
+        if base == certificates.CLAIMED:
+            return cls(Kind.CLAIMED, base, overrides, stat)
+        if base == certificates.COLUMN:
+            return cls(Kind.CERTIFIED, base, overrides, stat)
+        return cls(Kind.ATTACK, base, overrides, stat)
+
+    @classmethod
+    def worst(cls, threat_model: str, overrides: str = "") -> Column:
+        """The worst case of a threat model's cells sharing `overrides`."""
+        return cls(Kind.WORST, str(threat_model), overrides)
+
+    @property
+    def name(self) -> str:
+        """The header, as the CSV and every table write it."""
+        prefix = WORST if self.kind is Kind.WORST else ""
+        return f"{prefix}{self.base}{self.overrides}{self.stat.value}"
+
+    def of(self, stat: Stat) -> Column:
+        """The same quantity's other statistic (its interval bound, median, count)."""
+        return replace(self, stat=stat)
+
+    @property
+    def is_value(self) -> bool:
+        """A quantity itself, not one of its statistics."""
+        return self.stat is Stat.VALUE
+
+    @property
+    def is_accuracy(self) -> bool:
+        """A robust, worst-case or certified accuracy (not a fixed field)."""
+        return self.kind is not Kind.FIXED
+
+    @property
+    def is_certificate(self) -> bool:
+        return self.kind in (Kind.CERTIFIED, Kind.CLAIMED)
+
+    @property
+    def is_headline(self) -> bool:
+        """A worst case at the threat model's default budget and settings."""
+        return self.kind is Kind.WORST and not self.overrides
+
+    @property
+    def threat_model(self) -> str | None:
+        """The threat model of a worst case or certificate (an attack cell's is in its file)."""
+        if self.kind is Kind.WORST:
+            return self.base
+        return str(certificates.THREAT_MODEL) if self.is_certificate else None
+
+    @property
+    def eps(self) -> float | None:
+        """The eps its overrides name (`@eps=0.1`), None at the default."""
+        for part in self.overrides.split("@"):
+            key, _, value = part.partition("=")
+            if key == "eps":
+                return float(value)
+        return None
+
+
+def order(name: str, threat_models: dict[str, str]) -> tuple[int, bool, str]:
+    """Sort key of the accuracy columns: threat model, its cells before its worst case, name;
+    `threat_models` maps attack cell names to theirs."""
+    column = Column.parse(name)
+    tm = column.base if column.kind is Kind.WORST else threat_models.get(name, "")
+    return TM_ORDER.get(tm, len(TM_ORDER)), column.kind is Kind.WORST, name
