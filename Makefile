@@ -4,14 +4,14 @@ RB ?= rb
 QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
 STANDARD := results/mnist-5k/standard
 
-.PHONY: install test lint pytest regress regress-cheap regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo
+.PHONY: install test lint pytest regress regress-cheap regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo docs
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev,ray]'
 
-test: lint pytest regress bench-smoke
+test: lint pytest regress bench-smoke docs
 
 # ruff, then the one-way layers (import-linter's contracts in pyproject.toml).
 lint:
@@ -59,6 +59,11 @@ bench:
 # Every benchmark at a tiny size on the quick models (seconds): one that no longer runs fails CI.
 bench-smoke:
 	BENCH_SMOKE=1 $(PYTHON) -m tests.bench > /dev/null
+
+# The documentation site (docs/, mkdocs.yml; seconds): a broken link, anchor or docstring reference
+# fails it. Browse with `mkdocs serve`. NO_MKDOCS_2_WARNING silences Material's release banner.
+docs:
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --site-dir build/docs
 
 # The committed quick grid that `regress` compares against (rewrite after a deliberate change).
 quick-baseline:

@@ -21,7 +21,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rb", description="robustbench_lite: honest adversarial robustness.")
+    parser = _Parser(
+        prog="rb",
+        description="robustbench_lite: honest adversarial robustness.",
+        epilog="Docs: docs/index.md in the repository, or `mkdocs serve` there.",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -184,7 +184,7 @@ def test_a_baseline_that_proves_nothing_is_refused(
 
 
 def test_the_power_stated_in_the_readme() -> None:
-    """README: 112 comparisons at family-wise 0.05 need 12 falls and no rises to fail a cell."""
+    """docs/ci.md: 112 comparisons at family-wise 0.05 need 12 falls and no rises to fail a cell."""
     from robustbench_lite.stats import sign_test, smallest_detectable_fall
 
     assert smallest_detectable_fall(112) == 12
