@@ -44,7 +44,7 @@ class Dataset:
         for tensor in (self.x, self.y):
             array = tensor.detach().cpu().contiguous().numpy()
             digest.update(f"{tuple(array.shape)}:{array.dtype.str};".encode())
-            digest.update(memoryview(array).cast("B"))
+            digest.update(array.data.cast("B"))
         return digest.hexdigest()
 
 

@@ -3,7 +3,8 @@ evaluation of adversarial robustness with an ensemble of diverse parameter-free 
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -248,7 +249,7 @@ def _sub(target: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None
     return None if target is None else target[rows]
 
 
-_TARGETED_PROFILES: dict[str, dict[str, int]] = {
+_TARGETED_PROFILES: dict[str, Mapping[str, Any]] = {
     "quick": {"steps": 20, "n_target_classes": 3},
     "standard": {"steps": 100, "n_target_classes": 9},  # AutoAttack's standard APGD-T
     "paper": {"steps": 100, "n_target_classes": 9, "restarts": 1},  # AutoAttack's "plus"

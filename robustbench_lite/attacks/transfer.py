@@ -6,6 +6,7 @@ white-box numbers lose to it masks its gradients (`transfer-beats-white-box`).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -74,7 +75,8 @@ class Transfer(Attack):
         if self._recipe is None:
             raise ValueError(f"{self.name} has no surrogate model: the runner provides it")
         surrogate = self._recipe.make()  # white-box on it: it is not the target
-        pgd = attack_class("pgd")(
+        pgd_class: Callable[..., Attack] = attack_class("pgd")  # with pgd's own hyper-parameters
+        pgd = pgd_class(
             norm=self.norm, steps=self.steps, restarts=self.restarts, rel_step_size=2.5 / self.steps
         )
         counter = QueryCounter(surrogate, len(x), num_classes=model.num_classes)

@@ -76,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         raise RBError("give --defense (-d) or --model (see `rb run --help`)")
     defenses = resolve_names(args.defense, defense_names(), "defense") if args.defense else []
     settings = parse_settings(args.settings, attacks + defenses)
-    plan = parse_eps(args.eps) or [(None, None)]
+    plan: Sequence[tuple[str | None, float | None]] = parse_eps(args.eps) or [(None, None)]
 
     def runner(eps: float | None) -> Runner:
         return Runner(

@@ -87,10 +87,10 @@ def listing() -> str:
             lines.append(f"defense  {name:16} unavailable: {exc}")
     for name in dataset_names():
         try:
-            cls = dataset_class(name)
-            shape = "x".join(map(str, cls.shape))
-            splits = "+".join(cls.splits)
-            lines.append(f"dataset  {name:16} {shape:9} {cls.num_classes:>4} classes  {splits}")
+            source = dataset_class(name)
+            shape = "x".join(map(str, source.shape))
+            splits = "+".join(source.splits)
+            lines.append(f"dataset  {name:16} {shape:9} {source.num_classes:>4} classes  {splits}")
         except RBError as exc:
             lines.append(f"dataset  {name:16} unavailable: {exc}")
     return "\n".join(lines) + "\n"

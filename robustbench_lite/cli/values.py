@@ -84,15 +84,15 @@ def parse_value(text: str, default: Any) -> Any:
         if word not in booleans:
             raise RBError(f"expected true or false, got {text!r}")
         return booleans[word]
-    casters: tuple[Callable[[str], Any], ...]
+    casters: list[Callable[[str], Any]]
     if isinstance(default, int):
         return _integer(text)
     if isinstance(default, float):
-        casters = (float,)
+        casters = [float]
     else:  # a string or None default: take the narrowest reading
         if word in booleans:
             return booleans[word]
-        casters = (int, float, str)
+        casters = [int, float, str]
     for cast in casters:
         try:
             value = cast(text)

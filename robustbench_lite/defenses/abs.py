@@ -66,14 +66,14 @@ class ABS(Defense):
                 raise ValueError(f"{label} must be at least 1, got {value}")
         if steps < 0:
             raise ValueError(f"steps must be non-negative, got {steps}")
-        for label, value in (
+        for label, number in (
             ("lr", lr),
             ("step_size", step_size),
             ("radius", radius),
             ("logit_scale", logit_scale),
         ):
-            if not value > 0:
-                raise ValueError(f"{label} must be positive, got {value}")
+            if not number > 0:
+                raise ValueError(f"{label} must be positive, got {number}")
         if not beta >= 0:
             raise ValueError(f"beta must be non-negative, got {beta}")
         self.epochs = epochs

@@ -60,10 +60,11 @@ def single_decoder(grouped: nn.Sequential, c: int) -> nn.Sequential:
             continue
         g = layer.groups
         cin, cout = layer.in_channels // g, layer.out_channels // g
-        one = nn.ConvTranspose2d(cin, cout, layer.kernel_size, stride=layer.stride)
+        (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+        one = nn.ConvTranspose2d(cin, cout, (kh, kw), stride=(sh, sw))
         with torch.no_grad():
             one.weight.copy_(layer.weight[c * cin : (c + 1) * cin])
-            assert layer.bias is not None
+            assert layer.bias is not None and one.bias is not None
             one.bias.copy_(layer.bias[c * cout : (c + 1) * cout])
         layers.append(one)
     return nn.Sequential(*layers).requires_grad_(False)
@@ -93,6 +94,11 @@ class ABSModel(nn.Module):
     The gradient w.r.t. the input flows through the bound at the optimized latents (which are
     detached): the paper's white-box gradient, not one through the latent optimization.
     """
+
+    # The buffers `__init__` registers, typed (nn.Module's __getattr__ says Tensor | Module).
+    candidates: torch.Tensor
+    decoded: torch.Tensor
+    cost: torch.Tensor
 
     def __init__(
         self,

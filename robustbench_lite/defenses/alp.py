@@ -9,6 +9,7 @@ the same trainer with λ = 0 on adversarial examples only, as Madry et al. train
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
@@ -96,7 +97,8 @@ class ALP(Defense):
 
     def attack(self) -> Attack:
         """The training attack: the registry's `pgd` with this defense's steps and step size."""
-        return attack_class("pgd")(steps=self.steps, rel_step_size=self.rel_step_size)
+        pgd: Callable[..., Attack] = attack_class("pgd")  # called with pgd's own hyper-parameters
+        return pgd(steps=self.steps, rel_step_size=self.rel_step_size)
 
     def eps_at(self, progress: float, eps: float = 0.3) -> float:
         """Training eps (`train_eps`, else the data's Linf budget `eps`): ramped linearly from 0
@@ -121,10 +123,8 @@ class ALP(Defense):
         x_adv = x
         if eps > 0:
             counter = QueryCounter(model, len(x), num_classes=self.num_classes)
-            x_adv = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
-            if isinstance(x_adv, tuple):
-                x_adv = x_adv[0]
-            x_adv = x_adv.detach()
+            found = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
+            x_adv = (found[0] if isinstance(found, tuple) else found).detach()
         logits_adv = model(x_adv)
         need_clean = self.clean_weight > 0 or self.pairing > 0
         logits = model(x) if need_clean else logits_adv

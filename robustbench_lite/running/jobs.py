@@ -218,7 +218,11 @@ class DiagnosticsJob:
 
     def done(self, task: Task, result: tuple[dict[str, Any], float]) -> None:
         found, seconds = result
-        record = {"defense": self.defense.name, "config": self.config, "config_hash": self.digest}
+        record: dict[str, Any] = {
+            "defense": self.defense.name,
+            "config": self.config,
+            "config_hash": self.digest,
+        }
         record.update(found)
         record["weights_sha256"] = self.config["weights_sha256"]
         record["data_sha256"] = self.data_sha256

@@ -35,7 +35,7 @@ MAX_PIXELS = 4096 * 4096
 MAX_ELEMENTS = 2**31
 
 
-def default_eps(shape: Shape) -> dict[TM, float]:
+def default_eps(shape: Shape) -> dict[str, float]:
     """Budgets for data of this shape: MNIST's for grayscale, CIFAR's for colour."""
     if shape[0] == 1:
         return {TM.LINF: 0.3, TM.L2: 1.5, TM.SPATIAL: 1.0}
@@ -52,7 +52,7 @@ class TensorSource(DataSource):
         train: tuple[torch.Tensor, torch.Tensor] | None = None,
         *,
         num_classes: int | None = None,
-        eps: Mapping[TM, float] | None = None,
+        eps: Mapping[str, float] | None = None,
         origin: str = "tensors handed in from Python",
     ) -> None:
         x, y = checked(*test, what=name, num_classes=num_classes)

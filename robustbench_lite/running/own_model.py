@@ -187,6 +187,10 @@ class Normalized(nn.Module):
     """x -> model((x - mean) / std), per channel: a model that expects standardized inputs,
     attacked and judged in [0, 1] pixel space (foolbox's `preprocessing`)."""
 
+    # The buffers `__init__` registers, typed (nn.Module's __getattr__ says Tensor | Module).
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.model = model

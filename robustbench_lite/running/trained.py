@@ -9,10 +9,12 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
 
+from robustbench_lite.data import Shape
 from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense
@@ -38,7 +40,7 @@ def build_model(defense: Defense, source: DataSource, seed: int) -> nn.Module:
         guarded(f"building the model of defense {defense.name}"),
         warnings.catch_warnings(record=True) as caught,
     ):
-        model = defense.build(source.num_classes, tuple(source.shape))
+        model = defense.build(source.num_classes, cast(Shape, tuple(source.shape)))
     empty = [name for name, p in model.named_parameters() if p.numel() == 0]
     if empty:
         raise RBError(

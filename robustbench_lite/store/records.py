@@ -10,9 +10,10 @@ import json
 import logging
 import math
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def out_of_ball(
     return int(outside[correct].sum()) / total if total else None
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -219,7 +220,12 @@ def _stat(values: torch.Tensor, how: str) -> float | None:
     if len(values) == 0:
         return None
     arr = values.double().numpy()
-    value = {"mean": np.mean, "median": np.median, "max": np.max}[how](arr)
+    reducers: dict[str, Callable[[np.ndarray], Any]] = {
+        "mean": np.mean,
+        "median": np.median,
+        "max": np.max,
+    }
+    value = reducers[how](arr)
     return float(value) if math.isfinite(value) else None
 
 

@@ -61,9 +61,9 @@ class CIFARSource(DataSource):
                     raise RBError(f"{path}: the archive has no {member}; is it {self.archive}?")
                 handle = tar.extractfile(by_name[member])
                 assert handle is not None
-                x, y = self._records(handle.read(), path, member)
-                images.append(x)
-                labels.append(y)
+                member_x, member_y = self._records(handle.read(), path, member)
+                images.append(member_x)
+                labels.append(member_y)
         x = torch.from_numpy(np.concatenate(images).astype(np.float32) / 255.0)
         y = torch.from_numpy(np.concatenate(labels).astype(np.int64))
         return Dataset(self.name, split, x.contiguous(), y, self.num_classes)

@@ -43,8 +43,8 @@ class FoolboxSamples(DataSource):
         images, labels = [], []
         channels, height, width = self.shape
         for f in files:
-            with importlib.resources.as_file(f) as path, Image.open(path) as image:
-                image = image.convert("RGB" if channels == 3 else "L")
+            with importlib.resources.as_file(f) as path, Image.open(path) as opened:
+                image = opened.convert("RGB" if channels == 3 else "L")
                 if image.size != (width, height):
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.uint8)
