@@ -1,5 +1,5 @@
 """Test doubles registered at test time through entry points: defenses and attacks built to trip
-one guarantee each (tests/test_guarantees.py)."""
+one guarantee each (tests/protocol/test_guarantees.py)."""
 
 from __future__ import annotations
 

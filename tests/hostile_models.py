@@ -1,5 +1,6 @@
-"""Hostile user models for `rb run --model tests/hostile_models.py:...` (tests/test_integrity.py),
-each the suite's CNN (weights from `--weights`) with one trick."""
+"""Hostile user models for `rb run --model tests/hostile_models.py:...`
+(tests/protocol/test_second_line.py), each the suite's CNN (weights from `--weights`) with one
+trick."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         raise RBError("no selected attack has the threat model of any --eps given")
     for one, chosen in runs:  # every eps of a sweep is checked before any work starts
         one.prepare(chosen, [*defenses, *models])
-    for model in models:  # the pre-attack checks of a user's model (model_checks.py)
+    for model in models:  # the pre-attack checks of a user's model (protocol/checks.py)
         model.run_checks(args.dataset)
     board = None
     for one, chosen in runs:

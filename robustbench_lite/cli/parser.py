@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="[TM:]E1,E2,...",
         help="perturbation budget(s), a sweep if several; TM (linf, l2, ...) limits them to "
-        "that threat model's attacks (default: the threat model's budget, per DESIGN.md)",
+        "that threat model's attacks (default: the dataset's budget; docs/datasets.md)",
     )
     run.add_argument(
         "--budget",
@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--model`, `--weights`, `--name`, `--randomized`: a user's own model (own_model.py)."""
+    """`--model`, `--weights`, `--name`, `--randomized`: a user's own model
+    (running/own_model.py)."""
     parser.add_argument(
         "--model",
         metavar="PACKAGE.MODULE:FACTORY",

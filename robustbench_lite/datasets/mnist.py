@@ -31,5 +31,5 @@ class MNIST(IDXSource):
     }
 
     def folders(self) -> Sequence[Path]:
-        # The test split shipped beside the checkout for tests and CI (DESIGN.md).
+        # The test split shipped beside the checkout for tests and CI (docs/datasets.md).
         return [Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"]

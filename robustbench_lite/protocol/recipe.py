@@ -3,7 +3,7 @@ filled with the recorded weights (`load_state_dict`), never deep-copied from ano
 
 A deep copy runs the model's own `__setstate__`, so a model can count its copies and answer the
 attack's copy differently from the grader's; fresh builds give it nothing to count, and the
-runner re-predicts every adversarial example on both copies (cell.py) to catch what is left.
+runner re-predicts every adversarial example on both copies (evaluate.py) to catch what is left.
 State a model keeps outside its weights and buffers (inputs it memorises) is not pinned by this.
 """
 

@@ -256,7 +256,7 @@ def owned(path: Path) -> bool:
 
 def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
     """Every attack result file `<defense>/<cell>.json` under `cell_dir`, each verified;
-    `_path` says where it was read from. Certificates (certified.py) are read apart; files the
+    `_path` says where it was read from. Certificates (certificates.py) are read apart; files the
     store did not write are skipped with a warning."""
     cells = []
     for path in GridLayout(Path(cell_dir)).records():
