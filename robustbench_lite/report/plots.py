@@ -42,8 +42,8 @@ def _minimal_curve(cells: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
     per_cell = []
     for cell in cells:
         s = cell["samples"]
-        dist = [math.inf if d is None else d for d in s["distance"]]
-        rows = zip(s["index"], s["clean_correct"], dist, strict=True)
+        distances = [math.inf if d is None else d for d in s["distance"]]
+        rows = zip(s["index"], s["clean_correct"], distances, strict=True)
         per_cell.append({i: (c, d) for i, c, d in rows})
     common = sorted(set(per_cell[0]).intersection(*per_cell[1:]))
     correct = np.array([all(p[i][0] for p in per_cell) for i in common], dtype=bool)
