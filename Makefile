@@ -13,10 +13,12 @@ install:
 
 test: lint pytest regress bench-smoke docs
 
-# ruff, then the one-way layers (import-linter's contracts in pyproject.toml).
+# ruff, the types (mypy; [tool.mypy] in pyproject.toml), then the one-way layers (import-linter's
+# contracts there).
 lint:
 	$(PYTHON) -m ruff check robustbench_lite tests examples
 	$(PYTHON) -m ruff format --check robustbench_lite tests examples
+	$(PYTHON) -m mypy robustbench_lite
 	lint-imports
 
 pytest:

@@ -12,7 +12,7 @@ from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.store import certificates
 
 #: Threat models in the order the board shows them (the dataset's main threat model first).
-TM_ORDER = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
+TM_ORDER: dict[str, int] = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
 WORST = "worst_"
 FLAGS = "flags"
 FIXED = ("defense", "n", "clean_acc", FLAGS)

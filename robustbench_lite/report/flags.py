@@ -160,7 +160,8 @@ def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
     row whose weights came from another zoo's files."""
     entries = Zoo(ZOO).entries().values()
     every = {entry.sha256 for entry in entries}
-    shipped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    # (defense, dataset, profile) -> hashes; a cell lacking one of them (None) matches no entry.
+    shipped: dict[tuple[str | None, str | None, str | None], set[str]] = defaultdict(set)
     for entry in entries:
         shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
     found: dict[str, tuple[str, str]] = {}

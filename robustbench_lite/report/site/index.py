@@ -32,7 +32,7 @@ def _annotated(frame: pd.DataFrame, row: dict[str, Any], column: str) -> str:
             f'data-hi="{esc(hi)}" title="95% Wilson interval [{lo:.3f}, {hi:.3f}]">'
             f"±{max(hi - row[column], row[column] - lo, 0.0):.3f}</span>"
         )
-    counted = row.get(parsed.of(Stat.N).name)
+    counted: Any = row.get(parsed.of(Stat.N).name)
     if not is_missing(counted) and column != "n":
         extra += (
             f'<span class="n" data-col="{esc(parsed.of(Stat.N).name)}" data-value="{int(counted)}" '
