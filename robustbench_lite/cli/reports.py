@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -120,4 +121,6 @@ def cmd_attacks(args: argparse.Namespace) -> None:
     ranking.save(cell_dir)
     shown = frame if args.wide else ranking.scores(frame)
     emit(shown, None, wide=args.wide, hint="`rb attacks --wide` shows every model")
+    if not args.wide:
+        write(textwrap.fill(ranking.SAME_ROWS, terminal.terminal_width()) + "\n")
     write(f"(attacks.csv in {cell_dir})\n")

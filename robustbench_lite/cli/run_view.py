@@ -18,7 +18,15 @@ import pandas as pd
 
 from robustbench_lite.cli.terminal import terminal_width
 from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
-from robustbench_lite.report.columns import EXTRA, FLAGS, INTERVAL, Column
+from robustbench_lite.report.columns import (
+    EXTRA,
+    FLAGS,
+    INTERVAL,
+    RANK,
+    VERDICT,
+    Column,
+    Kind,
+)
 from robustbench_lite.store import certificates
 from robustbench_lite.store.layout import CERTIFICATE, is_certificate
 from robustbench_lite.store.records import read_cell
@@ -59,11 +67,24 @@ def columns(runner: Any, attacks: Sequence[str], defenses: Sequence[str]) -> lis
 def view(board: pd.DataFrame, defenses: Iterable[str], cells: Iterable[str]) -> pd.DataFrame:
     """The board's rows of `defenses` and columns of `cells` (with n, clean accuracy, flags and
     the per-column intervals, sample counts and medians), in the board's order."""
-    wanted = {"defense", "n", "clean_acc", FLAGS, *(f"clean_acc{s}" for s in INTERVAL)}
+    wanted = {
+        "defense",
+        "n",
+        "clean_acc",
+        FLAGS,
+        RANK,
+        VERDICT,
+        *(f"clean_acc{s}" for s in INTERVAL),
+    }
+    wanted |= {c for c in board.columns if Column.parse(c).kind is Kind.EPS}
     for name in cells:
         wanted |= {name, *(name + s for s in DERIVED)}
     frame = board[board["defense"].isin(list(defenses))]
-    kept = [c for c in board.columns if c in wanted and not frame[c].isna().all()]
+    kept = [
+        c
+        for c in board.columns
+        if c in wanted and (c in (RANK, VERDICT) or not frame[c].isna().all())
+    ]
     return frame[[c for c in board.columns if c in kept or c == "defense"]].reset_index(drop=True)
 
 

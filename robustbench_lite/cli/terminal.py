@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from robustbench_lite.report.columns import Column, Kind, Stat
+from robustbench_lite.report.columns import RANK, VERDICT, Column, Kind, Stat, titles
 from robustbench_lite.report.format import (
     FLAGS,
     format_value,
@@ -27,10 +27,15 @@ from robustbench_lite.report.format import (
     is_missing,
 )
 from robustbench_lite.report.tables import OVERRIDE_NOTE, has_override
+from robustbench_lite.report.verdict import MIN_RANKED_N
 from robustbench_lite.store.layout import NO_EOT
 from robustbench_lite.text import printable
 
 GAP = "  "
+RULE_NOTE = (
+    f"#/rank: complete evaluations on at least {MIN_RANKED_N} samples, by the lower end of the "
+    "main worst case's interval; `rb leaderboard --csv` has every row's verdict."
+)
 WIDE_HINT = "`rb leaderboard --wide` or `--csv FILE` shows them"
 
 
@@ -52,18 +57,20 @@ def shown_columns(frame: pd.DataFrame) -> list[str]:
     out = []
     for column in frame.columns:
         parsed = Column.parse(column)
+        if column == VERDICT or parsed.kind is Kind.EPS:  # said in a note, and in the headers
+            continue
         if parsed.stat in (Stat.LO, Stat.HI) and has_interval(frame, parsed.of(Stat.VALUE).name):
             continue
         if column == FLAGS and all(is_missing(v) for v in frame[column]):
             continue
         out.append(column)
-    return out
+    return [c for c in out if c == RANK] + [c for c in out if c != RANK]
 
 
 def priority(column: str) -> int:
     """0 for what a reader needs first, up to 4 for query and distance medians."""
     parsed = Column.parse(column)
-    if parsed.kind in (Kind.FIXED, Kind.WORST):
+    if parsed.kind in (Kind.FIXED, Kind.WORST, Kind.EPS):
         return 0 if parsed.stat is not Stat.N else 3
     if parsed.kind is Kind.CERTIFIED:
         return 1
@@ -79,10 +86,15 @@ class _Column:
     name: str
     cells: list[str]
     left: bool
+    title: str = ""  # the header shown (a worst case with its eps); the name where empty
+
+    @property
+    def header(self) -> str:
+        return self.title or self.name
 
     @property
     def width(self) -> int:
-        return max([len(self.name), *map(len, self.cells)])
+        return max([len(self.header), *map(len, self.cells)])
 
     @property
     def narrow(self) -> int:
@@ -127,21 +139,17 @@ def render(
     plus_minus, ellipsis = ("±", "…") if unicode else ("+-", "~")
     names = shown_columns(frame)
     names = [c for c in names if c != FLAGS] + [c for c in names if c == FLAGS]  # flags last
-    candidates = [_Column(c, _cells(frame, c, plus_minus), c in ("defense", FLAGS)) for c in names]
+    shown = titles(names, frame.iloc[0].to_dict() if len(frame) else None)
+    candidates = [
+        _Column(c, _cells(frame, c, plus_minus), c in ("defense", FLAGS), shown[c]) for c in names
+    ]
     order = sorted(range(len(candidates)), key=lambda i: (priority(candidates[i].name), i))
-    widths: dict[int, int] = {}
-    used = -len(GAP)
-    for i in order:
-        column = candidates[i]
-        for w in (column.width, column.narrow):
-            if used + len(GAP) + w <= width:
-                widths[i], used = w, used + len(GAP) + w
-                break
+    widths = _fit(candidates, order, width)
     if not widths:  # not even the defense column fits: cut it
         widths[0] = width
     kept = sorted(widths)
     lines = []
-    header = [_abbreviate(candidates[i].name, widths[i], ellipsis) for i in kept]
+    header = [_abbreviate(candidates[i].header, widths[i], ellipsis) for i in kept]
     lines.append(_join(header, [widths[i] for i in kept], [candidates[i].left for i in kept]))
     lines.append(GAP.join("-" * widths[i] for i in kept))
     for r in range(len(frame)):
@@ -152,6 +160,29 @@ def render(
     for note in notes:
         body.extend(textwrap.wrap(note, width, break_on_hyphens=False, break_long_words=True))
     return "\n".join(body) + "\n"
+
+
+def _fit(candidates: list[_Column], order: list[int], width: int) -> dict[int, int]:
+    """Column index -> its width: by priority, each at full width, else abbreviated, else left
+    out; a titled header (a worst case with its eps) starts abbreviated and gets its whole
+    title back before any attack cell is placed, where room is left."""
+    widths: dict[int, int] = {}
+    used = -len(GAP)
+    first = [i for i in order if priority(candidates[i].name) <= 1 and candidates[i].name != FLAGS]
+    for group in (first, [i for i in order if i not in first]):
+        for i in group:
+            column = candidates[i]
+            titled = column.title not in ("", column.name)
+            for w in (column.narrow,) if titled else (column.width, column.narrow):
+                if used + len(GAP) + min(w, column.width) <= width:
+                    widths[i] = min(w, column.width)
+                    used += len(GAP) + widths[i]
+                    break
+        for i in group:
+            grow = candidates[i].width - widths.get(i, candidates[i].width)
+            if i in widths and used + grow <= width:
+                widths[i], used = candidates[i].width, used + grow
+    return widths
 
 
 def _join(values: list[str], widths: list[int], left: list[bool]) -> str:
@@ -173,7 +204,7 @@ def _notes(
     kept = sorted(widths)
     names = [candidates[i].name for i in kept]
     dropped = [c.name for i, c in enumerate(candidates) if i not in widths and c.name != FLAGS]
-    cut = [candidates[i].name for i in kept if widths[i] < len(candidates[i].name)]
+    cut = [candidates[i].header for i in kept if widths[i] < len(candidates[i].header)]
     if dropped:
         kinds = [
             (sum(priority(c) == 2 for c in dropped), "attack cell"),
@@ -205,6 +236,15 @@ def _notes(
             notes.append(f"Flags: {', '.join(flagged)}.")
         if any(not is_missing(v) and str(v) for v in frame[FLAGS]):
             notes.append("Red flags: `rb diagnose DEFENSE` explains each with its numbers.")
+    if VERDICT in frame.columns and RANK in frame.columns:
+        unranked = [
+            f"{d} ({v})"
+            for d, v, r in zip(frame["defense"], frame[VERDICT], frame[RANK], strict=True)
+            if is_missing(r)
+        ]
+        notes.append(RULE_NOTE)
+        if unranked:
+            notes.append(f"Not ranked: {'; '.join(unranked)}.")
     if any(has_override(c) for c in names):
         notes.append(OVERRIDE_NOTE)
     if any(NO_EOT in c for c in names):

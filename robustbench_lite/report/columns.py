@@ -5,7 +5,9 @@ the name back, so every place that reads a column's meaning reads it here, never
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from robustbench_lite.names import StrEnum
 from robustbench_lite.protocol.threat_models import TM
@@ -13,9 +15,13 @@ from robustbench_lite.store import certificates
 
 #: Threat models in the order the board shows them (the dataset's main threat model first).
 TM_ORDER: dict[str, int] = {TM.LINF: 0, TM.L2: 1, TM.SPATIAL: 2}
+TM_TITLE: dict[str, str] = {TM.LINF: "Linf", TM.L2: "L2", TM.SPATIAL: "spatial"}
 WORST = "worst_"
+EPS = "eps_"
 FLAGS = "flags"
-FIXED = ("defense", "n", "clean_acc", FLAGS)
+#: The verdict's columns (report/verdict.py): the rank of a ranked row, and why the others are not.
+RANK, VERDICT = "rank", "verdict"
+FIXED = ("defense", "n", "clean_acc", FLAGS, RANK, VERDICT)
 
 
 class Kind(StrEnum):
@@ -26,6 +32,7 @@ class Kind(StrEnum):
     WORST = "worst"  # the per-sample worst case of a threat model's cells
     CERTIFIED = "certified"  # a certificate the runner recomputed itself
     CLAIMED = "claimed"  # a certificate it could not: the defense's word
+    EPS = "eps"  # the default eps of a threat model's headline worst case (`eps_<tm>`)
 
 
 class Stat(StrEnum):
@@ -69,6 +76,8 @@ class Column:
             return cls(Kind.FIXED, name, "", stat)
         if base.startswith(WORST):
             return cls(Kind.WORST, base.removeprefix(WORST), overrides, stat)
+        if base.startswith(EPS) and base.removeprefix(EPS) in TM_ORDER and not overrides:
+            return cls(Kind.EPS, base.removeprefix(EPS), overrides, stat)
         if base == certificates.CLAIMED:
             return cls(Kind.CLAIMED, base, overrides, stat)
         if base == certificates.COLUMN:
@@ -80,11 +89,28 @@ class Column:
         """The worst case of a threat model's cells sharing `overrides`."""
         return cls(Kind.WORST, str(threat_model), overrides)
 
+    @classmethod
+    def eps_of(cls, threat_model: str) -> Column:
+        """The column holding the default eps of a threat model's headline worst case."""
+        return cls(Kind.EPS, str(threat_model))
+
     @property
     def name(self) -> str:
         """The header, as the CSV and every table write it."""
-        prefix = WORST if self.kind is Kind.WORST else ""
+        prefix = {Kind.WORST: WORST, Kind.EPS: EPS}.get(self.kind, "")
         return f"{prefix}{self.base}{self.overrides}{self.stat.value}"
+
+    def title(self, default_eps: float | None = None) -> str:
+        """The header a reader sees: a worst case with its threat model and eps (`worst Linf
+        (eps 0.3)`), given the threat model's default eps; other columns by their name."""
+        if self.kind is Kind.FIXED and self.base == RANK:
+            return "#"
+        if self.kind is not Kind.WORST or not self.is_value:
+            return self.name
+        eps = self.eps if self.eps is not None else default_eps
+        if eps is None:  # a frame that does not say its eps keeps the plain name
+            return self.name
+        return f"worst {TM_TITLE.get(self.base, self.base)} (eps {eps:g})"
 
     def of(self, stat: Stat) -> Column:
         """The same quantity's other statistic (its interval bound, median, count)."""
@@ -97,8 +123,8 @@ class Column:
 
     @property
     def is_accuracy(self) -> bool:
-        """A robust, worst-case or certified accuracy (not a fixed field)."""
-        return self.kind is not Kind.FIXED
+        """A robust, worst-case or certified accuracy (not a fixed field, not an eps)."""
+        return self.kind not in (Kind.FIXED, Kind.EPS)
 
     @property
     def is_certificate(self) -> bool:
@@ -112,7 +138,7 @@ class Column:
     @property
     def threat_model(self) -> str | None:
         """The threat model of a worst case or certificate (an attack cell's is in its file)."""
-        if self.kind is Kind.WORST:
+        if self.kind in (Kind.WORST, Kind.EPS):
             return self.base
         return str(certificates.THREAT_MODEL) if self.is_certificate else None
 
@@ -124,6 +150,22 @@ class Column:
             if key == "eps":
                 return float(value)
         return None
+
+
+def headline_eps(row: Mapping[str, Any]) -> dict[str, float]:
+    """Threat model -> the default eps of its headline worst case, from a row's `eps_<tm>`."""
+    out = {}
+    for name, value in row.items():
+        column = Column.parse(str(name))
+        if column.kind is Kind.EPS and isinstance(value, int | float) and value == value:
+            out[column.base] = float(value)
+    return out
+
+
+def titles(names: Sequence[str], row: Mapping[str, Any] | None) -> dict[str, str]:
+    """Header -> what a reader sees (`worst Linf (eps 0.3)`), given a row with `eps_<tm>`."""
+    eps = headline_eps(row or {})
+    return {n: Column.parse(n).title(eps.get(Column.parse(n).base)) for n in names}
 
 
 def order(name: str, threat_models: dict[str, str]) -> tuple[int, bool, str]:

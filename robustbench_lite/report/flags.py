@@ -55,6 +55,10 @@ FLAGS: dict[str, str] = {
     "answers, so it likely knew the model another way (its weights on disk), or the gradients "
     "are so masked that one or two queries break what they cannot (its verified examples still "
     "count in the worst case)",
+    "undecided": "a statistical flag could not be decided: its test points one way but the row has "
+    "too few samples to tell (masking or transfer below 30 samples, an indicator below 3 hits "
+    "on fewer than 30 samples), "
+    "so the row is not cleared of it",
     "other-zoo": "the row's weights came from a model zoo other than the one installed with the "
     "package ($RB_ZOO, a received folder) and are none of its files: the row is not the "
     "shipped model's, whatever its name says",
@@ -73,6 +77,8 @@ INDICATOR_FLAGS = {
 }
 INDICATOR_MIN = 3
 LEVEL = 0.05
+#: Below this many samples a sign test that points one way cannot clear a row: `undecided`.
+STAT_MIN = 30
 
 
 def row_flags(cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None) -> list[str]:
@@ -211,14 +217,15 @@ def _masking(
         only_free = sum(not robust[i] and all(w[i] for w in white_robust) for i in common)
         only_white = sum(robust[i] and not all(w[i] for w in white_robust) for i in common)
         p = sign_test(only_free, only_free + only_white)
+        code = "transfer-beats-white-box" if cell.get("transfer") else "masking"
+        said = (
+            f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
+            f"attack broke (they broke {only_white} it did not; p = {p:.2g})"
+        )
         if only_free > only_white and p < LEVEL:
-            out.append(
-                (
-                    "transfer-beats-white-box" if cell.get("transfer") else "masking",
-                    f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
-                    f"attack broke (they broke {only_white} it did not; p = {p:.2g})",
-                )
-            )
+            out.append((code, said))
+        elif only_free > only_white and len(common) < STAT_MIN:
+            out.append(("undecided", f"too few samples to test {code} (n={len(common)}): {said}"))
     return out
 
 
@@ -256,6 +263,14 @@ def _indicators(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
         for kind, (code, threshold) in INDICATOR_FLAGS.items():
             known = [v for v in values.get(kind, []) if v is not None]
             hits = sum(known)
+            small = 0 < hits < INDICATOR_MIN and len(known) < STAT_MIN
+            if small and hits / len(known) > threshold:
+                out.append(
+                    (
+                        "undecided",
+                        f"too few samples to test {code}: {cell['cell']}: {hits} of {len(known)}",
+                    )
+                )
             if known and hits >= INDICATOR_MIN and hits / len(known) > threshold:
                 out.append(
                     (

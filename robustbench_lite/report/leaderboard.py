@@ -1,4 +1,4 @@
-"""Result files -> one leaderboard row per model -> a table (CSV here, Markdown in markdown.py).
+"""Result files -> one leaderboard row per model -> a table (CSV here, Markdown in tables.py).
 
 Robust accuracies are read from the runner's per-sample outcomes; the worst case of a threat model
 is the per-sample minimum over its attacks (a sample counts as robust only if every attack of that
@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lite.protocol.contracts import Knowledge
-from robustbench_lite.report import flags
-from robustbench_lite.report.columns import TM_ORDER, Column, Stat, order
+from robustbench_lite.report import flags, verdict
+from robustbench_lite.report.columns import RANK, TM_ORDER, VERDICT, Column, Stat, order
 from robustbench_lite.stats import wilson
 from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.layout import GridLayout
@@ -102,7 +102,8 @@ def build(cell_dir: Path) -> pd.DataFrame:
     layout = GridLayout(Path(cell_dir))
     certified = certificates.columns(cell_dir)
     table = []
-    for label, key, group in rows(cells):
+    grouped = rows(cells)
+    for label, key, group in grouped:
         row = _row(label, group)
         defense = group[0]["defense"]
         certs = certified.get((defense, key), {})
@@ -121,5 +122,34 @@ def build(cell_dir: Path) -> pd.DataFrame:
     robust = [c for c, p in parsed.items() if p.is_accuracy and p.is_value]
     robust.sort(key=lambda c: order(c, column_tm))
     extra = sorted(c for c, p in parsed.items() if not p.is_value)
-    counts = {"n": "int64", **{c: "Int64" for c in extra if parsed[c].stat is Stat.N}}
-    return frame[[*first, *robust, *extra, "flags"]].astype(counts)
+    standing = verdict.standings(
+        frame.to_dict(orient="records"), {label: group for label, _, group in grouped}
+    )
+    frame[RANK] = [standing[str(d)].rank for d in frame["defense"]]
+    frame[VERDICT] = [standing[str(d)].text for d in frame["defense"]]
+    eps = default_eps(cells)
+    for tm in sorted(eps, key=lambda t: TM_ORDER.get(t, 9)):
+        frame[Column.eps_of(tm).name] = eps[tm]
+    tail = [
+        RANK,
+        VERDICT,
+        *(Column.eps_of(tm).name for tm in sorted(eps, key=lambda t: TM_ORDER.get(t, 9))),
+    ]
+    at = {str(d): i for i, d in enumerate(frame["defense"])}
+    frame = frame.iloc[[at[label] for label in verdict.order(frame.to_dict("records"), standing)]]
+    counts = {
+        "n": "int64",
+        RANK: "Int64",
+        **{c: "Int64" for c in extra if parsed[c].stat is Stat.N},
+    }
+    columns = [*first, *robust, *extra, "flags", *tail]
+    return frame[columns].reset_index(drop=True).astype(counts)
+
+
+def default_eps(cells: list[dict[str, Any]]) -> dict[str, float]:
+    """Threat model -> the eps its cells without an eps override ran at (the headline's)."""
+    found: dict[str, float] = {}
+    for cell in cells:
+        if Column.parse(str(cell["cell"])).eps is None:
+            found.setdefault(str(cell["threat_model"]), float(cell["eps"]))
+    return found

@@ -162,6 +162,14 @@ def scores(frame: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["_tm", "_apart"]).reset_index(drop=True)
 
 
+#: How `scores` compares attacks that ran on different rows, said under every ranking.
+SAME_ROWS = (
+    "An attack's share is its mean over the rows it ran on, with that row count beside it "
+    "(`rows`): attacks with other row counts were compared on other rows; `--wide` gives "
+    "each row."
+)
+
+
 def save(cell_dir: Path) -> pd.DataFrame:
     """Write attacks.csv beside leaderboard.csv; returns the per-attack scores."""
     frame = table(cell_dir)

@@ -14,8 +14,9 @@ import pandas as pd
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import flags
-from robustbench_lite.report.columns import Column, Stat
+from robustbench_lite.report.columns import FLAGS, RANK, VERDICT, Column, Kind, Stat, titles
 from robustbench_lite.report.leaderboard import rows
+from robustbench_lite.report.verdict import RULE, headline_columns
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import NO_EOT, GridLayout
 from robustbench_lite.store.records import load_cells
@@ -64,22 +65,34 @@ def to_markdown(frame: pd.DataFrame) -> str:
             return ""
         if not isinstance(value, float):
             return str(value)
-        if parsed[column].stat in (Stat.QUERIES, Stat.N):
+        if parsed[column].stat in (Stat.QUERIES, Stat.N) or column == RANK:
             return f"{value:.0f}"
         if column in intervals and not math.isnan(record[lows[column]]):
             half = max(value - record[lows[column]], record[highs[column]] - value)
             return f"{value:.3f} ±{half:.3f}"
         return f"{value:.3f}"
 
-    columns = [c for c in frame.columns if parsed[c].stat not in (Stat.LO, Stat.HI)]
+    columns = [
+        c
+        for c in frame.columns
+        if parsed[c].stat not in (Stat.LO, Stat.HI)
+        and parsed[c].kind is not Kind.EPS
+        and c != VERDICT
+    ]
+    columns = [c for c in columns if c == RANK] + [c for c in columns if c != RANK]
+    records = frame.to_dict(orient="records")
+    shown = titles(columns, records[0] if records else None)
     lines = [
-        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join(shown[c] for c in columns) + " |",
         "|" + "|".join("---" if c in ("defense", "flags") else "---:" for c in columns) + "|",
     ]
-    records = frame.to_dict(orient="records")
     for record in records:
         lines.append("| " + " | ".join(fmt(record, c) for c in columns) + " |")
     notes = []
+    if RANK in columns:
+        notes.append(RULE)
+        unranked = [r for r in records if r.get(RANK) is None or r.get(RANK) != r.get(RANK)]
+        notes.extend(f"Not ranked, {r['defense']}: {r.get(VERDICT)}." for r in unranked)
     if intervals:
         notes.append("`±`: the 95% Wilson interval's larger side (sampling error over n).")
     if any(has_override(c) for c in columns):
@@ -104,10 +117,21 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
         raise RBError(f"{readme} has no {README_START} ... {README_END} block")
     cells = load_cells(cell_dir)
     seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
-    # Accuracies at the default eps only: sweeps go to the plot, query and distance medians to
-    # leaderboard.md beside the cells.
-    parsed = [Column.parse(c) for c in frame.columns]
-    shown = [p.name for p in parsed if not p.overrides and p.stat in (Stat.VALUE, Stat.LO, Stat.HI)]
+    # The verdict only: rank, clean accuracy, the headline worst cases and certificates with
+    # their intervals, flags (and the verdict's words, as notes); every attack cell, sweep and
+    # median is in leaderboard.md beside the cells.
+    keep = ["defense", "n", "clean_acc", *headline_columns(list(frame.columns)), FLAGS]
+    keep += [c for c in frame.columns if Column.parse(c).kind is Kind.CERTIFIED]
+    keep += [RANK, VERDICT, *(c for c in frame.columns if Column.parse(c).kind is Kind.EPS)]
+    shown = [
+        c
+        for c in frame.columns
+        if c in keep
+        or (
+            Column.parse(c).of(Stat.VALUE).name in keep
+            and Column.parse(c).stat in (Stat.LO, Stat.HI)
+        )
+    ]
     block = (
         f"{README_START}\n{to_markdown(frame[shown])}\n"
         f"{len(cells)} cells from `{cell_dir.as_posix()}` (full table with query and distance "

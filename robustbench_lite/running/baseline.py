@@ -27,7 +27,7 @@ def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[dict[str, Any]
         raise RBError(f"baseline {baseline_csv} has no `defense` column")
     if frame.empty:
         raise RBError(f"baseline {baseline_csv} has no rows: nothing to compare")
-    for column in frame.columns.drop(["defense", "flags"], errors="ignore"):
+    for column in frame.columns.drop(["defense", "flags", "verdict"], errors="ignore"):
         values = pd.to_numeric(frame[column], errors="coerce")
         if (values.isna() & frame[column].notna()).any() or bool(
             (~values.dropna().map(math.isfinite)).any()
@@ -50,11 +50,12 @@ def _mismatch(csv: pd.DataFrame, rebuilt: pd.DataFrame) -> str | None:
         return f"columns missing {gone}, unexpected {extra}"
     if list(csv["defense"].astype(str)) != list(rebuilt["defense"].astype(str)):
         return f"rows {list(csv['defense'])} vs {list(rebuilt['defense'])}"
-    if "flags" in csv.columns:
-        written = csv["flags"].fillna("").astype(str).tolist()
-        if written != rebuilt["flags"].fillna("").astype(str).tolist():
-            return "its flags differ"
-    for column in csv.columns.drop(["defense", "flags"], errors="ignore"):
+    for text in ("flags", "verdict"):
+        if text in csv.columns:
+            written = csv[text].fillna("").astype(str).tolist()
+            if written != rebuilt[text].fillna("").astype(str).tolist():
+                return f"its {text} differ"
+    for column in csv.columns.drop(["defense", "flags", "verdict"], errors="ignore"):
         a = pd.to_numeric(csv[column], errors="coerce").to_numpy(dtype=float)
         b = pd.to_numeric(rebuilt[column], errors="coerce").to_numpy(dtype=float)
         same = [(x != x and y != y) or abs(x - y) <= 1e-6 for x, y in zip(a, b, strict=True)]

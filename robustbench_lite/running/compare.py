@@ -13,7 +13,7 @@ from robustbench_lite import stats
 from robustbench_lite.report.columns import Column, Kind
 from robustbench_lite.stats import Flips
 
-NOT_ACCURACY = ("defense", "n", "flags")
+NOT_ACCURACY = ("defense", "n", "flags", "rank", "verdict")
 CSV_ROUNDING = 1e-6  # leaderboard.csv keeps 6 decimals
 
 
@@ -117,7 +117,7 @@ def compare(
         before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
         columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
         for column in dict.fromkeys(columns):
-            if not Column.parse(column).is_value:
+            if not Column.parse(column).is_value or Column.parse(column).kind is Kind.EPS:
                 continue
             b, a = _number(before.get(column)), _number(after.get(column))
             if b is None and a is None:

@@ -38,11 +38,12 @@ def test_run_prints_the_leaderboard_and_writes_csv(
         "--results", str(tmp_path / "res"), "--csv", str(csv), "--quiet", "--wide",
     )  # fmt: skip
     assert code == 0
-    assert out.startswith("| defense | n | clean_acc | pgd | worst_linf |")
+    assert out.startswith("| # | defense | n | clean_acc | pgd | worst Linf (eps 0.3) |")
     assert csv.read_text().splitlines()[0] == (
         "defense,n,clean_acc,pgd,worst_linf,clean_acc_hi,clean_acc_lo,pgd_hi,pgd_lo,"
-        "worst_linf_hi,worst_linf_lo,flags"
+        "worst_linf_hi,worst_linf_lo,flags,rank,verdict,eps_linf"
     )
+    assert "Not ranked, none: incomplete: linf (eps 0.3) by gradient attacks only" in out
     assert (tmp_path / "res" / "mnist-5k" / "quick" / "none" / "pgd.json").is_file()
     code, out2, _ = _rb(
         capsys, "leaderboard", "--results", str(tmp_path / "res"), "--profile", "quick", "--wide"
@@ -52,7 +53,10 @@ def test_run_prints_the_leaderboard_and_writes_csv(
         capsys, "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "30",
         "--results", str(tmp_path / "res"), "--quiet",
     )  # fmt: skip
-    assert code == 0 and fitted.split()[:5] == ["defense", "n", "clean_acc", "pgd", "worst_linf"]
+    assert code == 0 and fitted.split()[:4] == ["#", "defense", "n", "clean_acc"]
+    assert "Not ranked: none (incomplete: linf (eps 0.3) by gradient attacks only" in " ".join(
+        fitted.split()
+    )
     assert "Reused 1 file" in fitted and "none/: pgd.json" in fitted
 
 

@@ -3,6 +3,7 @@ terminal, the columns that matter kept, what was left out said."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +25,8 @@ def board() -> pd.DataFrame:
 
 
 def _header(text: str) -> list[str]:
-    return text.splitlines()[0].split()
+    """The headers of a rendered table (a header holds single spaces: `worst Linf (eps 0.3)`)."""
+    return re.split(r" {2,}", text.splitlines()[0].strip())
 
 
 @pytest.mark.parametrize("width", [30, 40, 60, 80, 100, 140])
@@ -34,12 +36,15 @@ def test_never_wider_than_the_terminal_and_keeps_what_matters(
     text = terminal.render(board, width)
     assert all(len(line) <= width for line in text.splitlines()), text
     header = _header(text)
-    assert header[:2] == ["defense", "n"]
-    assert [row.split()[0] for row in text.splitlines()[2 : 2 + len(board)]] == list(
-        board["defense"]
-    )
-    if width >= 80:
-        assert {"clean_acc", "worst_linf", "worst_l2", "worst_spatial"} <= set(header)
+    assert header[:2] == ["#", "defense"]  # the verdict's rank first
+    lines = text.splitlines()[2 : 2 + len(board)]
+    assert all(d in line for d, line in zip(board["defense"], lines, strict=True))
+    if width >= 80:  # every worst case kept, with its eps where the width allows
+        assert "clean_acc" in header and sum(h.startswith("worst") for h in header) == 3
+    if width >= 140:
+        assert {"worst Linf (eps 0.3)", "worst L2 (eps 1.5)", "worst spatial (eps 1)"} <= set(
+            header
+        )
     flat = " ".join(text.split())
     shown = terminal.shown_columns(board)
     # Shown columns may carry abbreviated headers; flags that do not fit are said in a note.
@@ -105,7 +110,8 @@ def test_run_view_shows_this_runs_cells_and_what_was_reused() -> None:
     assert list(view["defense"]) == ["ibp", "none"]
     base = [c for c in view.columns if not c.endswith(("_lo", "_hi")) and c != "flags"]
     assert base == [
-        "defense", "n", "clean_acc", "nes", "pgd", "worst_linf", "certified_acc", "nes_queries"
+        "defense", "n", "clean_acc", "nes", "pgd", "worst_linf", "certified_acc", "nes_queries",
+        "rank", "verdict", "eps_linf", "eps_l2", "eps_spatial",
     ]  # fmt: skip
     assert {f"{c}_lo" for c in base[2:7]} <= set(view.columns)  # every accuracy's interval
     report = run_view.report([runner], QUICK, width=200)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from robustbench_lite.cli.main import main
+from robustbench_lite.report.flags import evidence
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.stats import wilson
 from robustbench_lite.store.models import ModelCache
@@ -71,3 +72,21 @@ def test_every_accuracy_carries_its_wilson_interval(tmp_path: Path, rb_home: Pat
         assert row[f"{column}_lo"] <= row[column] <= row[f"{column}_hi"]
     assert wilson(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
     assert wilson(20, 20)[1] == 1.0 and wilson(10, 20) == pytest.approx((0.2993, 0.7007), abs=1e-4)
+
+
+def _cell(name: str, knowledge: str, robust: list[bool]) -> dict[str, Any]:
+    n = len(robust)
+    return {
+        "cell": name, "attack": name, "threat_model": "linf", "eps": 0.3,
+        "knowledge": knowledge, "queries": {"median_success": 50},
+        "samples": {"index": list(range(n)), "clean_correct": [True] * n, "robust": robust,
+                    "queries": [50] * n, "indicators": {}},
+    }  # fmt: skip
+
+
+def test_a_sign_test_too_small_to_decide_says_so() -> None:
+    few = [_cell("pgd", "gradient", [True] * 6), _cell("square", "scores", [False] * 3 + [True] * 3)]  # fmt: skip
+    found = dict(evidence(few, {"flags": {}}))
+    assert "masking" not in found and "too few samples to test masking (n=6)" in found["undecided"]
+    many = [_cell("pgd", "gradient", [True] * 60), _cell("square", "scores", [False] * 3 + [True] * 57)]  # fmt: skip
+    assert {c for c, _ in evidence(many, {"flags": {}})} == set()  # decided: not significant

@@ -10,6 +10,7 @@ import pandas as pd
 
 from robustbench_lite.report.columns import TM_ORDER
 from robustbench_lite.report.format import is_missing
+from robustbench_lite.report.ranking import SAME_ROWS
 from robustbench_lite.report.site.grid import Grid
 from robustbench_lite.report.site.html import esc, page, table, value_cell
 
@@ -77,6 +78,7 @@ def attacks_page(grid: Grid, index_href: str) -> str:
         "share; the same numbers are in attacks.csv and <code>rb attacks</code>.</p>",
         "<h2>Ranking</h2>",
         table([("attack", ""), ("threat model", ""), *SCORE_COLUMNS], score_lines, css=["ranking"]),
+        f'<p class="muted">{esc(SAME_ROWS)}</p>',
         "<h2>Per model row</h2>",
         table(
             [("defense", ""), ("threat model", ""), ("attack", ""), *ROW_COLUMNS],

@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from robustbench_lite.report.columns import TM_ORDER, Column, Stat
+from robustbench_lite.report.columns import (
+    RANK,
+    TM_ORDER,
+    VERDICT,
+    Column,
+    Stat,
+    headline_eps,
+    titles,
+)
 from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
 from robustbench_lite.report.format import interval_text, is_missing
 from robustbench_lite.report.leaderboard import worst_groups
@@ -38,6 +46,8 @@ def defense_page(
         f'<span class="muted">{esc(grid.label)}</span></nav>',
         f"<h1>{esc(defense)}</h1>",
         f'<p class="summary">n = {int(row["n"])}, clean accuracy {esc(clean)}.</p>',
+        _standing(row),
+        _citation(grid, defense, cells, row),
         "<h2>Worst cases</h2>",
         _verdict_table(grid, cells, row),
         *_certified(grid, row),
@@ -66,6 +76,34 @@ def defense_page(
     return page(f"{defense} · {grid.label}", "\n".join(body))
 
 
+def _standing(row: dict[str, Any]) -> str:
+    """The row's place in the verdict: its rank, or why it is not ranked."""
+    rank: Any = row.get(RANK)
+    if not is_missing(rank):
+        return f'<p class="standing">Rank {int(rank)} of the complete evaluations.</p>'
+    return f'<p class="standing muted">Not ranked: {esc(row.get(VERDICT) or "")}.</p>'
+
+
+def _citation(grid: Grid, defense: str, cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    """One line to cite: dataset, each headline worst case with its threat model and eps, n,
+    the attacks, the suite's version and result schema, and the weights' SHA-256."""
+    first = cells[0] if cells else {}
+    worst = [
+        f"{Column.parse(c).title(headline_eps(row).get(Column.parse(c).base))} {row[c]:.3f}"
+        for c in grid.worst_columns
+        if not is_missing(row.get(c))
+    ]
+    attacks = ", ".join(sorted({str(c["cell"]) for c in cells}))
+    version = (first.get("versions") or {}).get("robustbench_lite", "?")
+    text = (
+        f"{defense} on {first.get('dataset', '?')} (n = {int(row['n'])}): "
+        f"{'; '.join(worst) or 'no worst case'}; attacks: {attacks}; robustbench_lite "
+        f"{version}, result schema {first.get('schema', '?')}; weights SHA-256 "
+        f"{first.get('weights_sha256') or 'unrecorded'}."
+    )
+    return f'<p class="cite">Cite as: <code>{esc(text)}</code></p>'
+
+
 def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
     """Per worst-case column: its value and interval, the samples it covers, and the attack
     that broke the most there (its robust accuracy)."""
@@ -77,7 +115,7 @@ def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any])
         counted = row.get(column + "_n")
         n = row["n"] if is_missing(counted) else counted
         lines.append(
-            f'<tr data-worst="{esc(column)}"><td>{esc(column)}</td>'
+            f'<tr data-worst="{esc(column)}"><td>{esc(titles([column], row)[column])}</td>'
             + value_cell(column, row[column], css="worst")
             + f'<td class="left">{esc(_interval(row, column))}</td>'
             + value_cell("n", n)

@@ -4,7 +4,6 @@ and the zoo cards of its models."""
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.report.columns import TM_ORDER, Column, Kind, Stat
+from robustbench_lite.report.columns import Column, Kind, Stat
 from robustbench_lite.report.format import FLAGS, is_missing
 from robustbench_lite.report.leaderboard import rows
+from robustbench_lite.report.verdict import headline_columns
 from robustbench_lite.store.records import model_identity
 from robustbench_lite.store.zoo import ZooEntry
 
@@ -64,32 +64,12 @@ class Grid:
     @property
     def worst_columns(self) -> list[str]:
         """`worst_<tm>` at the threat models' default budgets, main threat model first."""
-        found = [Column.parse(c) for c in self.frame.columns]
-        found = [c for c in found if c.is_headline and c.is_value]
-        return [c.name for c in sorted(found, key=lambda c: TM_ORDER.get(c.base, 9))]
+        return headline_columns(list(self.frame.columns))
 
     @property
     def certified_columns(self) -> list[str]:
         parsed = [Column.parse(c) for c in self.frame.columns]
         return [c.name for c in parsed if c.kind is Kind.CERTIFIED and c.is_value]
-
-    def ranked(self) -> pd.DataFrame:
-        """The rows ranked as RobustBench ranks them: by the worst case of the main threat model
-        (the first of linf, l2, spatial the grid has), highest first, then by clean accuracy;
-        rows without that worst case last."""
-        frame = self.frame.copy()
-        main = self.worst_columns[0] if self.worst_columns else "clean_acc"
-
-        def key(row: pd.Series) -> tuple[float, float, str]:
-            worst = row[main]
-            return (
-                math.inf if is_missing(worst) else -float(worst),
-                -float(row["clean_acc"]),
-                str(row["defense"]),
-            )
-
-        order = sorted(frame.index, key=lambda i: key(frame.loc[i]))
-        return frame.loc[order].reset_index(drop=True)
 
     def row_flags(self, label: str) -> list[str]:
         """The flag codes of one row, as its leaderboard column lists them."""

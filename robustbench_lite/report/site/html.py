@@ -41,6 +41,9 @@ dl.legend dt{font-weight:600}dl.legend dd{margin:0}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e6eaef}
 figcaption{color:#5b6673;font-size:.85rem}
 .muted{color:#5b6673}
+table.per-row th,table.ranking th{white-space:normal;min-width:4.5rem;vertical-align:bottom}
+table.headline td.flags,table.unranked td.flags{white-space:normal;min-width:9rem}
+table.unranked td{color:#7a848f}table.unranked td.why{min-width:16rem;max-width:28rem}
 """
 
 SORT_JS = """
@@ -91,6 +94,7 @@ LEFT = frozenset(
         "flags",
         "defense",
         "attack",
+        "why",
     }
 )
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.report.columns import Column, Kind, Stat
+from robustbench_lite.report.columns import RANK, VERDICT, Column, Kind, Stat, titles
 from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
 from robustbench_lite.report.format import FLAGS, has_interval, is_missing
 from robustbench_lite.report.site.grid import Grid, describe
 from robustbench_lite.report.site.html import esc, page, table, value_cell
+from robustbench_lite.report.verdict import RULE
 
 MEDIANS = (Stat.QUERIES, Stat.DIST)
 
@@ -48,7 +49,7 @@ def _flags(value: Any) -> str:
     spans = "".join(
         f'<span class="flag" title="{esc(meaning.get(c, c))}">{esc(c)}</span>' for c in codes
     )
-    return f'<td class="left" data-col="{FLAGS}" data-value="{esc("" if is_missing(value) else value)}">{spans}</td>'
+    return f'<td class="left flags" data-col="{FLAGS}" data-value="{esc("" if is_missing(value) else value)}">{spans}</td>'
 
 
 def _link(grid: Grid, name: str) -> str:
@@ -59,23 +60,48 @@ def _link(grid: Grid, name: str) -> str:
 
 
 def headline_table(grid: Grid) -> str:
-    """The verdict: one line per model, ranked by the worst case of the main threat model, with
-    clean accuracy, every threat model's worst case and interval, certified accuracy and flags."""
-    frame = grid.ranked()
+    """The verdict: the ranked rows (complete evaluations on enough samples, report/verdict.py)
+    by the lower end of the main threat model's worst case, with clean accuracy, every threat
+    model's worst case at its eps, certified accuracy and flags; then every other row, greyed,
+    with why it is not ranked."""
+    frame = grid.frame
     columns = ["n", "clean_acc", *grid.worst_columns, *grid.certified_columns]
-    lines = []
-    for rank, row in enumerate(frame.to_dict(orient="records"), start=1):
+    shown = titles(columns, frame.iloc[0].to_dict() if len(frame) else None)
+    ranked, others = [], []
+    for row in frame.to_dict(orient="records"):
         name = str(row["defense"])
+        rank = row.get(RANK)
         cells = "".join(_annotated(frame, row, c) for c in columns)
-        lines.append(
-            f'<tr data-defense="{esc(name)}"><td data-col="rank" data-value="{rank}">{rank}</td>'
-            f"{_link(grid, name)}{cells}{_flags(row.get(FLAGS))}</tr>\n"
+        if is_missing(rank):
+            why = f'<td class="text why">{esc(row.get(VERDICT) or "")}</td>'
+            others.append(
+                f'<tr data-defense="{esc(name)}">{_link(grid, name)}{why}{cells}'
+                f"{_flags(row.get(FLAGS))}</tr>\n"
+            )
+            continue
+        ranked.append(
+            f'<tr data-defense="{esc(name)}"><td data-col="rank" data-value="{int(rank)}">'
+            f"{int(rank)}</td>{_link(grid, name)}{cells}{_flags(row.get(FLAGS))}</tr>\n"
         )
-    headers = [
-        ("#", "rank by the worst case of the main threat model, then clean accuracy"),
-        *[(c, describe(c)) for c in ["defense", *columns, FLAGS]],
+    labels = [(shown[c], describe(c)) for c in columns]
+    out = [
+        table(
+            [("#", RULE), ("defense", describe("defense")), *labels, (FLAGS, describe(FLAGS))],
+            ranked,
+            css=["headline"],
+        ),
+        f'<p class="muted rule">{esc(RULE)}</p>',
     ]
-    return table(headers, lines, css=["headline"])
+    if others:
+        headers = [
+            ("defense", describe("defense")),
+            ("why", "why the row is not ranked"),
+            *labels,
+            (FLAGS, describe(FLAGS)),
+        ]
+        out.append("<h3>Not ranked</h3>")
+        out.append(table(headers, others, css=["unranked"]))
+    return "\n".join(out)
 
 
 def flag_notes(grid: Grid) -> str:
@@ -123,8 +149,7 @@ def _codes(value: Any) -> list[str]:
 LEGEND = [
     (
         "#",
-        "rank: by the worst case of the grid's main threat model (the first of linf, l2, "
-        "spatial it has), highest first, then by clean accuracy.",
+        "rank: " + RULE,
     ),
     ("n", "test samples of the row; a cell evaluated on fewer shows n=… beside its value."),
     ("clean_acc", "accuracy on the clean test samples."),
@@ -181,6 +206,8 @@ def index_page(grids: Sequence[Grid], source: str) -> str:
     for grid in grids:
         seconds = sum(c.get("wall_time_s", 0.0) for c in grid.cells)
         main = grid.worst_columns[0] if grid.worst_columns else "clean_acc"
+        first = grid.frame.iloc[0].to_dict() if len(grid.frame) else None
+        main = f"the lower end of {titles([main], first)[main]}"
         sections.append(
             f'<section id="{esc(grid.anchor)}"><h2>{esc(grid.label)}</h2>'
             f'<p class="muted">From <code>{esc(grid.source)}</code>: '
