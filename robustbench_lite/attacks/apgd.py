@@ -9,7 +9,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch.nn import functional as F
 
-from robustbench_lite.protocol import NORM_BALLS, TM, Attack, Knowledge, QueryModel, preset
+from robustbench_lite.api import NORM_BALLS, TM, Attack, Knowledge, QueryModel, preset
 
 LOSSES = ("ce", "dlr", "dlr-targeted")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from robustbench_lite.api import TM, Attack, Knowledge, QueryModel, require_budget
 from robustbench_lite.attacks._common.frequency import Sampler, gaussian
-from robustbench_lite.protocol import TM, Attack, Knowledge, QueryModel, require_budget
 
 #: Step-size adaptation thresholds of the reference implementation: a spherical success rate above
 #: 0.5 / below 0.2 scales both steps, a success rate of the step towards the original (given an

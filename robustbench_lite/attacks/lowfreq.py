@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
+from robustbench_lite.api import TM, Attack, Knowledge, QueryModel, preset
 from robustbench_lite.attacks._common import frequency
 from robustbench_lite.attacks.boundary import Boundary
 from robustbench_lite.attacks.nes import NES
-from robustbench_lite.protocol import TM, Attack, Knowledge, QueryModel, preset
 
 BASES: dict[str, type[Boundary] | type[NES]] = {"boundary": Boundary, "nes": NES}
 

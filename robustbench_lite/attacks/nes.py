@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from robustbench_lite.attacks._common.frequency import Sampler, gaussian
-from robustbench_lite.protocol import (
+from robustbench_lite.api import (
     NORM_BALLS,
     TM,
     Attack,
@@ -16,6 +15,7 @@ from robustbench_lite.protocol import (
     margin_loss,
     require_budget,
 )
+from robustbench_lite.attacks._common.frequency import Sampler, gaussian
 
 LOSSES = ("margin", "ce")
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from robustbench_lite.protocol import (
+from robustbench_lite.api import (
     NORM_BALLS,
     TM,
     Attack,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from robustbench_lite.protocol import (
+from robustbench_lite.api import (
     SPATIAL,
     TM,
     Attack,

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import torch
 
-from robustbench_lite.protocol import (
+from robustbench_lite.api import (
     NORM_BALLS,
     TM,
     Attack,

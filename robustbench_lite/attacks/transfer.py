@@ -11,16 +11,16 @@ from typing import ClassVar
 
 import torch
 
-from robustbench_lite.protocol import (
+from robustbench_lite.api import (
     TM,
     Attack,
     Knowledge,
-    QueryCounter,
+    ModelRecipe,
     QueryModel,
     attack_class,
+    own_model,
     preset,
 )
-from robustbench_lite.protocol.recipe import ModelRecipe
 
 
 class Transfer(Attack):
@@ -79,9 +79,8 @@ class Transfer(Attack):
         pgd = pgd_class(
             norm=self.norm, steps=self.steps, restarts=self.restarts, rel_step_size=2.5 / self.steps
         )
-        counter = QueryCounter(surrogate, len(x), num_classes=model.num_classes)
-        x_adv = pgd.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
-        counter.close()
+        own = own_model(surrogate, model.num_classes, model.threat_model)
+        x_adv = pgd.run(own, x, y, eps=eps, budget=None, generator=generator)
         x_adv = x_adv if isinstance(x_adv, torch.Tensor) else x_adv[0]
         model(x_adv.detach(), idx=torch.arange(len(x), device=x.device))  # the one query
         return x_adv.detach()

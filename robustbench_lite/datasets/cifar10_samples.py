@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from robustbench_lite.api import TM
 from robustbench_lite.datasets._common.samples import FoolboxSamples
-from robustbench_lite.protocol import TM
 
 
 class CIFAR10Samples(FoolboxSamples):

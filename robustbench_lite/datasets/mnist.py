@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from robustbench_lite.api import TM
 from robustbench_lite.datasets._common.idx import IDXSource
-from robustbench_lite.protocol import TM
 
 
 class MNIST(IDXSource):

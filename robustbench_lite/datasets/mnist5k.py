@@ -11,9 +11,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from robustbench_lite.api import TM, DataSource
 from robustbench_lite.data import Dataset, check_split
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol import TM, DataSource
 
 SPLIT_SEED = 20180101  # fixed forever: the 4000/1000 split must never move
 

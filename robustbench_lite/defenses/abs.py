@@ -13,9 +13,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from robustbench_lite.api import Defense, preset
 from robustbench_lite.defenses._common.training import train
 from robustbench_lite.defenses.abs_model import ABSModel, TrainingVAEs, class_rows
-from robustbench_lite.protocol import Defense, preset
 
 
 class ABS(Defense):

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_lite.api import Attack, Defense, attack_class, own_model, preset
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
-from robustbench_lite.protocol import Attack, Defense, QueryCounter, attack_class, preset
 
 
 def pairing_loss(
@@ -122,8 +122,8 @@ class ALP(Defense):
         eps = self.eps_at(progress, data_eps)
         x_adv = x
         if eps > 0:
-            counter = QueryCounter(model, len(x), num_classes=self.num_classes)
-            found = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
+            own = own_model(model, self.num_classes)
+            found = attack.run(own, x, y, eps=eps, budget=None, generator=generator)
             x_adv = (found[0] if isinstance(found, tuple) else found).detach()
         logits_adv = model(x_adv)
         need_clean = self.clean_weight > 0 or self.pairing > 0

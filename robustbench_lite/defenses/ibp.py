@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_lite.api import Defense
 from robustbench_lite.defenses._common import ibp
 from robustbench_lite.defenses._common.models import ibp_cnn
 from robustbench_lite.defenses._common.training import fit_defense
-from robustbench_lite.protocol import Defense
 
 
 def ramp(progress: float, warmup: float, length: float) -> float:

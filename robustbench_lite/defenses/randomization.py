@@ -13,9 +13,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from robustbench_lite.api import Defense, fork_rng, resize_pad
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import train
-from robustbench_lite.protocol import Defense, fork_rng, resize_pad
 
 MODES = ("resize", "noise")
 

@@ -8,9 +8,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from robustbench_lite.api import Defense
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
-from robustbench_lite.protocol import Defense
 
 
 class Standard(Defense):

@@ -1,7 +1,8 @@
 """The protocol: what plugins are (contracts, registry), what an attack may touch (the oracle),
 the threat models and their geometry, and the evaluation of one cell (attack through the
-oracle, project, verify, per-sample arrays), with the checks no cell shows. A plugin imports
-what it needs from here, and from nowhere else in the suite."""
+oracle, project, verify, per-sample arrays), with the checks no cell shows. Plugins import the
+part of it that is theirs through `robustbench_lite.api`; the engine (the oracle's counter, the
+cell evaluation) is not exported to them."""
 
 from robustbench_lite.protocol.contracts import (
     Attack,
@@ -13,7 +14,6 @@ from robustbench_lite.protocol.contracts import (
 )
 from robustbench_lite.protocol.devices import fork_rng
 from robustbench_lite.protocol.losses import margin_loss
-from robustbench_lite.protocol.oracle import QueryCounter, require_budget
 from robustbench_lite.protocol.registry import attack_class
 from robustbench_lite.protocol.threat_models import (
     NORM_BALLS,
@@ -38,7 +38,6 @@ __all__ = [
     "Extras",
     "Knowledge",
     "NormBall",
-    "QueryCounter",
     "QueryModel",
     "ThreatModel",
     "affine",
@@ -46,7 +45,6 @@ __all__ = [
     "fork_rng",
     "margin_loss",
     "preset",
-    "require_budget",
     "resize_pad",
     "rotate_translate",
     "threat_model",

@@ -13,10 +13,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from robustbench_lite.api import TM, DataSource
 from robustbench_lite.data import Dataset, check_split
 from robustbench_lite.datasets._common.files import digest, fetch
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol import TM, DataSource
 
 PIXELS = 3 * 32 * 32
 

@@ -11,9 +11,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from robustbench_lite.api import DataSource
 from robustbench_lite.data import Dataset, check_split
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol import DataSource
 
 
 class FoolboxSamples(DataSource):

@@ -9,7 +9,7 @@ the defense what it trains with (`margin_upper`, the worst-case logits ẑ) and 
 
 from __future__ import annotations
 
-from robustbench_lite.protocol.interval_bounds import (
+from robustbench_lite.api import (
     Bounds,
     certify,
     input_bounds,
