@@ -21,7 +21,13 @@ import torch
 from torch import nn
 
 from robustbench_lite.names import NAME
-from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge
+from robustbench_lite.protocol.contracts import (
+    Adversarial,
+    Attack,
+    DataSource,
+    Defense,
+    Knowledge,
+)
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.recipe import recipe_of
@@ -110,7 +116,8 @@ def check_attack(
     output = attack.run(counter.view(), x, y, eps=eps, budget=limit, generator=torch.Generator())
     counter.close()
     counter.check()
-    x_adv, extras = output if isinstance(output, tuple) else (output, {})
+    assert isinstance(output, Adversarial), "run must return Adversarial(x_adv, extras)"
+    x_adv, extras = output.x, dict(output.extras)
     assert x_adv.shape == x.shape, f"returned {tuple(x_adv.shape)} for {tuple(x.shape)}"
     assert x_adv.dtype == x.dtype, f"returned {x_adv.dtype} for {x.dtype}"
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0, "returned points outside [0,1]"

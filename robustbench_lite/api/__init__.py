@@ -6,6 +6,7 @@ A plugin takes gradients of a model it owns (ALP's model in training, a transfer
 surrogate) through `own_model`, never through the runner's counter."""
 
 from robustbench_lite.protocol.contracts import (
+    Adversarial,
     Attack,
     DataSource,
     Defense,
@@ -45,6 +46,7 @@ __all__ = [
     "SPATIAL",
     "THREAT_MODELS",
     "TM",
+    "Adversarial",
     "Attack",
     "Bounds",
     "DataSource",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch.nn import functional as F
 
-from robustbench_lite.api import NORM_BALLS, TM, Attack, Knowledge, QueryModel, preset
+from robustbench_lite.api import NORM_BALLS, TM, Adversarial, Attack, Knowledge, QueryModel, preset
 
 LOSSES = ("ce", "dlr", "dlr-targeted")
 
@@ -117,7 +117,7 @@ class APGD(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         stochastic = bool(getattr(model, "stochastic", False))
         n = len(x)
         x_adv = x.clone()
@@ -142,7 +142,7 @@ class APGD(Attack):
                     else torch.nonzero(~fooled).squeeze(1)
                 )
                 if len(idx) == 0:
-                    return x_adv
+                    return Adversarial(x_adv)
                 t = None if target is None else target[idx]
                 out = self._single(model, x[idx], y[idx], t, idx, eps, generator, stochastic)
                 won = out.fooled & (not stochastic)
@@ -151,7 +151,7 @@ class APGD(Attack):
                 better = ~won & (out.loss_best > best[idx])
                 x_adv[idx[better]] = out.x_best[better]
                 best[idx[better]] = out.loss_best[better]
-        return x_adv
+        return Adversarial(x_adv)
 
     def _loss(
         self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None

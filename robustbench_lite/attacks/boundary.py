@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.api import TM, Attack, Knowledge, QueryModel, require_budget
+from robustbench_lite.api import TM, Adversarial, Attack, Knowledge, QueryModel, require_budget
 from robustbench_lite.attacks._common.frequency import Sampler, gaussian
 
 #: Step-size adaptation thresholds of the reference implementation: a spherical success rate above
@@ -96,12 +96,12 @@ class Boundary(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         budget = require_budget(budget, self.name)
         spent = torch.zeros(len(x), dtype=torch.int64, device=x.device)
         best, found = self.start(model, x, y, spent, budget, generator)
         self.walk(model, x, y, best, found, spent, budget, generator)
-        return best
+        return Adversarial(best)
 
     # -- starting point ------------------------------------------------------------------------
 

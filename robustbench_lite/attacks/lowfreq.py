@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.api import TM, Attack, Knowledge, QueryModel, preset
+from robustbench_lite.api import TM, Adversarial, Attack, Knowledge, QueryModel, preset
 from robustbench_lite.attacks._common import frequency
 from robustbench_lite.attacks.boundary import Boundary
 from robustbench_lite.attacks.nes import NES
@@ -69,7 +69,7 @@ class LowFrequency(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         return self.inner.run(model, x, y, eps=eps, budget=budget, generator=generator)
 
 

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from robustbench_lite.api import (
     NORM_BALLS,
     TM,
+    Adversarial,
     Attack,
     Knowledge,
     QueryModel,
@@ -85,7 +86,7 @@ class NES(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         budget = require_budget(budget, self.name)
         ball = NORM_BALLS[self.threat_model]
         n = len(x)
@@ -113,7 +114,7 @@ class NES(Attack):
             grad[active] = self.momentum * grad[active] + (1 - self.momentum) * estimate
             step = lr[active].view(-1, 1, 1, 1) * ball.steepest_direction(grad[active])
             x_adv[active] = ball.project(x[active], x_adv[active] + step, eps)
-        return x_adv
+        return Adversarial(x_adv)
 
     def _estimate(
         self,

@@ -10,6 +10,7 @@ import torch
 from robustbench_lite.api import (
     NORM_BALLS,
     TM,
+    Adversarial,
     Attack,
     Knowledge,
     QueryModel,
@@ -90,7 +91,7 @@ class PGD(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         ball = NORM_BALLS[self.norm]
         alpha = self.step_size(eps)
         early_exit = not getattr(model, "stochastic", False)
@@ -126,7 +127,7 @@ class PGD(Attack):
                     active[keep],
                 )
                 xt = ball.project(x0, xt + alpha * ball.steepest_direction(grad), eps)
-        return x_adv
+        return Adversarial(x_adv)
 
 
 PGDL2 = preset(PGD, "pgd-l2", "PGD in the L2 ball (Madry et al. 2018).", norm=TM.L2)

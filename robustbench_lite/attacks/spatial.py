@@ -12,6 +12,7 @@ import torch
 from robustbench_lite.api import (
     SPATIAL,
     TM,
+    Adversarial,
     Attack,
     Knowledge,
     QueryModel,
@@ -82,7 +83,7 @@ class Spatial(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> Adversarial:
         n = len(x)
         tm = getattr(model, "threat_model", None) or SPATIAL  # the data's range
         if self.mode == "grid":
@@ -103,7 +104,7 @@ class Spatial(Attack):
             candidates = (unit * 2 - 1) * scale
         best = self._search(model, x, y, candidates)
         x_adv = rotate_translate(x, best[:, 0], best[:, 1], best[:, 2]).clamp(0.0, 1.0)
-        return x_adv, {"angle": best[:, 0], "dx": best[:, 1], "dy": best[:, 2]}
+        return Adversarial(x_adv, {"angle": best[:, 0], "dx": best[:, 1], "dy": best[:, 2]})
 
     @staticmethod
     def _search(

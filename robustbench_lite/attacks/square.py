@@ -11,6 +11,7 @@ import torch
 from robustbench_lite.api import (
     NORM_BALLS,
     TM,
+    Adversarial,
     Attack,
     Knowledge,
     QueryModel,
@@ -89,7 +90,7 @@ class Square(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         budget = require_budget(budget, self.name)
         stochastic = bool(getattr(model, "stochastic", False))
         x_best = self._start(x, eps, generator)
@@ -108,7 +109,7 @@ class Square(Attack):
             better = new_margin < margin[live]
             x_best[live[better]] = x_new[better]
             margin[live[better]] = new_margin[better]
-        return x_best
+        return Adversarial(x_best)
 
     # -- linf ----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import torch
 
 from robustbench_lite.api import (
     TM,
+    Adversarial,
     Attack,
     Knowledge,
     ModelRecipe,
@@ -71,7 +72,7 @@ class Transfer(Attack):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
+    ) -> Adversarial:
         if self._recipe is None:
             raise ValueError(f"{self.name} has no surrogate model: the runner provides it")
         surrogate = self._recipe.make()  # white-box on it: it is not the target
@@ -80,10 +81,9 @@ class Transfer(Attack):
             norm=self.norm, steps=self.steps, restarts=self.restarts, rel_step_size=2.5 / self.steps
         )
         own = own_model(surrogate, model.num_classes, model.threat_model)
-        x_adv = pgd.run(own, x, y, eps=eps, budget=None, generator=generator)
-        x_adv = x_adv if isinstance(x_adv, torch.Tensor) else x_adv[0]
+        x_adv = pgd.run(own, x, y, eps=eps, budget=None, generator=generator).x
         model(x_adv.detach(), idx=torch.arange(len(x), device=x.device))  # the one query
-        return x_adv.detach()
+        return Adversarial(x_adv.detach())
 
 
 TransferL2 = preset(

@@ -124,7 +124,7 @@ class ALP(Defense):
         if eps > 0:
             own = own_model(model, self.num_classes)
             found = attack.run(own, x, y, eps=eps, budget=None, generator=generator)
-            x_adv = (found[0] if isinstance(found, tuple) else found).detach()
+            x_adv = found.x.detach()
         logits_adv = model(x_adv)
         need_clean = self.clean_weight > 0 or self.pairing > 0
         logits = model(x) if need_clean else logits_adv

@@ -8,7 +8,8 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -47,6 +48,15 @@ class QueryModel(Protocol):
     threat_model: ThreatModel | None
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+class Adversarial(NamedTuple):
+    """What `Attack.run` returns: the candidates `x` (the batch's shape) and, where the threat
+    model needs them, per-sample `extras` (e.g. the spatial attack's angle and shifts: one entry
+    per sample each). The runner projects, re-predicts and records them; it grades, not this."""
+
+    x: torch.Tensor
+    extras: Mapping[str, torch.Tensor] = MappingProxyType({})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,12 +129,13 @@ class Attack(Plugin, ABC):
         eps: float,
         budget: int | None,
         generator: torch.Generator,
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> Adversarial:
         """Attack a batch of clean-correct samples.
 
-        Returns x_adv (same shape as x), optionally with per-sample extras to record (tensors whose
-        first dimension is the batch). `budget` is the per-sample query budget (None: unlimited);
-        the runner counts queries itself and refuses results that overspend.
+        Returns `Adversarial(x_adv)` (x_adv of x's shape), with per-sample `extras` where the
+        threat model records them. `budget` is the per-sample query budget (None: unlimited); the
+        runner counts queries itself and refuses results that overspend. (A bare tensor, what
+        plugins written against the first contract return, is still read as `Adversarial(x)`.)
         """
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.contracts import Adversarial
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -31,15 +32,15 @@ def unpack_output(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """x_adv and the per-sample extras of an attack's return value, checked; an RBError names
     the attack for anything else (a wrong tuple, a sparse or meta tensor, malformed extras)."""
-    if isinstance(output, tuple):
-        if len(output) != 2 or not isinstance(output[1], Mapping):
-            raise RBError(
-                f"attack {attack} returned a {len(output)}-tuple; expected x_adv or "
-                "(x_adv, {name: per-sample tensor})"
-            )
-        x_adv, extras = output
-    else:
-        x_adv, extras = output, {}
+    if isinstance(output, torch.Tensor):  # the first contract's bare tensor
+        output = Adversarial(output)
+    if not isinstance(output, tuple) or len(output) != 2 or not isinstance(output[1], Mapping):
+        size = f"a {len(output)}-tuple" if isinstance(output, tuple) else type(output).__name__
+        raise RBError(
+            f"attack {attack} returned {size}; expected Adversarial(x_adv, extras) "
+            "(extras: {name: per-sample tensor})"
+        )
+    x_adv, extras = output
     x_adv = _dense(attack, "x_adv", x_adv)
     if x_adv.shape != x.shape:
         raise RBError(f"attack {attack} returned {tuple(x_adv.shape)}, expected {tuple(x.shape)}")

@@ -27,7 +27,7 @@ def _attack(
 ) -> tuple[torch.Tensor, QueryCounter]:
     counter = QueryCounter(model, len(x), num_classes=10, stochastic=stochastic)
     gen = torch.Generator().manual_seed(0)
-    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=gen)
+    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=None, generator=gen).x
     return x_adv, counter
 
 

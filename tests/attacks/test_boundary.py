@@ -19,7 +19,7 @@ EPS = 1.5
 def _run(attack: Attack, model, x: torch.Tensor, y: torch.Tensor, budget: int):
     counter = QueryCounter(model, len(x), num_classes=10)
     gen = torch.Generator().manual_seed(0)
-    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=gen)
+    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=gen).x
     return x_adv, counter.counts
 
 

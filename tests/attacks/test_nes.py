@@ -20,7 +20,7 @@ EPS = 0.3
 
 def _run(attack: NES, model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: int):
     counter = QueryCounter(model, len(x), num_classes=10)
-    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=torch.Generator())
+    x_adv = attack.run(counter.view(), x, y, eps=EPS, budget=budget, generator=torch.Generator()).x
     return x_adv, counter.counts
 
 

@@ -29,7 +29,7 @@ def _run(
         model, len(x), num_classes=10, knowledge="scores", budget=budget, stochastic=stochastic
     )
     gen = torch.Generator().manual_seed(seed)
-    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen)
+    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen).x
     return x_adv, counter.counts
 
 

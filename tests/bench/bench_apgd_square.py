@@ -42,7 +42,7 @@ def evaluate(
     def run() -> torch.Tensor:
         gen = torch.Generator().manual_seed(0)
         out = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen)
-        return out[0] if isinstance(out, tuple) else out
+        return out.x
 
     x_adv, seconds = timed(run, times=1)
     x_adv = THREAT_MODELS["linf"].project(x, x_adv, eps)

@@ -111,7 +111,7 @@ def ours(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: 
         counter.view(), x, y, eps=eps, budget=budget, generator=torch.Generator().manual_seed(SEED)
     )
     seconds = time.perf_counter() - start
-    x_adv = output[0] if isinstance(output, tuple) else output
+    x_adv = output.x
     return _row(
         name, model, x, y, x_adv, counter.counts, seconds, timed.seconds, linf=not attack.minimal
     )

@@ -31,7 +31,7 @@ def compare(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, e
         counter = QueryCounter(net, len(x), num_classes=10)
         attack = PGD(norm=norm, steps=STEPS, rel_step_size=REL_STEP)
         gen = torch.Generator().manual_seed(0)
-        return attack.run(counter.view(), x, y, eps=eps, budget=None, generator=gen)
+        return attack.run(counter.view(), x, y, eps=eps, budget=None, generator=gen).x
 
     def peer() -> torch.Tensor:
         _, clipped, _ = peer_attack(fmodel, x, y, epsilons=eps)

@@ -60,7 +60,7 @@ def robust_accuracy(
     robust = correct.clone()
     generator = torch.Generator().manual_seed(0)
     counter = QueryCounter(model, len(idx), num_classes=10)
-    x_adv = attack.run(counter.view(), x[idx], y[idx], eps=EPS, budget=None, generator=generator)
+    x_adv = attack.run(counter.view(), x[idx], y[idx], eps=EPS, budget=None, generator=generator).x
     x_adv = torch.minimum(torch.maximum(x_adv, x[idx] - EPS), x[idx] + EPS).clamp(0, 1)
     robust[idx] = predict(model, x_adv) == y[idx]
     return float(robust.double().mean())

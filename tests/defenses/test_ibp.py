@@ -77,7 +77,7 @@ def test_bounds_hold_on_the_trained_model_even_at_pgd_points(
     _assert_sound(ibp_model, x, y, eps, _points_in_ball(x, eps, 32, generator))
     pgd = instantiate(attack_class("pgd"), "quick")
     counter = QueryCounter(ibp_model, len(x), num_classes=10)
-    x_adv = pgd.run(counter.view(), x, y, eps=eps, budget=None, generator=generator)
+    x_adv = pgd.run(counter.view(), x, y, eps=eps, budget=None, generator=generator).x
     _assert_sound(ibp_model, x, y, eps, x_adv)
 
 

@@ -60,7 +60,7 @@ def test_an_attack_makes_its_tensors_on_the_data_device(
     generator = torch.Generator(device=x.device).manual_seed(0)
     with STAND_IN:
         output = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=generator)
-    x_adv = output[0] if isinstance(output, tuple) else output
+    x_adv = output.x
     assert x_adv.device == x.device
     assert int(counter.counts.sum()) > 0
 
