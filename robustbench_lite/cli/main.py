@@ -17,7 +17,7 @@ from typing import Any
 
 from robustbench_lite.cli import reports, run_view, terminal
 from robustbench_lite.cli.parser import build_parser
-from robustbench_lite.cli.values import parse_eps, parse_normalize, parse_settings
+from robustbench_lite.cli.values import parse_normalize, parse_settings
 from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
 from robustbench_lite.protocol.registry import (
     DEFAULT_DATASET,
@@ -28,9 +28,10 @@ from robustbench_lite.protocol.registry import (
     resolve_names,
 )
 from robustbench_lite.report import tables
-from robustbench_lite.report.diagnose import explain
 from robustbench_lite.running.check import check
+from robustbench_lite.running.eps import eps_groups, parse_eps_spec
 from robustbench_lite.running.model_files import from_factory
+from robustbench_lite.running.own_data import resolve_source
 from robustbench_lite.running.runner import Runner
 from robustbench_lite.running.zoo_build import build_zoo
 from robustbench_lite.store.files import atomic_write_text
@@ -76,11 +77,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
         raise RBError("give --defense (-d) or --model (see `rb run --help`)")
     defenses = resolve_names(args.defense, defense_names(), "defense") if args.defense else []
     settings = parse_settings(args.settings, attacks + defenses)
-    plan: Sequence[tuple[str | None, float | None]] = parse_eps(args.eps) or [(None, None)]
+    spec = parse_eps_spec(args.eps)
+    source = resolve_source(args.dataset)  # once: every runner of an eps sweep shares it
 
     def runner(eps: float | None) -> Runner:
         return Runner(
-            dataset=args.dataset,
+            dataset=source,
             profile=args.profile,
             n=args.n,
             seed=args.seed,
@@ -100,22 +102,17 @@ def _cmd_run(args: argparse.Namespace) -> None:
         )
 
     reports.check_output_file(args.csv)
-    runs = []
-    for scope, eps in plan:
-        chosen = [
-            a
-            for a in attacks
-            if scope is None
-            or instantiate(attack_class(a), args.profile, settings.get(a)).threat_model == scope
-        ]
-        if chosen:
-            runs.append((runner(eps), chosen))
-    if not runs:
-        raise RBError("no selected attack has the threat model of any --eps given")
+    threat_models = {
+        a: str(instantiate(attack_class(a), args.profile, settings.get(a)).threat_model)
+        for a in attacks
+    }  # an eps equal to an attack's default (8/255, 0.0314 for 8/255) is its default cell
+    runs = [
+        (runner(eps), chosen) for eps, chosen in eps_groups(spec, threat_models, source.default_eps)
+    ]
     for one, chosen in runs:  # every eps of a sweep is checked before any work starts
         one.prepare(chosen, [*defenses, *models])
     for model in models:  # the pre-attack checks of a user's model (protocol/checks.py)
-        model.run_checks(args.dataset)
+        model.run_checks(source)
     board = None
     for one, chosen in runs:
         board = one.run(chosen, [*defenses, *models])
@@ -207,7 +204,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "plot":
         reports.cmd_plot(args)
     elif args.command == "diagnose":
-        reports.write(explain(reports.grid(args), args.defense))
+        reports.cmd_diagnose(args)
     elif args.command == "attacks":
         reports.cmd_attacks(args)
     elif args.command == "site":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import (
@@ -13,8 +13,27 @@ from robustbench_lite.protocol.registry import (
 )
 
 
+class _Help(argparse.HelpFormatter):
+    """`--help` shows each option's default where it has one worth saying (not None or [], not
+    a flag's) and its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        quiet = (
+            action.nargs == 0 or default is None or default is argparse.SUPPRESS or default == []
+        )
+        if quiet or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
+    """argparse, but a usage error is one line and exit code 2, and `--help` shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise RBError(f"{message} (see `{self.prog} --help`)")
@@ -37,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser(
         "zoo", help="rebuild the model zoo from the model cache (training what it lacks)"
     )
-    zoo.add_argument("--profile", action="append", default=[], help="quick, standard (repeat)")
+    zoo.add_argument(
+        "--profile", action="append", default=[], help="quick, standard (repeat; default: both)"
+    )
     zoo.add_argument("--defense", "-d", action="append", default=[], help="default: all")
-    zoo.add_argument("--dataset", default=DEFAULT_DATASET)
+    zoo.add_argument("--dataset", default=DEFAULT_DATASET, help="a registered dataset")
 
     run = sub.add_parser("run", help="evaluate attacks x defenses and print the leaderboard")
     run.add_argument(
@@ -64,21 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
         "(and optional x_train, y_train), or an image folder PATH/<class>/*.png",
     )
     run.add_argument("--profile", default="standard", help="quick, standard or paper")
-    run.add_argument("--n", type=int, default=None, help="number of test samples")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--n", type=int, default=None, help="number of test samples (default: the profile's)"
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the data order and attacks")
     run.add_argument(
         "--eps",
         action="append",
         default=[],
         metavar="[TM:]E1,E2,...",
-        help="perturbation budget(s), a sweep if several; TM (linf, l2, ...) limits them to "
-        "that threat model's attacks (default: the dataset's budget; docs/datasets.md)",
+        help="perturbation budget(s), a number or a fraction (0.031 or 8/255), a sweep if "
+        "several; TM (linf, l2, spatial) limits them to that threat model's attacks; the "
+        "dataset's budget to the digits typed (0.0314 for 8/255) is its default cell "
+        "(default: the dataset's budget; docs/datasets.md)",
     )
     run.add_argument(
         "--budget",
         type=int,
         default=None,
-        help="per-sample query budget of score/label-based attacks",
+        help="per-sample query budget of score/label-based attacks (default: the profile's)",
     )
     run.add_argument(
         "--set",
@@ -151,20 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     plot = sub.add_parser("plot", help="eps sweep, query curves and example grids as PNG files")
-    plot.add_argument("--results", type=Path, default=Path("results"))
-    plot.add_argument("--dataset", default=DEFAULT_DATASET)
-    plot.add_argument("--profile", default="standard")
+    _grid_arguments(plot)
 
     diagnose = sub.add_parser("diagnose", help="explain the red flags of a defense's results")
     diagnose.add_argument("defense", help="the defense (a row of the leaderboard)")
-    diagnose.add_argument("--results", type=Path, default=Path("results"))
-    diagnose.add_argument("--dataset", default=DEFAULT_DATASET)
-    diagnose.add_argument("--profile", default="standard")
+    _grid_arguments(diagnose, profile=None)
 
     board = sub.add_parser("leaderboard", help="the leaderboard of existing results")
-    board.add_argument("--results", type=Path, default=Path("results"))
-    board.add_argument("--dataset", default=DEFAULT_DATASET)
-    board.add_argument("--profile", default="standard")
+    _grid_arguments(board)
     board.add_argument("--csv", type=Path, default=None, help="also write the leaderboard here")
     board.add_argument(
         "--wide", action="store_true", help="every column, as Markdown (default: fit the terminal)"
@@ -177,15 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     attacks = sub.add_parser("attacks", help="the attack leaderboard: attacks ranked per grid")
-    attacks.add_argument("--results", type=Path, default=Path("results"))
-    attacks.add_argument("--dataset", default=DEFAULT_DATASET)
-    attacks.add_argument("--profile", default="standard")
+    _grid_arguments(attacks)
     attacks.add_argument("--wide", action="store_true", help="every row and model, as Markdown")
 
     site = sub.add_parser("site", help="a static leaderboard website from the result files")
     site.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     site.add_argument("--out", type=Path, default=Path("site"), help="where to write the site")
     return parser
+
+
+def _grid_arguments(parser: argparse.ArgumentParser, profile: str | None = "standard") -> None:
+    """`--results`, `--dataset`, `--profile`: the grid of results a reading command reads
+    (`profile=None`: every profile that has results, `rb diagnose`)."""
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="the dataset's results")
+    parser.add_argument(
+        "--profile",
+        default=profile,
+        help="quick, standard or paper"
+        + ("" if profile else " (default: every profile with results of the defense)"),
+    )
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from robustbench_lite.cli import terminal
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import (
+    DEFAULT_DATASET,
     attack_class,
     attack_names,
     dataset_class,
@@ -22,6 +23,7 @@ from robustbench_lite.protocol.registry import (
     instantiate,
 )
 from robustbench_lite.report import leaderboard, ranking, tables
+from robustbench_lite.report.diagnose import explain, profiles_with
 from robustbench_lite.report.plots import plot_all
 from robustbench_lite.report.site.build import build as build_site
 from robustbench_lite.store.files import atomic_write_text
@@ -104,6 +106,36 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 def cmd_site(args: argparse.Namespace) -> None:
     write(f"{build_site(args.results, args.out)}\n")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    """`rb diagnose DEFENSE`: the flags of its results in `--profile`, or in every profile that
+    has results of it; where the profile asked for has none, which ones do."""
+    found = profiles_with(args.results, args.dataset, args.defense)
+    if args.profile is None and not found:
+        raise RBError(
+            f"no result files of defense {args.defense!r} in any profile of "
+            f"{Path(args.results, args.dataset)}; run `rb run` first"
+        )
+    if args.profile is not None and args.profile not in found and found:
+        where = "".join(
+            f" --{key} {value}"
+            for key, value, default in [
+                ("results", args.results, Path("results")),
+                ("dataset", args.dataset, DEFAULT_DATASET),
+            ]
+            if value != default
+        )
+        raise RBError(
+            f"no results of {args.defense} in {args.profile}; {', '.join(found)} "
+            f"{'has' if len(found) == 1 else 'have'} results: "
+            f"rb diagnose {args.defense} --profile {found[0]}{where}"
+        )
+    profiles = [args.profile] if args.profile is not None else found
+    for profile in profiles:
+        if args.profile is None:
+            write(f"== profile {profile} ==\n")
+        write(explain(GridLayout.of(args.results, args.dataset, profile).path, args.defense))
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:

@@ -1,5 +1,6 @@
-"""The values of `rb`'s options: `--set key=value`, `--eps`, `--normalize`, typed and checked
-before any work is done (a bad one is one line, RBError)."""
+"""The values of `rb`'s options: `--set key=value`, `--normalize` (and `--eps`, parsed by
+running/eps.py, which the Python API shares), typed and checked before any work is done (a bad
+one is one line, RBError)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import attack_class, attack_names, defense_class
-from robustbench_lite.protocol.threat_models import THREAT_MODELS
 
 
 def parse_settings(items: Sequence[str], plugins: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -49,23 +49,6 @@ def parse_settings(items: Sequence[str], plugins: Sequence[str]) -> dict[str, di
 
 def _plugin_class(name: str) -> Any:
     return attack_class(name) if name in attack_names() else defense_class(name)
-
-
-def parse_eps(items: Sequence[str]) -> list[tuple[str | None, float]]:
-    """`--eps 0.1,0.3 --eps l2:1,2` -> [(None, 0.1), (None, 0.3), ('l2', 1.0), ('l2', 2.0)]."""
-    plan: list[tuple[str | None, float]] = []
-    for item in items:
-        scope, _, values = item.rpartition(":")
-        if scope and scope not in THREAT_MODELS:
-            raise RBError(
-                f"--eps {item}: unknown threat model {scope!r}; known: {', '.join(THREAT_MODELS)}"
-            )
-        for text in values.split(","):
-            try:
-                plan.append((scope or None, float(text)))
-            except ValueError:
-                raise RBError(f"--eps {item}: {text!r} is not a number") from None
-    return plan
 
 
 def parse_value(text: str, default: Any) -> Any:

@@ -88,8 +88,9 @@ class Linf(NormBall):
 
     def check_eps(self, eps: float, shape: tuple[int, ...] | None = None) -> None:
         super().check_eps(eps, shape)
-        if eps > 1:
-            raise RBError(f"linf eps must be at most 1 for images in [0,1], got {eps}")
+        if eps > 1:  # most likely typed in 0-255 units: say what it would be in [0, 1]
+            meant = f": did you mean {eps:g}/255 = {eps / 255:.3f}?" if eps <= 255 else ""
+            raise RBError(f"linf eps {eps:g} is above 1 (images are in [0, 1]){meant}")
 
     def project(
         self, x: torch.Tensor, x_adv: torch.Tensor, eps: float, extras: Extras | None = None

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.spec import PROFILES
 from robustbench_lite.report.flags import FLAGS, INDICATOR_FLAGS, certificate_evidence, evidence
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.store import certificates, diagnostics
-from robustbench_lite.store.layout import GridLayout
+from robustbench_lite.store.layout import DIAGNOSTICS, GridLayout
 from robustbench_lite.store.records import load_cells
 
 
@@ -39,6 +40,21 @@ def explain(cell_dir: Path, defense: str) -> str:
             lines.append(_wrap(FLAGS.get(code, ""), "    ", "    "))
         lines += _indicator_lines(group)
     return "\n".join(lines) + "\n"
+
+
+def profiles_with(results: Path, dataset: str, defense: str) -> list[str]:
+    """The profiles of `dataset` under `results` whose grid holds result files of `defense`
+    (quick, standard, paper first, in that order; any other folder after, by name)."""
+    found = []
+    for grid in sorted(p for p in Path(results, dataset).glob("*") if p.is_dir()):
+        try:
+            folder = GridLayout(grid).defense_dir(defense)
+        except RBError:  # a defense name no result file can have
+            return []
+        if any(p.stem != DIAGNOSTICS for p in folder.glob("*.json")):
+            found.append(grid.name)
+    order = list(PROFILES)
+    return sorted(found, key=lambda p: (order.index(p) if p in order else len(order), p))
 
 
 def _wrap(text: str, first: str, rest: str) -> str:

@@ -24,7 +24,10 @@ RUN = ["run", "-a", "pgd,pgd-l2", "-d", "none", "--profile", "quick", "--n", "10
         (["--results", "afile"], "results folder afile is not a directory"),
         (["--csv", "adir"], "--csv adir is a directory; name a file"),
         (["--eps", "linf:0.1", "--eps", "l2:1,-1"], "l2 eps must be a positive number"),
-        (["--eps", "0.1,2"], "linf eps must be at most 1"),
+        (
+            ["--eps", "0.1,2"],
+            "linf eps 2 is above 1 (images are in [0, 1]): did you mean 2/255 = 0.008?",
+        ),
         (["--set", "steps=inf"], "expected an integer, got 'inf'"),
         (["--set", "steps=none"], "expected a number, got 'none'"),
         (["--set", "pgd.rel_step_size=inf"], "expected a finite number"),

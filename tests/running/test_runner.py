@@ -162,7 +162,7 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path: Path, rb_home: Path) ->
     ("kwargs", "message"),
     [
         ({"eps": -0.1}, "eps must be a positive number"),
-        ({"eps": 2.0}, "linf eps must be at most 1"),
+        ({"eps": 2.0}, "linf eps 2 is above 1"),
         ({"n": 0}, "--n must be a positive number"),
         ({"profile": "huge"}, "unknown profile 'huge'; known: quick"),
         ({"dataset": "cifar"}, "unknown dataset 'cifar'; known: cifar10, "),
