@@ -68,6 +68,10 @@ class UserModel(Defense):
                 "with a letter or digit); it names the leaderboard row and the results folder"
             )
         self.name = name  # type: ignore[misc]  # an instance's name, not a registered class's
+        #: The name asked for; `name` becomes `<name>@<weights>` in a grid where that name holds
+        #: other weights (model_home.py), and `home_note` then says so.
+        self.requested = name
+        self.home_note: str | None = None
         self.randomized = bool(randomized)  # type: ignore[misc]
         self.draws = draws if draws is not None else (RANDOMIZED_DRAWS if randomized else 1)
         if self.draws < 1:

@@ -33,8 +33,10 @@ from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.report import invariants, leaderboard, ranking, tables
 from robustbench_lite.running.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
+from robustbench_lite.running.model_home import settle
 from robustbench_lite.running.models import Models
 from robustbench_lite.running.own_data import data_key, resolve_source
+from robustbench_lite.running.own_model import UserModel
 from robustbench_lite.running.plan import RunPlan
 from robustbench_lite.running.trained import Evaluated, certify_defense, model_recipe
 from robustbench_lite.store.files import config_hash, writable_dir
@@ -234,9 +236,12 @@ class Runner:
         defense_list = (
             resolve_names(names, defense_names(), "defense") if names or not given else []
         )
-        for d in given:  # its cells go to results/.../<name>/: no registered defense's folder
-            if d.name in defense_names() or [g.name for g in given].count(d.name) > 1:
-                raise RBError(f"the name {d.name!r} is taken by another defense; choose another")
+        asked = [d.requested if isinstance(d, UserModel) else d.name for d in given]
+        for d, name in zip(given, asked, strict=True):  # its cells go to results/.../<name>/
+            if name in defense_names() or asked.count(name) > 1:
+                raise RBError(f"the name {name!r} is taken by another defense; choose another")
+            if isinstance(d, UserModel):  # other weights under its name: a folder of its own
+                settle(d, self.layout)
         unknown = sorted(set(self.settings) - set(attack_list + defense_list))
         if unknown:
             raise RBError(
