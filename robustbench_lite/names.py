@@ -11,6 +11,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULE = (
     "a name is letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)"
 )
+#: The dataset a command or `evaluate()` uses when none is named (here, not in the registry, so
+#: that `rb --help` and the Python API's signatures need no torch).
+DEFAULT_DATASET = "mnist-5k"
 
 
 class StrEnum(str, Enum):

@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from robustbench_lite.data import Dataset
 from robustbench_lite.errors import RBError, is_stop, one_line
+from robustbench_lite.names import DEFAULT_DATASET as DEFAULT_DATASET  # its home: names.py
 from robustbench_lite.names import NAME, NAME_RULE
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Plugin
 
 ATTACK_GROUP = "robustbench_lite.attacks"
 DEFENSE_GROUP = "robustbench_lite.defenses"
 DATASET_GROUP = "robustbench_lite.datasets"
-DEFAULT_DATASET = "mnist-5k"
 
 P = TypeVar("P", bound=Plugin)
 
