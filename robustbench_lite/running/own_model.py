@@ -26,6 +26,7 @@ from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
 from robustbench_lite.protocol.contracts import DataSource, Defense
 from robustbench_lite.protocol.registry import DEFAULT_DATASET
+from robustbench_lite.running import user_checks
 from robustbench_lite.running.own_data import from_tensors, resolve_source
 
 CHECK_SAMPLES = 200  # clean test images the pre-attack checks look at
@@ -78,10 +79,11 @@ class UserModel(Defense):
             raise RBError(f"draws must be at least 1, got {self.draws}")
         self.diagnostics = model_checks.Diagnostics()
         self.normalize = _normalization(normalize)
+        user_checks.check_scale(self.normalize)  # 0-255 units on [0, 1] images: refused
         model = copy.deepcopy(model)  # later changes to the caller's module cannot leak in
-        self._model = model if self.normalize is None else Normalized(model, *self.normalize)
+        model_checks.ensure_eval(model, name, self.diagnostics)  # the user's, not our wrapper
+        self._model = model if self.normalize is None else Normalized(model, *self.normalize).eval()
         self._make = make  # the user's factory: fresh instances without copying one
-        model_checks.ensure_eval(self._model, name, self.diagnostics)
         self.factory = factory or f"{type(model).__module__}:{type(model).__qualname__}"
         self._weights = weights_sha256(self._model)
         self._architecture = hashlib.sha256(repr(self._model).encode()).hexdigest()
@@ -124,11 +126,13 @@ class UserModel(Defense):
         `diagnostics`."""
         source = resolve_source(dataset)
         if source.name not in self._checked:
+            user_checks.check_channels(self.normalize, source.shape[0])
             test = source.load("test")
             x, y = test.x[:CHECK_SAMPLES], test.y[:CHECK_SAMPLES]
             with guarded(f"model {self.name}"):
+                model = self.build(source.num_classes, source.shape)  # its own instance
                 model_checks.check_model(
-                    self.build(source.num_classes, source.shape),  # its own instance
+                    model,
                     x,
                     y,
                     name=self.name,
@@ -136,6 +140,7 @@ class UserModel(Defense):
                     randomized=self.randomized,
                     diagnostics=self.diagnostics,
                 )
+                user_checks.warn_on_probabilities(model, x, self.name, self.diagnostics)
             self._checked.add(source.name)
         return self.diagnostics
 
