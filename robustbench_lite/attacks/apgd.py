@@ -9,7 +9,20 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch.nn import functional as F
 
-from robustbench_lite.api import NORM_BALLS, TM, Adversarial, Attack, Knowledge, QueryModel, preset
+from robustbench_lite.api import (
+    NORM_BALLS,
+    TM,
+    Adversarial,
+    Attack,
+    Knowledge,
+    QueryModel,
+    at_least,
+    between,
+    hp,
+    one_of,
+    plugin,
+    preset,
+)
 
 LOSSES = ("ce", "dlr", "dlr-targeted")
 
@@ -52,6 +65,7 @@ class _Run(NamedTuple):
     x_fooled: torch.Tensor  # the first misclassified iterate (x_best where none)
 
 
+@plugin
 class APGD(Attack):
     """PGD whose step size adapts per sample, with momentum, so no step size needs tuning.
 
@@ -73,35 +87,16 @@ class APGD(Attack):
         "paper": {"steps": 100, "restarts": 5},  # AutoAttack's "plus" version
     }
 
-    def __init__(
-        self,
-        *,
-        norm: str = TM.LINF,
-        loss: str = "ce",
-        steps: int = 100,
-        restarts: int = 1,
-        n_target_classes: int = 9,
-        rho: float = 0.75,
-        momentum: float = 0.75,
-    ) -> None:
-        if norm not in NORM_BALLS:
-            raise ValueError(f"norm must be one of {', '.join(NORM_BALLS)}, got {norm!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if steps < 1 or restarts < 1 or n_target_classes < 1:
-            raise ValueError("steps, restarts and n_target_classes must be at least 1")
-        if not 0 < rho <= 1:
-            raise ValueError(f"rho must lie in (0, 1], got {rho}")
-        if not 0 < momentum <= 1:
-            raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
-        self.norm = norm
-        self.threat_model = TM(norm)
-        self.loss = loss
-        self.steps = steps
-        self.restarts = restarts
-        self.n_target_classes = n_target_classes
-        self.rho = rho
-        self.momentum = momentum
+    norm: str = hp(TM.LINF, one_of(NORM_BALLS))
+    loss: str = hp("ce", one_of(LOSSES))
+    steps: int = hp(100, at_least(1))
+    restarts: int = hp(1, at_least(1))
+    n_target_classes: int = hp(9, at_least(1))
+    rho: float = hp(0.75, between(0, 1, open_low=True))
+    momentum: float = hp(0.75, between(0, 1, open_low=True))
+
+    def validate(self) -> None:
+        self.threat_model = TM(self.norm)
 
     def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
         if self.loss == "dlr-targeted" and num_classes < 4:

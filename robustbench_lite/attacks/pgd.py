@@ -14,7 +14,13 @@ from robustbench_lite.api import (
     Attack,
     Knowledge,
     QueryModel,
+    at_least,
+    hp,
     margin_loss,
+    one_of,
+    optional,
+    plugin,
+    positive,
     preset,
 )
 
@@ -24,6 +30,7 @@ LOSSES = ("ce", "margin")
 DEFAULT_REL_STEP = {TM.LINF: 0.01 / 0.3, TM.L2: 0.1}
 
 
+@plugin
 class PGD(Attack):
     """Iterated gradient steps projected onto the eps-ball, from a random start, with restarts.
 
@@ -45,34 +52,16 @@ class PGD(Attack):
         "paper": {"steps": 100, "restarts": 20},
     }
 
-    def __init__(
-        self,
-        *,
-        norm: str = TM.LINF,
-        steps: int = 40,
-        rel_step_size: float | None = None,
-        abs_step_size: float | None = None,
-        random_start: bool = True,
-        restarts: int = 1,
-        loss: str = "ce",
-    ) -> None:
-        if norm not in NORM_BALLS:
-            raise ValueError(f"norm must be one of {', '.join(NORM_BALLS)}, got {norm!r}")
-        if steps < 1 or restarts < 1:
-            raise ValueError("steps and restarts must be at least 1")
-        for label, value in (("rel_step_size", rel_step_size), ("abs_step_size", abs_step_size)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{label} must be positive, got {value}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        self.norm = norm
-        self.threat_model = TM(norm)
-        self.steps = steps
-        self.rel_step_size = rel_step_size
-        self.abs_step_size = abs_step_size
-        self.random_start = random_start
-        self.restarts = restarts
-        self.loss = loss
+    norm: str = hp(TM.LINF, one_of(NORM_BALLS))
+    steps: int = hp(40, at_least(1))
+    rel_step_size: float | None = hp(None, optional(positive()))
+    abs_step_size: float | None = hp(None, optional(positive()))
+    random_start: bool = hp(True)
+    restarts: int = hp(1, at_least(1))
+    loss: str = hp("ce", one_of(LOSSES))
+
+    def validate(self) -> None:
+        self.threat_model = TM(self.norm)
 
     def step_size(self, eps: float) -> float:
         """Absolute step: abs_step_size, else rel_step_size * eps, else DEFAULT_REL_STEP."""

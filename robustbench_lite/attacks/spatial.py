@@ -16,6 +16,10 @@ from robustbench_lite.api import (
     Attack,
     Knowledge,
     QueryModel,
+    at_least,
+    hp,
+    one_of,
+    plugin,
     preset,
     rotate_translate,
 )
@@ -28,6 +32,7 @@ MODES = ("grid", "random")
 MIN_ROWS = 128
 
 
+@plugin
 class Spatial(Attack):
     """Try transforms in turn; each sample keeps the first (angle, dx, dy) that fools the model.
 
@@ -44,17 +49,10 @@ class Spatial(Attack):
     knowledge = Knowledge.LABELS
     profiles: ClassVar = {"quick": {"rotations": 11, "translations": 3}}
 
-    def __init__(
-        self, *, mode: str = "grid", rotations: int = 31, translations: int = 5, tries: int = 10
-    ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if rotations < 1 or translations < 1 or tries < 1:
-            raise ValueError("rotations, translations and tries must be at least 1")
-        self.mode = mode
-        self.rotations = rotations
-        self.translations = translations
-        self.tries = tries
+    mode: str = hp("grid", one_of(MODES))
+    rotations: int = hp(31, at_least(1))
+    translations: int = hp(5, at_least(1))
+    tries: int = hp(10, at_least(1))
 
     def grid(
         self, eps: float, device: torch.device | str = "cpu", tm: Any = SPATIAL

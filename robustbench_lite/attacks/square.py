@@ -15,7 +15,11 @@ from robustbench_lite.api import (
     Attack,
     Knowledge,
     QueryModel,
+    between,
+    hp,
     margin_loss,
+    one_of,
+    plugin,
     preset,
     require_budget,
 )
@@ -51,6 +55,7 @@ def _pm_window(s: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return (w / w.norm()).float()
 
 
+@plugin
 class Square(Attack):
     """Random search over square-shaped updates, accepted when the margin loss decreases.
 
@@ -66,19 +71,16 @@ class Square(Attack):
     knowledge = Knowledge.SCORES
     threat_model = TM.LINF
 
-    def __init__(self, *, norm: str = TM.LINF, p_init: float = 0.8) -> None:
-        if norm not in NORM_BALLS:
-            raise ValueError(f"norm must be one of {', '.join(NORM_BALLS)}, got {norm!r}")
-        if not 0 < p_init <= 1:
-            raise ValueError(f"p_init must lie in (0, 1], got {p_init}")
-        self.norm = norm
-        self.threat_model = TM(norm)
+    norm: str = hp(TM.LINF, one_of(NORM_BALLS))
+    p_init: float = hp(0.8, between(0, 1, open_low=True))
+
+    def validate(self) -> None:
+        self.threat_model = TM(self.norm)
         # The paper's two algorithms (Alg. 2 for linf, Alg. 3 for l2), by threat model.
         self._start, self._step = {
             TM.LINF: (self._init_linf, self._step_linf),
             TM.L2: (self._init_l2, self._step_l2),
         }[self.threat_model]
-        self.p_init = p_init
 
     @torch.no_grad()
     def run(

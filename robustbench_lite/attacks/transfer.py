@@ -18,12 +18,17 @@ from robustbench_lite.api import (
     Knowledge,
     ModelRecipe,
     QueryModel,
+    at_least,
     attack_class,
+    hp,
+    one_of,
     own_model,
+    plugin,
     preset,
 )
 
 
+@plugin
 class Transfer(Attack):
     """PGD (the registry's `pgd`, its steps and restarts) on the surrogate defense's trained
     model (default: the undefended `none` of the same data; the runner provides it, built from
@@ -38,18 +43,13 @@ class Transfer(Attack):
         "paper": {"steps": 100, "restarts": 10},
     }
 
-    def __init__(
-        self, *, norm: str = TM.LINF, surrogate: str = "none", steps: int = 40, restarts: int = 1
-    ) -> None:
-        if norm not in (TM.LINF, TM.L2):
-            raise ValueError(f"norm must be linf or l2, got {norm!r}")
-        if steps < 1 or restarts < 1:
-            raise ValueError("steps and restarts must be at least 1")
-        self.norm = norm
-        self.threat_model = TM(norm)
-        self.surrogate = surrogate
-        self.steps = steps
-        self.restarts = restarts
+    norm: str = hp(TM.LINF, one_of((TM.LINF, TM.L2)))
+    surrogate: str = hp("none")
+    steps: int = hp(40, at_least(1))
+    restarts: int = hp(1, at_least(1))
+
+    def validate(self) -> None:
+        self.threat_model = TM(self.norm)
         self._recipe: ModelRecipe | None = None
         self._weights: str | None = None
 

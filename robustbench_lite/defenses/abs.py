@@ -13,11 +13,20 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.api import Defense, preset
+from robustbench_lite.api import (
+    Defense,
+    at_least,
+    hp,
+    non_negative,
+    plugin,
+    positive,
+    preset,
+)
 from robustbench_lite.defenses._common.training import train
 from robustbench_lite.defenses.abs_model import ABSModel, TrainingVAEs, class_rows
 
 
+@plugin
 class ABS(Defense):
     """Ten class-conditional VAEs; inference = best of fixed prior latents, then Adam steps.
 
@@ -40,54 +49,18 @@ class ABS(Defense):
     # standard profile (its query-based cells want a GPU).
     max_eval_samples: ClassVar = {"quick": 10, "standard": 100}
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 30,
-        batch_size: int = 8,
-        lr: float = 2e-3,
-        latent_dim: int = 8,
-        beta: float = 1.0,
-        candidates: int = 8000,
-        steps: int = 50,
-        step_size: float = 0.05,
-        radius: float = 5.0,
-        logit_scale: float = 440.0,
-        logit_offset: float = 0.0,
-        binary: bool = False,
-    ) -> None:
-        for label, value in (
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("latent_dim", latent_dim),
-            ("candidates", candidates),
-        ):
-            if value < 1:
-                raise ValueError(f"{label} must be at least 1, got {value}")
-        if steps < 0:
-            raise ValueError(f"steps must be non-negative, got {steps}")
-        for label, number in (
-            ("lr", lr),
-            ("step_size", step_size),
-            ("radius", radius),
-            ("logit_scale", logit_scale),
-        ):
-            if not number > 0:
-                raise ValueError(f"{label} must be positive, got {number}")
-        if not beta >= 0:
-            raise ValueError(f"beta must be non-negative, got {beta}")
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.latent_dim = latent_dim
-        self.beta = beta
-        self.candidates = candidates
-        self.steps = steps
-        self.step_size = step_size
-        self.radius = radius
-        self.logit_scale = logit_scale
-        self.logit_offset = logit_offset
-        self.binary = binary
+    epochs: int = hp(30, at_least(1))
+    batch_size: int = hp(8, at_least(1))
+    lr: float = hp(2e-3, positive())
+    latent_dim: int = hp(8, at_least(1))
+    beta: float = hp(1.0, non_negative())
+    candidates: int = hp(8000, at_least(1))
+    steps: int = hp(50, non_negative())
+    step_size: float = hp(0.05, positive())
+    radius: float = hp(5.0, positive())
+    logit_scale: float = hp(440.0, positive())
+    logit_offset: float = hp(0.0)
+    binary: bool = hp(False)
 
     def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
         if tuple(shape) != (1, 28, 28):

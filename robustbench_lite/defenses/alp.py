@@ -17,7 +17,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_lite.api import Attack, Defense, attack_class, own_model, preset
+from robustbench_lite.api import (
+    Attack,
+    Defense,
+    at_least,
+    attack_class,
+    between,
+    hp,
+    non_negative,
+    optional,
+    own_model,
+    plugin,
+    positive,
+    preset,
+)
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
 
@@ -39,6 +52,7 @@ def pairing_loss(
     return loss
 
 
+@plugin
 class ALP(Defense):
     """Adversarial training with mixed clean/adversarial batches and logit pairing (λ = `pairing`)."""
 
@@ -49,46 +63,19 @@ class ALP(Defense):
         "paper": {"epochs": 100, "steps": 40, "rel_step_size": 0.01 / 0.3, "ramp_length": 0.0},
     }
 
-    def __init__(
-        self,
-        *,
-        pairing: float = 0.5,
-        clean_weight: float = 0.5,
-        epochs: int = 15,
-        batch_size: int = 50,
-        lr: float = 1e-3,
-        width: int = 32,
-        train_eps: float | None = None,
-        steps: int = 10,
-        rel_step_size: float = 0.25,
-        ramp_length: float = 0.2,
-        lr_decay_at: float | None = 0.7,
-    ) -> None:
-        if not pairing >= 0:
-            raise ValueError(f"pairing (λ) must be non-negative, got {pairing}")
-        if not 0 <= clean_weight < 1:
-            raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
-        if epochs < 1 or batch_size < 1 or width < 1 or steps < 1:
-            raise ValueError("epochs, batch_size, width and steps must be positive")
-        if not (lr > 0 and rel_step_size > 0):
-            raise ValueError("lr and rel_step_size must be positive")
-        if lr_decay_at is not None and not 0 < lr_decay_at < 1:
-            raise ValueError(f"lr_decay_at must be in (0, 1) or None, got {lr_decay_at}")
-        if train_eps is not None and not 0 < train_eps <= 1:
-            raise ValueError(f"train_eps must be in (0, 1] or None (the data's), got {train_eps}")
-        if not 0 <= ramp_length <= 1:
-            raise ValueError(f"ramp_length must be in [0, 1], got {ramp_length}")
-        self.pairing = pairing
-        self.clean_weight = clean_weight
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.width = width
-        self.train_eps = train_eps
-        self.steps = steps
-        self.rel_step_size = rel_step_size
-        self.ramp_length = ramp_length
-        self.lr_decay_at = lr_decay_at
+    pairing: float = hp(0.5, non_negative(), doc="λ, the weight of the logit pairing")
+    clean_weight: float = hp(0.5, between(0, 1, open_high=True))
+    epochs: int = hp(15, at_least(1))
+    batch_size: int = hp(50, at_least(1))
+    lr: float = hp(1e-3, positive())
+    width: int = hp(32, at_least(1))
+    train_eps: float | None = hp(None, optional(between(0, 1, open_low=True)))
+    steps: int = hp(10, at_least(1))
+    rel_step_size: float = hp(0.25, positive())
+    ramp_length: float = hp(0.2, between(0, 1))
+    lr_decay_at: float | None = hp(0.7, optional(between(0, 1, open_low=True, open_high=True)))
+
+    def validate(self) -> None:
         self.num_classes = 10  # set again by `build`
 
     def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:

@@ -15,7 +15,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_lite.api import Defense
+from robustbench_lite.api import (
+    Defense,
+    at_least,
+    between,
+    hp,
+    one_of,
+    optional,
+    plugin,
+    positive,
+)
 from robustbench_lite.defenses._common import ibp
 from robustbench_lite.defenses._common.models import ibp_cnn
 from robustbench_lite.defenses._common.training import fit_defense
@@ -28,6 +37,7 @@ def ramp(progress: float, warmup: float, length: float) -> float:
     return 1.0 if length <= 0 else min(1.0, (progress - warmup) / length)
 
 
+@plugin
 class IBP(Defense):
     """Interval-bound-propagation training; certifies with the same bounds (margin form)."""
 
@@ -45,43 +55,18 @@ class IBP(Defense):
         "paper": {"epochs": 1500, "warmup": 2 / 60, "ramp_length": 10 / 60},
     }
 
-    def __init__(
-        self,
-        *,
-        size: str = "small",
-        epochs: int = 60,
-        batch_size: int = 100,
-        lr: float = 1e-3,
-        train_scale: float = 4 / 3,
-        kappa: float = 0.5,
-        warmup: float = 0.05,
-        ramp_length: float = 0.5,
-        lr_decay_at: float | None = None,
-    ) -> None:
-        if size not in ("small", "medium", "large"):
-            raise ValueError(f"size must be small, medium or large, got {size!r}")
-        if epochs < 1 or batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if lr_decay_at is not None and not 0 < lr_decay_at < 1:
-            raise ValueError(f"lr_decay_at must be in (0, 1) or None, got {lr_decay_at}")
-        if not 0 < train_scale <= 4:
-            raise ValueError(f"train_scale must be in (0, 4], got {train_scale}")
-        if not 0 <= kappa <= 1:
-            raise ValueError(f"kappa must be in [0, 1], got {kappa}")
-        if not (0 <= warmup < 1 and 0 <= ramp_length <= 1):
-            raise ValueError("warmup must be in [0, 1) and ramp_length in [0, 1]")
-        self.size = size
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.train_scale = train_scale
+    size: str = hp("small", one_of(("small", "medium", "large")))
+    epochs: int = hp(60, at_least(1))
+    batch_size: int = hp(100, at_least(1))
+    lr: float = hp(1e-3, positive())
+    train_scale: float = hp(4 / 3, between(0, 4, open_low=True))
+    kappa: float = hp(0.5, between(0, 1))
+    warmup: float = hp(0.05, between(0, 1, open_high=True))
+    ramp_length: float = hp(0.5, between(0, 1))
+    lr_decay_at: float | None = hp(None, optional(between(0, 1, open_low=True, open_high=True)))
+
+    def validate(self) -> None:
         self.train_eps = 0.4  # set by `fit` from the data's Linf budget
-        self.kappa = kappa
-        self.warmup = warmup
-        self.ramp_length = ramp_length
-        self.lr_decay_at = lr_decay_at
 
     def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         return ibp_cnn(self.size, num_classes, shape)

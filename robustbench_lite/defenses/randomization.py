@@ -13,7 +13,16 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.api import Defense, fork_rng, resize_pad
+from robustbench_lite.api import (
+    Defense,
+    at_least,
+    fork_rng,
+    hp,
+    one_of,
+    plugin,
+    positive,
+    resize_pad,
+)
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import train
 
@@ -52,6 +61,7 @@ class GaussianNoise(nn.Module):
         return x + self.sigma * torch.randn_like(x)
 
 
+@plugin
 class Randomization(Defense):
     """A random input transform, then the standard architecture (for the canvas in resize mode:
     34x34 for MNIST's 28x28; the resize range and canvas are multiples of the image's side)."""
@@ -60,41 +70,22 @@ class Randomization(Defense):
     randomized = True
     profiles: ClassVar = {"quick": {"epochs": 2, "draws": 5}, "paper": {"epochs": 20}}
 
-    def __init__(
-        self,
-        *,
-        mode: str = "resize",
-        resize_max: float = 34 / 28,
-        canvas: float = 34 / 28,
-        sigma: float = 0.3,
-        draws: int = 11,
-        epochs: int = 10,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        width: int = 32,
-    ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not 1 < resize_max <= canvas:
+    mode: str = hp("resize", one_of(MODES))
+    resize_max: float = hp(34 / 28)
+    canvas: float = hp(34 / 28)
+    sigma: float = hp(0.3, positive())
+    draws: int = hp(11, at_least(1))
+    epochs: int = hp(10, at_least(1))
+    batch_size: int = hp(64, at_least(1))
+    lr: float = hp(1e-3, positive())
+    width: int = hp(32, at_least(1))
+
+    def validate(self) -> None:
+        if not 1 < self.resize_max <= self.canvas:
             raise ValueError(
                 "need 1 < resize_max <= canvas (multiples of the image side: sizes are drawn from "
-                f"[side, resize_max x side)), got {resize_max} and canvas {canvas}"
+                f"[side, resize_max x side)), got {self.resize_max} and canvas {self.canvas}"
             )
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
-        if draws < 1 or epochs < 1 or batch_size < 1 or width < 1:
-            raise ValueError("draws, epochs, batch_size and width must be positive")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        self.mode = mode
-        self.resize_max = resize_max
-        self.canvas = canvas
-        self.sigma = sigma
-        self.draws = draws
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.width = width
 
     def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         if self.mode == "noise":

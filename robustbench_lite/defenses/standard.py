@@ -8,28 +8,28 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from robustbench_lite.api import Defense
+from robustbench_lite.api import (
+    Defense,
+    at_least,
+    hp,
+    plugin,
+    positive,
+)
 from robustbench_lite.defenses._common.models import architecture
 from robustbench_lite.defenses._common.training import fit_defense
 
 
+@plugin
 class Standard(Defense):
     """No defense: the reference every robust model is compared against."""
 
     name = "none"
     profiles: ClassVar = {"quick": {"epochs": 2}, "paper": {"epochs": 20}}
 
-    def __init__(
-        self, *, epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, width: int = 32
-    ) -> None:
-        if epochs < 1 or batch_size < 1 or width < 1:
-            raise ValueError("epochs, batch_size and width must be positive")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.width = width
+    epochs: int = hp(10, at_least(1))
+    batch_size: int = hp(64, at_least(1))
+    lr: float = hp(1e-3, positive())
+    width: int = hp(32, at_least(1))
 
     def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         return architecture(num_classes, shape, self.width)

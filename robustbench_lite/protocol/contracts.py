@@ -16,6 +16,7 @@ from torch import nn
 
 from robustbench_lite.data import Dataset, Shape
 from robustbench_lite.names import StrEnum
+from robustbench_lite.protocol.hyperparameters import check_fields
 from robustbench_lite.protocol.threat_models import SPATIAL, THREAT_MODELS, TM, Spatial, ThreatModel
 
 
@@ -82,6 +83,15 @@ class Plugin:
         """Why this plugin cannot serve data of `shape` (C, H, W) with `num_classes` classes, or
         None; the runner skips such a pair up front with one line, like impossible knowledge."""
         return None
+
+    def __post_init__(self) -> None:
+        """After a declarative plugin's fields are set (protocol/hyperparameters.py): every
+        field's checks, then `validate` for what spans several fields or derives from them."""
+        check_fields(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across hyper-parameters, and attributes derived from them (none by default)."""
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class Column:
         eps = self.eps if self.eps is not None else default_eps
         if eps is None:  # a frame that does not say its eps keeps the plain name
             return self.name
-        return f"worst {TM_TITLE.get(self.base, self.base)} (eps {eps:g})"
+        return f"worst {TM_TITLE.get(self.base, self.base)} (eps {eps_text(eps)})"
 
     def of(self, stat: Stat) -> Column:
         """The same quantity's other statistic (its interval bound, median, count)."""
@@ -150,6 +150,15 @@ class Column:
             if key == "eps":
                 return float(value)
         return None
+
+
+def eps_text(eps: float) -> str:
+    """An eps as people write it: `8/255` where it is a whole number of 255ths that `:g` would
+    print with more than 3 decimals, else `:g` (0.3, 1.5)."""
+    steps = eps * 255
+    if abs(steps - round(steps)) < 1e-6 and len(f"{eps:g}") > 5:
+        return f"{round(steps)}/255"
+    return f"{eps:g}"
 
 
 def headline_eps(row: Mapping[str, Any]) -> dict[str, float]:

@@ -66,7 +66,10 @@ def test_run_prints_the_leaderboard_and_writes_csv(
         (["run", "-a", "pgdx", "-d", "none"], "unknown attack 'pgdx'; known: "),
         (["run", "-a", "pgd", "-d", "nada"], "unknown defense 'nada'; known: "),
         (["run", "-a", "pgd", "-d", "none", "--eps", "-1"], "eps must be a positive number"),
-        (["run", "-a", "pgd", "-d", "none", "--set", "steps=-3"], "steps and restarts must be"),
+        (
+            ["run", "-a", "pgd", "-d", "none", "--set", "steps=-3"],
+            "steps must be at least 1, got -3",
+        ),
         (["run", "-a", "pgd", "-d", "none", "--set", "stepz=3"], "no selected plugin has"),
         (["run", "-a", "pgd", "-d", "none", "--set", "steps=many"], "expected an integer"),
         (["run", "-a", "pgd", "-d", "none", "--dataset", "mnist"], "idx3-ubyte.gz not found"),

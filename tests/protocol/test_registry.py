@@ -83,7 +83,7 @@ def test_profiles_and_overrides_are_applied_and_checked() -> None:
     assert instantiate(pgd, "quick", {"steps": 3}).steps == 3
     with pytest.raises(RBError, match="has no hyper-parameter stepz; known: norm, steps"):
         instantiate(pgd, "quick", {"stepz": 3})
-    with pytest.raises(RBError, match="pgd: steps and restarts must be at least 1"):
+    with pytest.raises(RBError, match="pgd: steps must be at least 1, got 0"):
         instantiate(pgd, "quick", {"steps": 0})
 
 

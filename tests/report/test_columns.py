@@ -58,3 +58,9 @@ def test_statistics_eps_and_headlines_come_from_the_type() -> None:
     assert Column.parse("pgd@eps=0.05@steps=1").eps == 0.05
     assert Column.parse("pgd").eps is None and Column.parse("pgd").threat_model is None
     assert Column.parse("certified_acc").threat_model == "linf"
+
+
+def test_eps_reads_as_people_write_it() -> None:
+    assert Column.worst("linf").title(8 / 255) == "worst Linf (eps 8/255)"
+    assert Column.worst("linf").title(0.3) == "worst Linf (eps 0.3)"
+    assert Column.worst("l2").title(0.5) == "worst L2 (eps 0.5)"
