@@ -16,8 +16,8 @@ test: lint pytest regress bench-smoke docs
 # ruff, the types (mypy; [tool.mypy] in pyproject.toml), then the one-way layers (import-linter's
 # contracts there).
 lint:
-	$(PYTHON) -m ruff check robustbench_lite tests examples
-	$(PYTHON) -m ruff format --check robustbench_lite tests examples
+	$(PYTHON) -m ruff check robustbench_lite tests examples benchmarks
+	$(PYTHON) -m ruff format --check robustbench_lite tests examples benchmarks
 	$(PYTHON) -m mypy robustbench_lite
 	lint-imports
 
@@ -56,11 +56,11 @@ zoo:
 
 # Every benchmark end to end on the standard models; run it alone on the machine.
 bench:
-	$(PYTHON) -m tests.bench
+	$(PYTHON) -m benchmarks
 
 # Every benchmark at a tiny size on the quick models (seconds): one that no longer runs fails CI.
 bench-smoke:
-	BENCH_SMOKE=1 $(PYTHON) -m tests.bench > /dev/null
+	BENCH_SMOKE=1 $(PYTHON) -m benchmarks > /dev/null
 
 # The documentation site (docs/, mkdocs.yml; seconds): a broken link, anchor or docstring reference
 # fails it. Browse with `mkdocs serve`. NO_MKDOCS_2_WARNING silences Material's release banner.

@@ -46,7 +46,7 @@ class PGD(Attack):
     profiles: ClassVar = {
         "quick": {"steps": 10, "rel_step_size": 0.25},
         # Strong enough that more steps/restarts barely move adversarially trained models
-        # (tests/bench/bench_pgd_strength.py): 40 steps of 0.01 overstated pgd-at by 9 points.
+        # (benchmarks/bench_pgd_strength.py): 40 steps of 0.01 overstated pgd-at by 9 points.
         "standard": {"steps": 100, "rel_step_size": 0.1, "restarts": 10},
         # Madry et al.'s MNIST evaluation: 100 steps of 0.01, many restarts.
         "paper": {"steps": 100, "restarts": 20},

@@ -11,11 +11,11 @@ import foolbox
 import torch
 from torch import nn
 
+from benchmarks.common import clean_correct, model, size, table, timed
 from robustbench_lite.attacks.spatial import Spatial
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.threat_models import SPATIAL
-from tests.bench.common import clean_correct, model, size, table, timed
 
 EPSILONS, ROTATIONS, TRANSLATIONS, N = (1.0, 0.2), size(31, 3), size(5, 3), size(200, 10)
 MODELS = ("none", "pgd-at", "ibp")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import foolbox
 import torch
 
+from benchmarks.common import clean_correct, model, size, table, timed
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.threat_models import THREAT_MODELS
-from tests.bench.common import clean_correct, model, size, table, timed
 
 STEPS, REL_STEP, N = size(40, 3), 0.01 / 0.3, size(500, 20)
 MODELS = ("none", "pgd-at", "ibp")

@@ -3,7 +3,7 @@ our `boundary` vs foolbox's BoundaryAttack (median L2, wall time), and the low-f
 variants vs the plain ones (queries to success for NES, median L2 at equal queries for boundary).
 Models: the zoo's standard `none`, `pgd-at` and `ibp` (the quick ones in a smoke run).
 
-Run: `python -m tests.bench.bench_boundary` (or `make bench`). Timings share a busy machine, so
+Run: `python -m benchmarks.bench_boundary` (or `make bench`). Timings share a busy machine, so
 compare the ratios of one run, not absolute seconds across runs.
 """
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from benchmarks.common import PROFILE, size
+from benchmarks.common import model as trained
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
@@ -26,8 +28,6 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     load_dataset,
 )
-from tests.bench.common import PROFILE, size
-from tests.bench.common import model as trained
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 Models: the zoo's standard `none`, `pgd-at` and `ibp`. `BENCH_N` (default 200) clean-correct digits,
 `BENCH_STEPS` (default 100) gradient steps, `BENCH_BUDGET` (default 1000) queries per sample.
-`python -m tests.bench apgd_square`.
+`python -m benchmarks apgd_square`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from benchmarks.common import clean_correct, model, size, table, timed
 from robustbench_lite.attacks.apgd import APGD
 from robustbench_lite.attacks.nes import NES
 from robustbench_lite.attacks.pgd import PGD
@@ -22,7 +23,6 @@ from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.threat_models import THREAT_MODELS
-from tests.bench.common import clean_correct, model, size, table, timed
 
 N = int(os.environ.get("BENCH_N", size(200, 10)))
 STEPS = int(os.environ.get("BENCH_STEPS", size(100, 3)))

@@ -1,7 +1,7 @@
 """Scale: the quick grid's wall time serial vs Ray with 2 workers (a ratio), and per attack the
 share of a standard cell's wall time spent inside the model's forward and backward passes.
 
-Run: `python -m tests.bench.bench_scale` (or `make bench`), alone on the machine.
+Run: `python -m benchmarks.bench_scale` (or `make bench`), alone on the machine.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import PROFILE, size, table
 from robustbench_lite.protocol.evaluate import evaluate, predict
 from robustbench_lite.protocol.recipe import recipe_of
 from robustbench_lite.protocol.registry import (
@@ -23,7 +24,6 @@ from robustbench_lite.protocol.registry import (
     load_dataset,
 )
 from robustbench_lite.running.runner import Runner
-from tests.bench.common import PROFILE, size, table
 
 GRID_ATTACKS = ["pgd", "pgd-l2", "apgd", "square", "boundary", "spatial"][: size(6, 2)]
 GRID_DEFENSES = ["none", "pgd-at"]

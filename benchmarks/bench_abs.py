@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import PROFILE, size
+from benchmarks.common import model as trained
 from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
 from robustbench_lite.protocol.registry import load_dataset
 from robustbench_lite.running.runner import Runner
-from tests.bench.common import PROFILE, size
-from tests.bench.common import model as trained
 
 BATCHED_IMAGES = size(32, 2)
 LOOPED_IMAGES = size(2, 1)

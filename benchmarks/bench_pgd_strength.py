@@ -1,8 +1,8 @@
 """Is the standard `pgd` strong enough? Robust accuracy of the trained defenses vs PGD steps,
 restarts, step-size rule and loss (Engstrom, Ilyas and Athalye 2018: ALP fell under more steps).
 
-Uses the zoo's standard-profile models (tests/bench/common.model) and the
-whole mnist-5k test split at the default Linf eps. `python -m tests.bench.bench_pgd_strength`.
+Uses the zoo's standard-profile models (benchmarks/common.model) and the
+whole mnist-5k test split at the default Linf eps. `python -m benchmarks.bench_pgd_strength`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.common import PROFILE, SMOKE
+from benchmarks.common import model as trained
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import (
@@ -23,8 +25,6 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     load_dataset,
 )
-from tests.bench.common import PROFILE, SMOKE
-from tests.bench.common import model as trained
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Run every tests/bench/bench_*.py module's main(), or those named on the command line."""
+"""Run every benchmarks/bench_*.py module's main(), or those named on the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pkgutil
 import sys
 import time
 
-import tests.bench as package
+import benchmarks as package
 
 
 def main(argv: list[str]) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     for name in wanted:
         start = time.perf_counter()
         print(f"\n== {name}")
-        importlib.import_module(f"tests.bench.{name}").main()
+        importlib.import_module(f"benchmarks.{name}").main()
         print(f"({name}: {time.perf_counter() - start:.0f} s)")
     return 0
 
