@@ -23,10 +23,11 @@ from robustbench_lite.protocol.spec import cap, derive_seed
 from robustbench_lite.running.executors import Task, timed
 from robustbench_lite.running.own_data import data_key
 from robustbench_lite.running.plan import RunPlan
+from robustbench_lite.store import cell_record as cell_file
 from robustbench_lite.store import shards
 from robustbench_lite.store.files import config_hash, seal, write_json
 from robustbench_lite.store.layout import GridLayout, adv_path
-from robustbench_lite.store.records import cell_record, is_current, versions
+from robustbench_lite.store.records import is_current, versions
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +132,13 @@ class CellJob:
             ctx.log.failed.append(f"{defense.name} x {spec.cell}: {reason}")
             log.error("%s x %s failed: %s", defense.name, spec.cell, reason)
             return
-        record = cell_record(
+        record = cell_file.build(
             self.config,
             cell=spec.cell,
             knowledge=self.attack.knowledge,
             minimal=self.attack.minimal,
             arrays=self.arrays,
-        )
-        record.update(
-            {
+            provenance={
                 "no_eot": defense.randomized and not ctx.plan.eot,
                 "transfer": self.attack.surrogate_defense() is not None,
                 "eot_draws": spec.eot_draws,
@@ -152,21 +151,21 @@ class CellJob:
                 "profile": ctx.plan.profile.name,
                 "max_eval_samples": self._cap(),
                 "data_sha256": ctx.plan.source.content_sha256(),  # reused only on the same data
-            }
+            },
         )
         if ctx.save_adv:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tensors = {"x_adv": self.arrays.x_verified.contiguous(), "x": self.x.cpu().contiguous()}
             save_file(tensors, str(adv_path(self.path)))
-        write_json(self.path, seal(record))
+        cell_file.write(self.path, record)
         shards.clear_shards(self.path)
         ctx.log.computed.append(self.path)
         log.info(
             "%s x %s: clean %.3f, robust %.3f (%s)",
             defense.name,
             spec.cell,
-            record["clean_acc"],
-            record["robust_acc"],
+            record.clean_acc,
+            record.robust_acc,
             self.path,
         )
 

@@ -1,0 +1,222 @@
+"""The cell record as a typed value: identity and config, the summary, the per-sample arrays and
+the provenance of one cell file, with `from_json` (reading is the store's self-check:
+hashes, then the aggregates against the arrays) and `to_json` (its inverse, byte for byte).
+
+Frozen dataclasses rather than pydantic: the record is plain data the suite writes itself, its
+checks are the store's own (`cell_problem`), and the package keeps no validation framework
+between a file and its numbers. A field that older files lack is `ABSENT` (not written), which
+is not JSON null (written as null): so every committed file reads and writes back unchanged.
+Adding a field to the record is one line in `CellRecord` (and its place in `ORDER`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.evaluate import CellArrays
+from robustbench_lite.store.files import seal, tampering, write_json
+from robustbench_lite.store.layout import GridLayout, is_cell
+from robustbench_lite.store.records import REQUIRED, cell_problem, cell_record, owned
+
+
+class _Absent:
+    """A field this record's file does not have (older schema): never written."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> _Absent:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Absent:
+        return self
+
+
+ABSENT: Final = _Absent()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryStats:
+    """Queries over the attacked samples, and over the successful ones."""
+
+    total: int
+    mean: float | None
+    median: float | None
+    max: float | None
+    mean_success: float | None
+    median_success: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Samples:
+    """Per-sample arrays, in sample order (index 0..n-1)."""
+
+    index: list[int]
+    clean_correct: list[bool]
+    robust: list[bool]
+    adv_pred: list[int]
+    queries: list[int]
+    distance: list[float | None]
+    extras: dict[str, list[Any]]
+    indicators: dict[str, list[bool | None]] | _Absent = ABSENT
+    outside: list[int] | _Absent = ABSENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellRecord:
+    """One cell: who was attacked by what and how (identity, config), what came out (summary,
+    samples) and where and on what it ran (provenance)."""
+
+    # identity and config
+    schema: int
+    dataset: str
+    seed: int
+    threat_model: str
+    eps: float
+    budget: int | None
+    defense: str
+    attack: str
+    cell: str
+    knowledge: str
+    minimal: bool
+    config_hash: str
+    config: dict[str, Any]
+    # summary, all derived from the samples (checked on read)
+    n: int
+    clean_acc: float
+    robust_acc: float
+    attacked: int
+    success_rate: float
+    queries: QueryStats
+    median_distance: float | None
+    indicators: dict[str, float | None] | _Absent = ABSENT
+    out_of_ball: float | _Absent | None = ABSENT
+    samples: Samples
+    # provenance
+    no_eot: bool
+    transfer: bool | _Absent = ABSENT
+    eot_draws: int
+    versions: dict[str, Any]
+    weights_sha256: str | _Absent | None = ABSENT
+    zoo_sha256: str | _Absent = ABSENT
+    device: str | _Absent = ABSENT
+    executor: str | _Absent = ABSENT
+    wall_time_s: float
+    profile: str
+    max_eval_samples: int | None
+    data_sha256: str | _Absent = ABSENT
+    content_hash: str | _Absent = ABSENT
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], where: str | Path = "a cell record") -> CellRecord:
+        """A record from the JSON the store wrote, verified (hashes, arrays, aggregates)."""
+        record = dict(raw)
+        problem = tampering(record, REQUIRED) if "content_hash" in record else None
+        problem = problem or cell_problem(record)
+        unknown = sorted(set(record) - set(ORDER))
+        if problem or unknown:
+            why = problem or f"it has fields no cell record has: {', '.join(unknown)}"
+            raise RBError(f"refusing result file {where}: {why}")
+        values = dict(record)
+        values["queries"] = QueryStats(**record["queries"])
+        values["samples"] = Samples(**record["samples"])
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field missing
+            raise RBError(f"refusing result file {where}: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, in the order the store writes it; ABSENT fields left out."""
+        out: dict[str, Any] = {}
+        for name in ORDER:
+            value = getattr(self, name)
+            if value is ABSENT:
+                continue
+            if isinstance(value, QueryStats | Samples):
+                value = {k: v for k, v in dataclasses.asdict(value).items() if v is not ABSENT}
+            out[name] = value
+        return out
+
+
+#: The order of a cell file's fields (the dataclass's).
+ORDER: Final = tuple(f.name for f in dataclasses.fields(CellRecord))
+
+
+def build(
+    config: dict[str, Any],
+    *,
+    cell: str,
+    knowledge: str,
+    minimal: bool,
+    arrays: CellArrays,
+    provenance: Mapping[str, Any],
+) -> CellRecord:
+    """The record of a finished cell: the one place one is made (the runner writes it)."""
+    raw = cell_record(config, cell=cell, knowledge=knowledge, minimal=minimal, arrays=arrays)
+    return CellRecord.from_json({**raw, **provenance}, f"the new cell {cell}")
+
+
+def write(path: Path, record: CellRecord) -> None:
+    """Seal and write a record (atomically)."""
+    body = {k: v for k, v in record.to_json().items() if k != "content_hash"}
+    write_json(path, seal(body))
+
+
+def read(path: Path) -> CellRecord:
+    """One cell file, verified, as a typed record."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
+    if not isinstance(raw, dict):
+        raise RBError(f"refusing result file {path}: not a JSON object; delete it and rerun")
+    return CellRecord.from_json(raw, path)
+
+
+def load(cell_dir: Path) -> list[CellRecord]:
+    """Every cell file the store wrote under `cell_dir` (one folder per defense), typed."""
+    layout = GridLayout(Path(cell_dir))
+    return [read(p) for p in layout.records() if is_cell(p) and owned(p)]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a cell file, from the record's own types (docs/cell-file.md)."""
+
+    def of(hint: Any) -> dict[str, Any]:
+        args = [a for a in typing.get_args(hint) if a is not _Absent]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            kinds = [of(a) for a in args]
+            return kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+        if dataclasses.is_dataclass(hint):
+            return _object(hint)
+        origin = typing.get_origin(hint)
+        if origin is list:
+            return {"type": "array", "items": of(args[0])}
+        if origin is dict or hint is dict:
+            return {"type": "object"}
+        simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
+        if hint is type(None):
+            return {"type": "null"}
+        return {"type": simple[hint]} if hint in simple else {}
+
+    def _object(cls: Any) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        fields = dataclasses.fields(cls)
+        return {
+            "type": "object",
+            "properties": {f.name: of(hints[f.name]) for f in fields},
+            "required": [f.name for f in fields if f.default is dataclasses.MISSING],
+            "additionalProperties": False,
+        }
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_object(CellRecord)}
