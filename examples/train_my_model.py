@@ -2,7 +2,9 @@
 as safetensors beside it (examples/my_model.safetensors), ready for
 
     rb run --model examples/my_model.py:build --weights examples/my_model.safetensors \\
-        --name my-model -a pgd,square --profile quick
+        --name my-model -a pgd,square --eps linf:0.3 --profile quick --results examples/results
+
+(its results go to examples/results/, never to the committed results/).
 """
 
 from __future__ import annotations

@@ -2,46 +2,40 @@
 results are in reports.py).
 
 User errors print one line on stderr and exit with code 2; an interrupted run (Ctrl-C: 130,
-SIGTERM: 143) keeps every finished cell and shard.
+SIGTERM: 143) keeps every finished cell and shard; a closed pipe (`rb leaderboard | head`) ends
+quietly with 141, as SIGPIPE would. This module imports no torch (nor pandas): each command
+imports what it needs, so `rb --help` and a usage error answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from robustbench_lite.cli import reports, run_view, terminal
 from robustbench_lite.cli.parser import build_parser
-from robustbench_lite.cli.values import parse_normalize, parse_settings
 from robustbench_lite.errors import RBError, debug, is_stop, one_line, stop_on_signals, stopped_by
-from robustbench_lite.protocol.registry import (
-    DEFAULT_DATASET,
-    attack_class,
-    attack_names,
-    defense_names,
-    instantiate,
-    resolve_names,
-)
-from robustbench_lite.report import tables
-from robustbench_lite.running.check import check
-from robustbench_lite.running.eps import eps_groups, parse_eps_spec
-from robustbench_lite.running.model_files import from_factory
-from robustbench_lite.running.own_data import resolve_source
-from robustbench_lite.running.runner import Runner
-from robustbench_lite.running.zoo_build import build_zoo
-from robustbench_lite.store.files import atomic_write_text
-from robustbench_lite.store.zoo import Zoo, model_cards
+from robustbench_lite.names import DEFAULT_DATASET
 from robustbench_lite.text import printable
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from robustbench_lite.running.own_model import UserModel
+    from robustbench_lite.running.request import RunRequest
+
 log = logging.getLogger("robustbench_lite")
+#: Exit code of a command whose reader closed the pipe: 128 + SIGPIPE, as if killed by it.
+CLOSED_PIPE = 128 + int(getattr(signal, "SIGPIPE", 13))
 
 
-def _user_models(args: argparse.Namespace) -> list[Any]:
+def _user_models(args: argparse.Namespace) -> list[UserModel]:
     """[the model of `--model ... --name NAME`], checked as far as it can be without data; []."""
     if args.model is None:
         stray = (
@@ -58,6 +52,9 @@ def _user_models(args: argparse.Namespace) -> list[Any]:
         return []
     if not args.name:
         raise RBError("--model needs --name NAME (its row in the leaderboard)")
+    from robustbench_lite.cli.values import parse_normalize
+    from robustbench_lite.running.model_files import from_factory
+
     return [
         from_factory(
             args.model,
@@ -71,71 +68,66 @@ def _user_models(args: argparse.Namespace) -> list[Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
+    """`rb run`: the same request as `robustbench_lite.run()` / `evaluate()` (running/request.py),
+    built from the options, checked before any work, then executed."""
+    from robustbench_lite.cli import reports
+    from robustbench_lite.cli.values import parse_settings
+    from robustbench_lite.protocol.registry import attack_names, defense_names, resolve_names
+    from robustbench_lite.running.request import RunRequest
+
     attacks = resolve_names(args.attack, attack_names(), "attack")
     models = _user_models(args)
-    if not (args.defense or models):
-        raise RBError("give --defense (-d) or --model (see `rb run --help`)")
     defenses = resolve_names(args.defense, defense_names(), "defense") if args.defense else []
-    settings = parse_settings(args.settings, attacks + defenses)
-    spec = parse_eps_spec(args.eps)
-    source = resolve_source(args.dataset)  # once: every runner of an eps sweep shares it
-
-    def runner(eps: float | None) -> Runner:
-        return Runner(
-            dataset=source,
-            profile=args.profile,
-            n=args.n,
-            seed=args.seed,
-            results_dir=args.results,
-            eps=eps,
-            budget=args.budget,
-            settings=settings,
-            quiet=args.quiet,
-            save_adv=args.save_adv,
-            eot=args.eot,
-            device=args.device,
-            executor=args.executor,
-            address=args.address,
-            shard_size=args.shard_size,
-            threads=args.threads,
-            retrain=args.retrain,
-        )
-
     reports.check_output_file(args.csv)
-    threat_models = {
-        a: str(instantiate(attack_class(a), args.profile, settings.get(a)).threat_model)
-        for a in attacks
-    }  # an eps equal to an attack's default (8/255, 0.0314 for 8/255) is its default cell
-    runs = [
-        (runner(eps), chosen) for eps, chosen in eps_groups(spec, threat_models, source.default_eps)
-    ]
-    for one, chosen in runs:  # every eps of a sweep is checked before any work starts
-        one.prepare(chosen, [*defenses, *models])
-    for model in models:  # the pre-attack checks of a user's model (protocol/checks.py)
-        model.run_checks(source)
-    board = None
-    for one, chosen in runs:
-        board = one.run(chosen, [*defenses, *models])
-    _emit_run(board, runs, [*defenses, *(m.name for m in models)], args)
+    request = RunRequest.build(
+        attacks=attacks,
+        defenses=defenses,
+        models=models,
+        dataset=args.dataset,
+        profile=args.profile,
+        eps=args.eps,
+        settings=parse_settings(args.settings, attacks + defenses),
+        results=args.results,
+        budget=args.budget,
+        n=args.n,
+        seed=args.seed,
+        device=args.device,
+        quiet=args.quiet,
+        save_adv=args.save_adv,
+        eot=args.eot,
+        executor=args.executor,
+        address=args.address,
+        shard_size=args.shard_size,
+        threads=args.threads,
+        retrain=args.retrain,
+    )
+    _emit_run(request.execute(), request, args)
 
 
-def _emit_run(
-    board: Any, runs: list[tuple[Any, list[str]]], defenses: list[str], args: Any
-) -> None:
-    """This run's rows and cells, fitted to the terminal; which cells were reused from where."""
+def _emit_run(board: pd.DataFrame, request: RunRequest, args: argparse.Namespace) -> None:
+    """This run's rows (a user's model under the row its weights were given) and cells, fitted
+    to the terminal; which cells were reused from where."""
+    from robustbench_lite.cli import reports, run_view
+    from robustbench_lite.report import tables
+    from robustbench_lite.store.files import atomic_write_text
+
+    defenses = [*request.defenses, *(m.name for m in request.models)]
+    runs = request.runs
     cells = [c for runner, chosen in runs for c in run_view.columns(runner, chosen, defenses)]
-    cell_dir = runs[0][0].cell_dir
     hint = (
         f"`rb leaderboard --results {args.results} --dataset {args.dataset} "
         f"--profile {args.profile} --wide` shows them"
     )
     reports.emit(run_view.view(board, defenses, cells), None, wide=args.wide, hint=hint)
-    reports.write(run_view.report([runner for runner, _ in runs], cell_dir))
+    reports.write(run_view.report([runner for runner, _ in runs], request.cell_dir))
     if args.csv is not None:
         atomic_write_text(args.csv, tables.to_csv(board))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from robustbench_lite.cli import reports
+    from robustbench_lite.running.check import check
+
     report = check(
         args.baseline,
         tolerance=args.tolerance,
@@ -164,12 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(message)s",
             stream=sys.stderr,
         )
+        from robustbench_lite.cli.terminal import SafeFormatter
+
         for handler in logging.getLogger().handlers:
             if type(handler) is logging.StreamHandler:  # ours, not a test harness's
-                handler.setFormatter(terminal.SafeFormatter("%(message)s"))
+                handler.setFormatter(SafeFormatter("%(message)s"))
         threading.excepthook = _thread_failed
         try:
             code = _dispatch(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:  # the reader went away (`rb leaderboard | head`): no error
+            return _closed_pipe()
         except RBError as exc:
             _error(str(exc))
             return 2
@@ -190,9 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from robustbench_lite.cli import reports
+
     if args.command == "list":
+        from robustbench_lite.store.zoo import model_cards
+
         reports.write(model_cards() if args.models else reports.listing())
     elif args.command == "zoo":
+        from robustbench_lite.running.zoo_build import build_zoo
+        from robustbench_lite.store.zoo import Zoo
+
         entries = build_zoo(
             args.profile or ["quick", "standard"], args.defense or ["all"], dataset=args.dataset
         )
@@ -212,6 +216,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         reports.cmd_leaderboard(args)
     return 0
+
+
+def _closed_pipe() -> int:
+    """stdout's reader is gone: point stdout at /dev/null, so that nothing more (the
+    interpreter's own flush at exit included) fails on it, and exit as SIGPIPE would."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor (a test's)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return CLOSED_PIPE
 
 
 def _error(message: str) -> None:

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.registry import (
-    DEFAULT_DATASET,
-)
+from robustbench_lite.names import DEFAULT_DATASET  # not the registry's: no torch
 
 
 class _Help(argparse.HelpFormatter):

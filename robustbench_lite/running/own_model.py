@@ -13,11 +13,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -25,9 +23,8 @@ from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
 from robustbench_lite.protocol.contracts import DataSource, Defense
-from robustbench_lite.protocol.registry import DEFAULT_DATASET
 from robustbench_lite.running import user_checks
-from robustbench_lite.running.own_data import from_tensors, resolve_source
+from robustbench_lite.running.own_data import resolve_source
 
 CHECK_SAMPLES = 200  # clean test images the pre-attack checks look at
 RANDOMIZED_DRAWS = 10  # majority vote of a declared randomized model's verdicts
@@ -143,53 +140,6 @@ class UserModel(Defense):
                 user_checks.warn_on_probabilities(model, x, self.name, self.diagnostics)
             self._checked.add(source.name)
         return self.diagnostics
-
-
-def evaluate(
-    model: nn.Module,
-    *,
-    name: str,
-    attacks: Sequence[str],
-    dataset: Any = DEFAULT_DATASET,
-    profile: str = "standard",
-    device: str | None = None,
-    randomized: bool = False,
-    preprocessing: Mapping[str, Any] | None = None,
-    results: str | Path = "results",
-    n: int | None = None,
-    seed: int = 0,
-    quiet: bool = True,
-    defenses: Sequence[str] = (),
-) -> pd.DataFrame:
-    """Evaluate a trained classifier (NCHW images in [0, 1] -> logits) against `attacks` as the
-    row `name` of the leaderboard under `results`; returns that leaderboard (as RobustBench's
-    `benchmark()` does). `dataset` is a registered name, a PATH, a DataSource, (x, y) tensors or
-    a torch Dataset; `preprocessing=dict(mean=..., std=...)` standardizes inside the model, so
-    the threat model stays in [0, 1] pixels. `defenses` may add reference defenses to the run."""
-    from robustbench_lite.running.runner import Runner
-
-    if isinstance(dataset, tuple) or (
-        hasattr(dataset, "__getitem__") and not isinstance(dataset, str | Path)
-    ):
-        dataset = from_tensors(*dataset) if isinstance(dataset, tuple) else from_tensors(dataset)
-    normalize = None
-    if preprocessing is not None:
-        if set(preprocessing) != {"mean", "std"}:
-            raise RBError("preprocessing= takes dict(mean=..., std=...)")
-        normalize = (preprocessing["mean"], preprocessing["std"])
-    user = UserModel(model, name=name, randomized=randomized, normalize=normalize)
-    runner = Runner(
-        dataset=dataset,
-        profile=profile,
-        n=n,
-        seed=seed,
-        results_dir=Path(results),
-        quiet=quiet,
-        device=device,
-    )
-    runner.prepare(attacks, [*defenses, user])  # bad names fail before the checks' work
-    user.run_checks(runner.source)
-    return runner.run(attacks, [*defenses, user])
 
 
 class Normalized(nn.Module):

@@ -1,6 +1,6 @@
 """A CIFAR-shaped user model, trained by the test on synthetic data: the CLI and `evaluate`
 give identical per-sample arrays on the same data file, and a model with its standardization
-inside gives the same arrays as the bare model behind `--normalize` / `preprocessing=`."""
+inside gives the same arrays as the bare model behind `--normalize` / `normalize=`."""
 
 from __future__ import annotations
 
@@ -65,10 +65,10 @@ def test_cli_and_evaluate_agree_and_normalization_is_the_model_s_own(
     bare = cifar_model.build()
     bare.load_state_dict(standardized.model.state_dict())
     bare.eval()
-    preprocessing = {"mean": cifar_model.MEAN, "std": cifar_model.STD}
+    normalize = (cifar_model.MEAN, cifar_model.STD)
     common = {"attacks": ATTACKS, "dataset": str(data), "profile": "quick", "n": 24}
     robustbench_lite.evaluate(
-        bare, name="cnn", results=tmp_path / "py", preprocessing=preprocessing, **common
+        bare, name="cnn", results=tmp_path / "py", normalize=normalize, **common
     )
     robustbench_lite.evaluate(standardized, name="cnn", results=tmp_path / "inside", **common)
     name = next((tmp_path / "cli").glob("*")).name

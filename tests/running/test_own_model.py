@@ -5,6 +5,7 @@ it; the README's example runs as written."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -72,13 +73,13 @@ def test_python_cli_and_plugin_give_the_same_numbers(weights: Path, tmp_path: Pa
         register(mp, twin="tests.running.test_own_model:Twin")
         Twin.weights = weights
         robustbench_lite.run(
-            attacks, ["twin"], profile="quick", n=int(N), budget=100, results_dir=tmp_path / "p"
+            attacks, ["twin"], profile="quick", n=int(N), budget=100, results=tmp_path / "p"
         )
     Runner(profile="quick", n=int(N), budget=100, results_dir=tmp_path / "py", quiet=True).run(
         attacks, [UserModel(_model(weights), name="twin")]
     )
-    board = robustbench_lite.evaluate(
-        _model(weights), name="twin", attacks=["pgd"], profile="quick", n=int(N),
+    result = robustbench_lite.evaluate(
+        _model(weights), name="twin", attacks="pgd", profile="quick", n=int(N),
         results=tmp_path / "ev",
     )  # fmt: skip
     code = main(
@@ -95,8 +96,9 @@ def test_python_cli_and_plugin_give_the_same_numbers(weights: Path, tmp_path: Pa
             assert cells[name]["samples"]["robust"] == cell["samples"]["robust"], (other, name)
             assert cells[name]["samples"]["adv_pred"] == cell["samples"]["adv_pred"]
             assert cells[name]["clean_acc"] == cell["clean_acc"] > 0.8
-    row = board.set_index("defense").loc["twin"]
-    assert row["pgd"] == plugin["pgd"]["robust_acc"]
+    assert result.name == "twin" and result.cells == {"pgd": plugin["pgd"]["robust_acc"]}
+    row = result.leaderboard.set_index("defense").loc["twin"]  # the whole board, one step away
+    assert row["pgd"] == plugin["pgd"]["robust_acc"] and result.clean.value == row["clean_acc"]
 
 
 def test_weights_key_the_cells(weights: Path, tmp_path: Path) -> None:
@@ -184,20 +186,59 @@ def test_rb_check_guards_the_model(weights: Path, tmp_path: Path, capsys) -> Non
     assert "pass that model with --model" in capsys.readouterr().err
 
 
-def _readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Evaluate your own model", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block is not None
-    lines = [line.split("#", 1)[0].strip() for line in block.group(1).splitlines()]
+def _block(path: Path, heading: str, language: str) -> str:
+    """The first `language` code block under `heading` in `path`."""
+    text = path.read_text()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    block = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert block is not None, (path, heading, language)
+    return block.group(1)
+
+
+def _commands(text: str) -> list[str]:
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return [line for line in lines if line]
 
 
+def _readme_commands() -> list[str]:
+    return _commands(_block(ROOT / "README.md", "## Evaluate your own model", "sh"))
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file under `folder` -> the SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_documented_examples_write_to_a_folder_of_their_own() -> None:
+    """Every documented own-model command and call names its own results folder, never the
+    committed results/ (which `rb check` guards), and docs/own-model.md runs what README does."""
+    commands = _readme_commands()
+    assert commands == _commands(_block(ROOT / "docs/own-model.md", "# Your own model", "sh"))
+    for command in commands[1:]:
+        argv = command.split()
+        assert argv[argv.index("--results") + 1] == "examples/results", command
+    for path, heading in ((ROOT / "README.md", "## Evaluate your own model"),
+                          (ROOT / "docs/own-model.md", "## From Python")):  # fmt: skip
+        call = _block(path, heading, "python")
+        assert "evaluate(" in call and 'results="examples/results"' in call, path
+    assert "/examples/results/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
 @pytest.mark.slow
-def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
+def test_the_readme_example_runs_end_to_end_and_leaves_results_unchanged(tmp_path: Path) -> None:
+    """The README's commands as written, in a copy of the repository's examples/ and results/:
+    the example's row lands in examples/results/, and results/ (here and in the repository
+    itself) is byte for byte what it was."""
     shutil.copytree(
         ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("*.safetensors")
     )
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    committed, before = _tree(ROOT / "results"), _tree(tmp_path / "results")
+    assert committed == before and len(before) > 100
     commands = _readme_commands()
     assert commands[0] == "python examples/train_my_model.py"
     assert commands[1].startswith("rb run --model examples/my_model.py:build")
@@ -207,9 +248,9 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
         argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [*rb, "-q", *argv[1:]]
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-    board = (tmp_path / "results" / "mnist-5k" / "quick" / "leaderboard.csv").read_text()
+    grid = tmp_path / "examples" / "results" / "mnist-5k" / "quick"
+    board = (grid / "leaderboard.csv").read_text()
     assert board.splitlines()[1].startswith("my-model,200,")
-    assert {p.name for p in (tmp_path / "results/mnist-5k/quick/my-model").glob("*.json")} >= {
-        "pgd.json",
-        "square.json",
-    }
+    assert {p.name for p in (grid / "my-model").glob("*.json")} >= {"pgd.json", "square.json"}
+    assert _tree(tmp_path / "results") == before  # not a byte of the committed grids moved
+    assert _tree(ROOT / "results") == committed
