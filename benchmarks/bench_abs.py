@@ -20,7 +20,7 @@ from benchmarks.common import PROFILE, size
 from benchmarks.common import model as trained
 from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
 from robustbench_lite.protocol.registry import load_dataset
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 BATCHED_IMAGES = size(32, 2)
 LOOPED_IMAGES = size(2, 1)

@@ -23,7 +23,7 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     load_dataset,
 )
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 GRID_ATTACKS = ["pgd", "pgd-l2", "apgd", "square", "boundary", "spatial"][: size(6, 2)]
 GRID_DEFENSES = ["none", "pgd-at"]

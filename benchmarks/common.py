@@ -16,7 +16,7 @@ from torch import nn
 
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from robustbench_lite.running.own.result import ModelResult
     from robustbench_lite.running.request import EpsGiven
-    from robustbench_lite.running.result import ModelResult
 
 
 def run(
@@ -129,9 +129,9 @@ def evaluate(
     worst case with its 95% interval, each attack's cell, flags, rank and verdict), its folder,
     and the whole leaderboard as `.leaderboard`. Bad input is an RBError, one line, before any
     work; so is a model the pre-attack checks refuse (wrong output shape, NaN, near chance...)."""
-    from robustbench_lite.running.own_model import UserModel
+    from robustbench_lite.running.own.model import UserModel
+    from robustbench_lite.running.own.result import model_result
     from robustbench_lite.running.request import RunRequest
-    from robustbench_lite.running.result import model_result
 
     if preprocessing is not None:
         _deprecated("preprocessing", "normalize")

@@ -38,10 +38,10 @@ from robustbench_lite.protocol.registry import (
     load_dataset,
 )
 from robustbench_lite.protocol.threat_models import THREAT_MODELS, TM
-from robustbench_lite.running.model_files import from_factory
-from robustbench_lite.running.own_data import resolve_source
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.data import resolve_source
+from robustbench_lite.running.own.model import UserModel
+from robustbench_lite.running.own.model_files import from_factory
 from robustbench_lite.store.models import ModelCache
 
 PROFILES = ("quick", "standard", "paper")

@@ -8,7 +8,7 @@ import functools
 
 import torch
 
-from robustbench_lite.running.own_data import TensorSource
+from robustbench_lite.running.own.data import TensorSource
 
 #: (name, shape, classes): CIFAR's shape, and a non-square one with another number of classes.
 SHAPES = [("synthetic-32", (3, 32, 32), 10), ("synthetic-40x48", (3, 40, 48), 7)]

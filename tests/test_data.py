@@ -27,7 +27,7 @@ from robustbench_lite.datasets.cifar10 import CIFAR10
 from robustbench_lite.datasets.cifar100 import CIFAR100
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import data_source, dataset_names, load_dataset
-from robustbench_lite.running.own_data import from_path, from_tensors, resolve_source
+from robustbench_lite.running.own.data import from_path, from_tensors, resolve_source
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -89,7 +89,7 @@ class StolenWeights(Attack):
 def _zoo_model(defense: str) -> nn.Module:
     """The quick zoo model of `defense`, loaded as the suite loads it."""
     from robustbench_lite.protocol.registry import defense_class, instantiate
-    from robustbench_lite.running.runner import Runner
+    from robustbench_lite.running.grid.runner import Runner
     from robustbench_lite.store.models import ModelCache
 
     runner = Runner(profile="quick", quiet=True, cache=ModelCache(StolenWeights.home[0]))

@@ -27,7 +27,7 @@ from robustbench_lite.text import printable
 if TYPE_CHECKING:
     import pandas as pd
 
-    from robustbench_lite.running.own_model import UserModel
+    from robustbench_lite.running.own.model import UserModel
     from robustbench_lite.running.request import RunRequest
 
 log = logging.getLogger("robustbench_lite")
@@ -53,7 +53,7 @@ def _user_models(args: argparse.Namespace) -> list[UserModel]:
     if not args.name:
         raise RBError("--model needs --name NAME (its row in the leaderboard)")
     from robustbench_lite.cli.values import parse_normalize
-    from robustbench_lite.running.model_files import from_factory
+    from robustbench_lite.running.own.model_files import from_factory
 
     return [
         from_factory(
@@ -126,7 +126,7 @@ def _emit_run(board: pd.DataFrame, request: RunRequest, args: argparse.Namespace
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from robustbench_lite.cli import reports
-    from robustbench_lite.running.check import check
+    from robustbench_lite.running.check.rerun import check
 
     report = check(
         args.baseline,
@@ -194,7 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         reports.write(model_cards() if args.models else reports.listing())
     elif args.command == "zoo":
-        from robustbench_lite.running.zoo_build import build_zoo
+        from robustbench_lite.running.grid.zoo_build import build_zoo
         from robustbench_lite.store.zoo import Zoo
 
         entries = build_zoo(

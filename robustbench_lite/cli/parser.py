@@ -218,7 +218,7 @@ def _grid_arguments(parser: argparse.ArgumentParser, profile: str | None = "stan
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     """`--model`, `--weights`, `--name`, `--randomized`: a user's own model
-    (running/own_model.py)."""
+    (running/own/model.py)."""
     parser.add_argument(
         "--model",
         metavar="PACKAGE.MODULE:FACTORY",

@@ -154,7 +154,7 @@ class Defense(Plugin, ABC):
 
     randomized: ClassVar[bool] = False
     certifies: ClassVar[bool] = False
-    #: True when `build` returns an already trained model (a user's own, running/own_model.py): the
+    #: True when `build` returns an already trained model (a user's own, running/own/model.py): the
     #: runner neither trains nor caches it, and its config must identify the weights.
     pretrained: ClassVar[bool] = False
     #: What the deployed model lets an attacker see; attacks needing more are skipped up front.

@@ -254,5 +254,5 @@ def evaluate_shard(
     clean_pred: torch.Tensor,
     batches: list[int],
 ) -> CellArrays:
-    """A task's entry point (running/executors.py): `evaluate` on the listed batches only."""
+    """A task's entry point (running/grid/executors.py): `evaluate` on the listed batches only."""
     return evaluate(spec, attack, recipe, x, y, clean_pred, only=batches)

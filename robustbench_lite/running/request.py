@@ -32,9 +32,9 @@ from robustbench_lite.protocol.registry import (
     resolve_names,
 )
 from robustbench_lite.running.eps import Eps, eps_groups, parse_eps_spec
-from robustbench_lite.running.own_data import from_tensors, resolve_source
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.data import from_tensors, resolve_source
+from robustbench_lite.running.own.model import UserModel
 
 #: What `eps=` takes: a number, a string (`8/255`, `linf:8/255`, `l2:0.5,1`), a list of those, or
 #: {threat model: eps or [eps, ...]}.

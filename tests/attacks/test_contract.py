@@ -18,7 +18,7 @@ from robustbench_lite.protocol.registry import (
     instantiate,
 )
 from robustbench_lite.protocol.threat_models import THREAT_MODELS
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.layout import adv_path
 from robustbench_lite.testing import check_attack, check_attack_declares_itself
 

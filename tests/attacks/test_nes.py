@@ -13,7 +13,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import attack_class, instantiate
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 EPS = 0.3
 

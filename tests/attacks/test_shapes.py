@@ -16,7 +16,7 @@ from robustbench_lite.protocol.registry import (
     defense_class,
     instantiate,
 )
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_attack
 from tests.synthetic import SHAPES, synthetic
 

@@ -21,10 +21,10 @@ from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.protocol.threat_models import SPATIAL
 from robustbench_lite.protocol.transforms import rotate_translate
-from robustbench_lite.running.executors import LocalExecutor, run_jobs
-from robustbench_lite.running.jobs import CellJob
-from robustbench_lite.running.runner import Runner
-from robustbench_lite.running.trained import model_recipe
+from robustbench_lite.running.grid.executors import LocalExecutor, run_jobs
+from robustbench_lite.running.grid.jobs import CellJob
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.grid.trained import model_recipe
 from robustbench_lite.store.layout import adv_path
 
 # foolbox samples with align_corners=True, so its "t pixels" move content by t * (n-1)/n pixels,

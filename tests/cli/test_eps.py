@@ -24,7 +24,7 @@ from robustbench_lite.running.eps import (
 from tests.synthetic import SHAPES, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
-CIFAR_DEFAULT = 8 / 255  # the Linf default on 3x32x32 data (running/own_data.py, cifar10)
+CIFAR_DEFAULT = 8 / 255  # the Linf default on 3x32x32 data (running/own/data.py, cifar10)
 QUICK = ["-q", "run", "-a", "pgd", "-d", "none", "--profile", "quick", "--n", "5"]
 
 

@@ -13,7 +13,7 @@ from robustbench_lite import data
 from robustbench_lite.defenses.abs import ABS
 from robustbench_lite.defenses.abs_model import PIXELS, ABSModel, reference_logits
 from robustbench_lite.protocol.registry import defense_class, instantiate
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 
 @pytest.fixture(scope="session")

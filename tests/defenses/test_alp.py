@@ -10,7 +10,7 @@ import torch
 from robustbench_lite.defenses._common.models import mnist_cnn
 from robustbench_lite.defenses.alp import ALP, pairing_loss
 from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 
 
 def test_pairing_term_is_in_the_loss(mnist_test) -> None:

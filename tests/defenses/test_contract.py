@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from robustbench_lite.protocol.registry import defense_class, defense_names
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_defense, check_defense_declares_itself
 
 DEFENSES = defense_names()

@@ -14,7 +14,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
 from robustbench_lite.report.invariants import unsound_certificates
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal
 from robustbench_lite.store.records import load_cells

@@ -19,8 +19,8 @@ from robustbench_lite.protocol.eot import EOT
 from robustbench_lite.protocol.evaluate import predict, verify
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.report import tables
-from robustbench_lite.running.check import check
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.check.rerun import check
+from robustbench_lite.running.grid.runner import Runner
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from robustbench_lite.protocol.registry import defense_class, defense_names, instantiate
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_defense
 from tests.synthetic import SHAPES, synthetic
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
 

@@ -17,10 +17,10 @@ from torch import nn
 import robustbench_lite
 from robustbench_lite.data import Dataset
 from robustbench_lite.protocol.registry import data_source
-from robustbench_lite.running import own_data
-from robustbench_lite.running.own_data import TensorSource, data_key, from_path, from_tensors
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own import data as own_data
+from robustbench_lite.running.own.data import TensorSource, data_key, from_path, from_tensors
+from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.files import seal
 from robustbench_lite.store.records import DataKey, is_current
 
@@ -163,7 +163,7 @@ def test_a_committed_record_without_the_field_is_still_reused_on_mnist5k(tmp_pat
 def test_a_model_trained_on_a_users_data_is_keyed_by_its_content(mnist_test: Dataset) -> None:
     from robustbench_lite.protocol.registry import defense_class, instantiate
     from robustbench_lite.protocol.spec import profile_named
-    from robustbench_lite.running.plan import RunPlan
+    from robustbench_lite.running.grid.plan import RunPlan
 
     x, y = _digits(mnist_test)
     changed = y.clone()

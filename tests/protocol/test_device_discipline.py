@@ -30,7 +30,7 @@ from robustbench_lite.protocol.registry import (
     defense_names,
     instantiate,
 )
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
 STAND_IN = torch.device("meta")

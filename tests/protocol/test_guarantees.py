@@ -16,7 +16,7 @@ from safetensors.torch import save_model
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.report import leaderboard
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.files import config_hash, file_sha256, seal
 from robustbench_lite.store.models import ModelCache
 from tests import doubles

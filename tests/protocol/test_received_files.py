@@ -24,7 +24,7 @@ from PIL import Image
 from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
-from robustbench_lite.running.own_data import MAX_ELEMENTS, from_path, from_tensors
+from robustbench_lite.running.own.data import MAX_ELEMENTS, from_path, from_tensors
 from robustbench_lite.store.zoo import ZOO, Zoo
 
 

@@ -19,7 +19,7 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import ranking
 from robustbench_lite.report.flags import evidence, row_flags
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import load_cells
 from robustbench_lite.store.zoo import MANIFEST, ZOO, Zoo, ZooEntry

@@ -16,8 +16,8 @@ from robustbench_lite.defenses._common.models import ibp_cnn, mnist_cnn
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.report import flags
-from robustbench_lite.running.check import _subset
-from robustbench_lite.running.compare import compare
+from robustbench_lite.running.check.compare import compare
+from robustbench_lite.running.check.rerun import _subset
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal
 

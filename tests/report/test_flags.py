@@ -10,7 +10,7 @@ import pytest
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.report.flags import evidence
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.stats import wilson
 from robustbench_lite.store.models import ModelCache
 from tests import doubles

@@ -12,7 +12,7 @@ import pytest
 from robustbench_lite.cli.main import main
 from robustbench_lite.report import ranking
 from robustbench_lite.report.flags import evidence
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import load_cells
 from tests import doubles

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from robustbench_lite.cli.main import main
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
 QUICK = Path(__file__).resolve().parents[2] / "results" / "mnist-5k" / "quick"

@@ -16,7 +16,7 @@ import robustbench_lite
 from robustbench_lite.cli.main import main
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.report.verdict import MIN_RANKED_N
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 from tests.report.test_site import driver  # noqa: F401  (the browser fixture)
 

@@ -14,9 +14,9 @@ from robustbench_lite.defenses.standard import Standard
 from robustbench_lite.errors import RBError
 from robustbench_lite.report import leaderboard, tables
 from robustbench_lite.report.plots import plot_all
-from robustbench_lite.running.check import check
-from robustbench_lite.running.compare import compare
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.check.compare import compare
+from robustbench_lite.running.check.rerun import check
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.files import seal
 from robustbench_lite.store.models import ModelCache
 from tests.doubles import resummarized

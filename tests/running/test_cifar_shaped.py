@@ -104,6 +104,6 @@ def test_a_robustbench_model_without_the_package_is_one_line(capsys: Any, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the robustbench package is not installed" in err
     with pytest.raises(RBError, match="robustbench"):
-        from robustbench_lite.running.model_files import robustbench_model
+        from robustbench_lite.running.own.model_files import robustbench_model
 
         robustbench_model("robustbench:Standard", "cifar10")

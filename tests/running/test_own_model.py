@@ -24,9 +24,9 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.defenses._common.models import mnist_cnn
 from robustbench_lite.defenses.standard import Standard
 from robustbench_lite.errors import RBError
-from robustbench_lite.running.model_files import from_factory, load_factory
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.model import UserModel
+from robustbench_lite.running.own.model_files import from_factory, load_factory
 from tests.doubles import register
 
 ROOT = Path(__file__).resolve().parents[2]

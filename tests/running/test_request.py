@@ -20,9 +20,9 @@ import robustbench_lite
 from robustbench_lite.cli.main import main
 from robustbench_lite.cli.parser import build_parser
 from robustbench_lite.errors import RBError
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.result import ModelResult
 from robustbench_lite.running.request import RunRequest
-from robustbench_lite.running.result import ModelResult
-from robustbench_lite.running.runner import Runner
 from tests import cifar_model
 from tests.synthetic import SHAPES, synthetic
 

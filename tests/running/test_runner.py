@@ -16,7 +16,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
 from robustbench_lite.protocol.contracts import Attack, QueryModel
 from robustbench_lite.report import tables
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-import robustbench_lite.running.runner as runner_module
+import robustbench_lite.running.grid.runner as runner_module
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
-from robustbench_lite.running.executors import LocalExecutor, Task, run_jobs
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.executors import LocalExecutor, Task, run_jobs
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 
 ATTACKS = ["pgd", "square"]

@@ -15,8 +15,8 @@ from torch import nn
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.user_checks import warn_on_probabilities
+from robustbench_lite.running.own.checks import warn_on_probabilities
+from robustbench_lite.running.own.model import UserModel
 
 FACTORY = "robustbench_lite.defenses:mnist_cnn"
 IDENTITY = ([0.0], [1.0])  # a normalization that leaves the baseline's inputs as they are

@@ -15,8 +15,8 @@ from safetensors.torch import save_model
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.protocol.registry import defense_class, instantiate
-from robustbench_lite.running.check import check
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.check.rerun import check
+from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.files import file_sha256
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.zoo import Zoo, zoo_folder

@@ -19,7 +19,7 @@ from torch import nn
 
 from robustbench_lite.errors import RBError, guarded, is_stop, one_line
 from robustbench_lite.home import rb_home
-from robustbench_lite.running.own_model import UserModel
+from robustbench_lite.running.own.model import UserModel
 
 
 def load_factory(spec: str) -> Callable[[], Any]:

@@ -15,7 +15,7 @@ from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge, Plugin
 from robustbench_lite.protocol.registry import instantiate
 from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
-from robustbench_lite.running.own_data import data_key
+from robustbench_lite.running.own.data import data_key
 from robustbench_lite.store import certificates, diagnostics
 from robustbench_lite.store.files import config_hash
 from robustbench_lite.store.layout import NO_EOT

@@ -20,9 +20,9 @@ from robustbench_lite.protocol.contracts import Attack, Defense
 from robustbench_lite.protocol.evaluate import CellArrays, batches_of, evaluate_shard, initial
 from robustbench_lite.protocol.recipe import ModelRecipe
 from robustbench_lite.protocol.spec import cap, derive_seed
-from robustbench_lite.running.executors import Task, timed
-from robustbench_lite.running.own_data import data_key
-from robustbench_lite.running.plan import RunPlan
+from robustbench_lite.running.grid.executors import Task, timed
+from robustbench_lite.running.grid.plan import RunPlan
+from robustbench_lite.running.own.data import data_key
 from robustbench_lite.store import cell_record as cell_file
 from robustbench_lite.store import shards
 from robustbench_lite.store.files import config_hash, seal, write_json

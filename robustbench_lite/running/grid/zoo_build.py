@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import defense_class, instantiate, resolve_names
 from robustbench_lite.protocol.registry import defense_names as registered
-from robustbench_lite.running.own_data import resolve_source
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.data import resolve_source
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.zoo import Zoo, ZooEntry
 

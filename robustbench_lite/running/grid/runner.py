@@ -31,14 +31,14 @@ from robustbench_lite.protocol.registry import (
 from robustbench_lite.protocol.spec import incompatibility, profile_named
 from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.report import invariants, leaderboard, ranking, tables
-from robustbench_lite.running.executors import EXECUTORS, Job, executor, run_jobs
-from robustbench_lite.running.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
-from robustbench_lite.running.model_home import settle
-from robustbench_lite.running.models import Models
-from robustbench_lite.running.own_data import data_key, resolve_source
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.plan import RunPlan
-from robustbench_lite.running.trained import Evaluated, certify_defense, model_recipe
+from robustbench_lite.running.grid.executors import EXECUTORS, Job, executor, run_jobs
+from robustbench_lite.running.grid.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
+from robustbench_lite.running.grid.models import Models
+from robustbench_lite.running.grid.plan import RunPlan
+from robustbench_lite.running.grid.trained import Evaluated, certify_defense, model_recipe
+from robustbench_lite.running.own.data import data_key, resolve_source
+from robustbench_lite.running.own.home import settle
+from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.files import config_hash, writable_dir
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
@@ -312,7 +312,7 @@ class Runner:
         return self.models.weights_id(defense)
 
     def model(self, defense: Defense) -> nn.Module:
-        """The trained model of `defense` on the run's device (see running/models.py)."""
+        """The trained model of `defense` on the run's device (see running/grid/models.py)."""
         return self.models.model(defense)
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 from pathlib import Path
 
-from robustbench_lite.running.own_model import UserModel
+from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.layout import GridLayout
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.recipe import ModelRecipe, recipe_of
 from robustbench_lite.protocol.spec import derive_seed
 from robustbench_lite.protocol.threat_models import TM
-from robustbench_lite.running.jobs import JobContext
-from robustbench_lite.running.own_data import data_key
+from robustbench_lite.running.grid.jobs import JobContext
+from robustbench_lite.running.own.data import data_key
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal, write_json
 from robustbench_lite.store.records import is_current, versions

@@ -23,8 +23,8 @@ from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
 from robustbench_lite.protocol.contracts import DataSource, Defense
-from robustbench_lite.running import user_checks
-from robustbench_lite.running.own_data import resolve_source
+from robustbench_lite.running.own import checks as user_checks
+from robustbench_lite.running.own.data import resolve_source
 
 CHECK_SAMPLES = 200  # clean test images the pre-attack checks look at
 RANDOMIZED_DRAWS = 10  # majority vote of a declared randomized model's verdicts

@@ -1,5 +1,5 @@
 """Checks of what a user says about their own model (`--normalize`, `preprocessing=`) and of what
-it returns, made before any work (running/own_model.py calls them; the checks every model gets
+it returns, made before any work (running/own/model.py calls them; the checks every model gets
 are protocol/checks.py's).
 
 - A normalization in 0-255 units (mean 125.3, std 63.0) on images in [0, 1] standardizes every

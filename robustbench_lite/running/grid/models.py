@@ -14,9 +14,9 @@ from torch import nn
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Defense
-from robustbench_lite.running.executors import Task
-from robustbench_lite.running.plan import RunPlan
-from robustbench_lite.running.trained import build_model, train_model
+from robustbench_lite.running.grid.executors import Task
+from robustbench_lite.running.grid.plan import RunPlan
+from robustbench_lite.running.grid.trained import build_model, train_model
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.zoo import Zoo, ZooEntry
 

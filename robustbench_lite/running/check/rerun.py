@@ -27,10 +27,10 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.registry import defense_names
 from robustbench_lite.report import invariants, leaderboard, tables
 from robustbench_lite.report.columns import Column, Kind
-from robustbench_lite.running.baseline import read_baseline
-from robustbench_lite.running.compare import CheckReport, compare
-from robustbench_lite.running.own_model import UserModel
-from robustbench_lite.running.runner import Runner
+from robustbench_lite.running.check.baseline import read_baseline
+from robustbench_lite.running.check.compare import CheckReport, compare
+from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import owned, read_cell
