@@ -18,7 +18,7 @@ from robustbench_lite.protocol.registry import (
 )
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_attack
-from tests.synthetic import SHAPES, synthetic
+from tests._helpers.synthetic import SHAPES, synthetic
 
 
 @pytest.fixture(scope="module", params=SHAPES, ids=[s[0] for s in SHAPES])

@@ -21,7 +21,7 @@ from robustbench_lite.running.eps import (
     parse_eps,
     parse_eps_spec,
 )
-from tests.synthetic import SHAPES, synthetic
+from tests._helpers.synthetic import SHAPES, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 CIFAR_DEFAULT = 8 / 255  # the Linf default on 3x32x32 data (running/own/data.py, cifar10)

@@ -11,7 +11,7 @@ import pytest
 from robustbench_lite.protocol.registry import defense_class, defense_names, instantiate
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_defense
-from tests.synthetic import SHAPES, synthetic
+from tests._helpers.synthetic import SHAPES, synthetic
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s[0] for s in SHAPES])

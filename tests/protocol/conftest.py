@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from robustbench_lite.protocol import registry
-from tests import doubles, hostile
+from tests._helpers import doubles, hostile
 from tests.protocol.hostile_cells import cell, small_runner
 
 HOSTILE = [
@@ -31,7 +31,9 @@ HOSTILE = [
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.metadata.entry_points
     extra = [
-        importlib.metadata.EntryPoint(c.name, f"tests.hostile:{c.__name__}", registry.ATTACK_GROUP)
+        importlib.metadata.EntryPoint(
+            c.name, f"tests._helpers.hostile:{c.__name__}", registry.ATTACK_GROUP
+        )
         for c in HOSTILE
     ]
 
@@ -60,4 +62,4 @@ MORE = [
 
 @pytest.fixture
 def more(monkeypatch: pytest.MonkeyPatch) -> None:
-    doubles.register(monkeypatch, **{c.name: f"tests.hostile:{c.__name__}" for c in MORE})
+    doubles.register(monkeypatch, **{c.name: f"tests._helpers.hostile:{c.__name__}" for c in MORE})

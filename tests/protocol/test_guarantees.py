@@ -19,14 +19,14 @@ from robustbench_lite.report import leaderboard
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.files import config_hash, file_sha256, seal
 from robustbench_lite.store.models import ModelCache
-from tests import doubles
-from tests.doubles import resummarized
+from tests._helpers import doubles
+from tests._helpers.doubles import resummarized
 
 DOUBLES = {
-    "noisy": "tests.doubles:Noisy",
-    "labels-only": "tests.doubles:LabelsOnly",
-    "liar": "tests.doubles:Liar",
-    "probe": "tests.doubles:Probe",
+    "noisy": "tests._helpers.doubles:Noisy",
+    "labels-only": "tests._helpers.doubles:LabelsOnly",
+    "liar": "tests._helpers.doubles:Liar",
+    "probe": "tests._helpers.doubles:Probe",
 }
 
 

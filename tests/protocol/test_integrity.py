@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
-from tests import hostile
+from tests._helpers import hostile
 from tests.protocol.hostile_cells import cell, honest_again, small_runner
 
 

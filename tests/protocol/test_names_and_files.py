@@ -16,7 +16,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
 from robustbench_lite.report import leaderboard, tables
 from robustbench_lite.store.files import seal
-from tests import doubles, hostile
+from tests._helpers import doubles, hostile
 from tests.protocol.hostile_cells import cell, small_runner
 
 
@@ -24,7 +24,7 @@ from tests.protocol.hostile_cells import cell, small_runner
 def test_a_plugin_name_must_be_an_identifier(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys, caplog, name: str
 ) -> None:
-    doubles.register(monkeypatch, **{name: "tests.hostile:ReachModel"})
+    doubles.register(monkeypatch, **{name: "tests._helpers.hostile:ReachModel"})
     monkeypatch.setattr(registry, "_warned", set())
     monkeypatch.chdir(tmp_path)
     assert main(["list"]) == 0  # the plugin is disabled, the others listed

@@ -207,7 +207,7 @@ def test_a_bad_entry_point_name_disables_that_plugin_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bad = importlib.metadata.EntryPoint(
-        "\x1b[2Jbad name", "tests.hostile:ReachModel", registry.ATTACK_GROUP
+        "\x1b[2Jbad name", "tests._helpers.hostile:ReachModel", registry.ATTACK_GROUP
     )
     _with_entry_points(monkeypatch, bad)
     caplog.set_level(logging.WARNING)

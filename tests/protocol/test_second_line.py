@@ -15,7 +15,7 @@ from safetensors.torch import save_model
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
-from tests import hostile, hostile_models
+from tests._helpers import hostile, hostile_models
 from tests.protocol.hostile_cells import cell, honest_again, small_runner
 
 

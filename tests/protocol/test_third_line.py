@@ -23,7 +23,7 @@ from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import load_cells
 from robustbench_lite.store.zoo import MANIFEST, ZOO, Zoo, ZooEntry
-from tests import doubles, third_party
+from tests._helpers import doubles, third_party
 from tests.protocol.hostile_cells import small_runner
 
 
@@ -131,9 +131,9 @@ def laundered(tmp_path_factory: pytest.TempPathFactory, rb_home: Path) -> dict[s
     root = tmp_path_factory.mktemp("launder")
     with pytest.MonkeyPatch.context() as mp:
         doubles.register(mp, **{
-            "broken-tiny": "tests.broken_attacks:TinyStep",
-            "launder-tiny": "tests.third_party:LaunderTiny",
-            "launder-still": "tests.third_party:LaunderStill",
+            "broken-tiny": "tests._helpers.broken_attacks:TinyStep",
+            "launder-tiny": "tests._helpers.third_party:LaunderTiny",
+            "launder-still": "tests._helpers.third_party:LaunderStill",
         })  # fmt: skip
         small_runner(root, rb_home, n=60).run(["broken-tiny", "launder-tiny", "launder-still"],
                                               ["none"])  # fmt: skip
@@ -164,8 +164,8 @@ def test_a_labels_attack_reading_the_zoo_is_flagged_and_ranked_apart(
 ) -> None:
     third_party.StolenWeights.home[:] = [rb_home]
     doubles.register(monkeypatch, **{
-        "broken-first": "tests.broken_attacks:FirstIterate",
-        "stolen-weights": "tests.third_party:StolenWeights",
+        "broken-first": "tests._helpers.broken_attacks:FirstIterate",
+        "stolen-weights": "tests._helpers.third_party:StolenWeights",
     })  # fmt: skip
     runner = Runner(profile="quick", n=60, results_dir=tmp_path, quiet=True,
                     cache=ModelCache(rb_home))  # fmt: skip

@@ -17,12 +17,12 @@ from robustbench_lite.protocol import interval_bounds
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.report import leaderboard
 from robustbench_lite.store.files import seal
-from tests import doubles
+from tests._helpers import doubles
 from tests.protocol.hostile_cells import small_runner
 
 HOSTILE = {
-    "overclaim": "tests.hostile_defenses:Overclaim",
-    "opaque-liar": "tests.hostile_defenses:OpaqueLiar",
+    "overclaim": "tests._helpers.hostile_defenses:Overclaim",
+    "opaque-liar": "tests._helpers.hostile_defenses:OpaqueLiar",
 }
 COMMITTED = Path(__file__).parents[2] / "results" / "mnist-5k" / "quick" / "ibp" / "certified.json"
 

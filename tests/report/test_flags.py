@@ -13,12 +13,12 @@ from robustbench_lite.report.flags import evidence
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.stats import wilson
 from robustbench_lite.store.models import ModelCache
-from tests import doubles
+from tests._helpers import doubles
 
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    doubles.register(monkeypatch, rounding="tests.doubles:Rounding")
+    doubles.register(monkeypatch, rounding="tests._helpers.doubles:Rounding")
 
 
 def _runner(root: Path, rb_home: Path, **kwargs: Any) -> Runner:

@@ -15,12 +15,12 @@ from robustbench_lite.report.flags import evidence
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.records import load_cells
-from tests import doubles
+from tests._helpers import doubles
 
 BROKEN = {
-    "broken-first": ("tests.broken_attacks:FirstIterate", "silent-success"),
-    "broken-tiny": ("tests.broken_attacks:TinyStep", "incomplete-optimization"),
-    "broken-last": ("tests.broken_attacks:LastNotBest", "silent-success"),
+    "broken-first": ("tests._helpers.broken_attacks:FirstIterate", "silent-success"),
+    "broken-tiny": ("tests._helpers.broken_attacks:TinyStep", "incomplete-optimization"),
+    "broken-last": ("tests._helpers.broken_attacks:LastNotBest", "silent-success"),
 }
 HONEST = ["pgd", "apgd", "square", "nes", "transfer"]
 
@@ -70,7 +70,7 @@ def test_rb_attacks_ranks_them_and_writes_attacks_csv(grid: Path, capsys: Any) -
 
 def test_transfer_breaks_a_masked_defense_where_pgd_does_not(tmp_path: Path, rb_home: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        doubles.register(mp, rounding="tests.doubles:Rounding")
+        doubles.register(mp, rounding="tests._helpers.doubles:Rounding")
         board = Runner(profile="quick", n=40, results_dir=tmp_path, quiet=True,
                        cache=ModelCache(rb_home)).run(["pgd", "transfer"], ["rounding"])  # fmt: skip
     row = board.set_index("defense").loc["rounding"]

@@ -19,7 +19,7 @@ from robustbench_lite.running.check.rerun import check
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.files import seal
 from robustbench_lite.store.models import ModelCache
-from tests.doubles import resummarized
+from tests._helpers.doubles import resummarized
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from safetensors.torch import save_file, save_model
 import robustbench_lite
 from robustbench_lite.cli.main import main
 from robustbench_lite.errors import RBError
-from tests import cifar_model
-from tests.synthetic import SHAPES, synthetic
+from tests._helpers import cifar_model
+from tests._helpers.synthetic import SHAPES, synthetic
 
 MODEL = Path(__file__).resolve().parents[1] / "cifar_model.py"
 ATTACKS = ["pgd", "square"]

@@ -27,7 +27,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.running.own.model_files import from_factory, load_factory
-from tests.doubles import register
+from tests._helpers.doubles import register
 
 ROOT = Path(__file__).resolve().parents[2]
 N = "40"

@@ -23,8 +23,8 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.running.own.result import ModelResult
 from robustbench_lite.running.request import RunRequest
-from tests import cifar_model
-from tests.synthetic import SHAPES, synthetic
+from tests._helpers import cifar_model
+from tests._helpers.synthetic import SHAPES, synthetic
 
 MODEL = Path(__file__).resolve().parents[1] / "cifar_model.py"
 QUICK: dict[str, Any] = {"profile": "quick", "n": 24}
@@ -41,7 +41,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _trained(steps: int, start: nn.Module | None = None) -> nn.Module:
-    """tests/cifar_model.py trained on the synthetic training split (a second call from
+    """tests/_helpers/cifar_model.py trained on the synthetic training split (a second call from
     `start`: the model retrained, other weights)."""
     source = synthetic(*SHAPES[0])
     train = source.load("train")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from robustbench_lite.protocol.contracts import Attack, QueryModel
-from tests.broken_attacks import TinyStep
+from tests._helpers.broken_attacks import TinyStep
 
 
 class LaunderTiny(TinyStep):

@@ -1,6 +1,6 @@
 """Hostile third-party attack plugins, each trying one way to bend the protocol, registered at
 test time through entry points exactly as another package would register them (tests/protocol/).
-The honest-but-broken attacks of the indicator tests live in tests/broken_attacks.py."""
+The honest-but-broken attacks of the indicator tests live in tests/_helpers/broken_attacks.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A user's CIFAR-shaped model, as `rb run --model tests/cifar_model.py:build` names it
+"""A user's CIFAR-shaped model, as `rb run --model tests/_helpers/cifar_model.py:build` names it
 (tests/running/test_cifar_shaped.py trains it on synthetic data)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile user models for `rb run --model tests/hostile_models.py:...`
+"""Hostile user models for `rb run --model tests/_helpers/hostile_models.py:...`
 (tests/protocol/test_second_line.py), each the suite's CNN (weights from `--weights`) with one
 trick."""
 
