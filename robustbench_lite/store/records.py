@@ -11,7 +11,6 @@ import logging
 import math
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -267,37 +266,6 @@ def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
             continue
         cells.append({**read_cell(path), "_path": str(path)})
     return cells
-
-
-@dataclass(frozen=True)
-class DataKey:
-    """The data a record must have been computed on to be reused: the full SHA-256 of its test
-    split (`data_sha256`), and whether a record older than that field still counts (`pinned`:
-    a registered dataset, its files verified by their own hashes; never a user's own data)."""
-
-    sha256: str
-    pinned: bool
-
-    def matches(self, record: dict[str, Any]) -> bool:
-        stored = record.get("data_sha256")
-        return self.pinned if stored is None else stored == self.sha256
-
-
-def is_current(
-    path: Path, digest: str, weights: str | None = None, data: DataKey | None = None
-) -> bool:
-    """Whether `path` holds a record (cell, certificate or diagnostics) that verifies, computed
-    under the config with hash `digest` and, when `weights` is known, on those weights, and when
-    `data` is given, on those data."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
-    if not (isinstance(record, dict) and tampering(record) is None):
-        return False
-    if data is not None and not data.matches(record):
-        return False
-    return record["config_hash"] == digest and weights in (None, record.get("weights_sha256"))
 
 
 def model_identity(record: dict[str, Any]) -> str:

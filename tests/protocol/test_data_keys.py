@@ -22,7 +22,7 @@ from robustbench_lite.running.own import data as own_data
 from robustbench_lite.running.own.data import TensorSource, data_key, from_path, from_tensors
 from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.files import seal
-from robustbench_lite.store.records import DataKey, is_current
+from robustbench_lite.store.reuse import DataKey, is_current
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 

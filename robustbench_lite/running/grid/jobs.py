@@ -27,7 +27,8 @@ from robustbench_lite.store import cell_record as cell_file
 from robustbench_lite.store import shards
 from robustbench_lite.store.files import config_hash, seal, write_json
 from robustbench_lite.store.layout import GridLayout, adv_path
-from robustbench_lite.store.records import is_current, versions
+from robustbench_lite.store.records import versions
+from robustbench_lite.store.reuse import is_current
 
 log = logging.getLogger(__name__)
 

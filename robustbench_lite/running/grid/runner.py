@@ -5,7 +5,7 @@ counts every query itself; one JSON file per cell (store/)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from robustbench_lite.running.own.model import UserModel
 from robustbench_lite.store.files import config_hash, writable_dir
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
-from robustbench_lite.store.records import owned, read_cell
+from robustbench_lite.store.reuse import cell_is_current
 
 log = logging.getLogger(__name__)
 
@@ -278,28 +278,10 @@ class Runner:
         return self.layout.cell(defense.name, self.plan.cell_name(attack, defense))
 
     def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
-        """Whether the cell's file is current: same config hash, same weights, same data (its
-        full SHA-256, `data_key`); then it is reused."""
+        """Whether the cell's file is current (store/reuse.py); then it is reused."""
         path = self.cell_path(defense, attack)
-        if not path.is_file():
-            return False
-        if not owned(path):
-            raise RBError(
-                f"{path} is not a result file rb wrote: move it away so the cell can be written"
-            )
-        try:
-            stored = read_cell(path)
-        except RBError as exc:
-            log.warning("%s: recomputing it", exc)
-            return False
-        done = stored.get("config_hash") == config_hash(self.plan.cell_config(defense, attack, n))
-        weights = self.weights_id(defense)
-        if done and weights is not None and stored.get("weights_sha256") != weights:
-            log.info("%s: made on other weights of %s; recomputing it", path, defense.name)
-            return False
-        if done and not data_key(self.source).matches(stored):
-            log.info("%s: made on other data than %s's; recomputing it", path, self.dataset)
-            return False
+        digest = config_hash(self.plan.cell_config(defense, attack, n))
+        done = cell_is_current(path, digest, self.weights_id(defense), data_key(self.source))
         if done:
             log.info("%s x %s: reused %s", defense.name, attack.name, path)
             self.log.reused.append(path)
@@ -314,21 +296,3 @@ class Runner:
     def model(self, defense: Defense) -> nn.Module:
         """The trained model of `defense` on the run's device (see running/grid/models.py)."""
         return self.models.model(defense)
-
-
-def run(
-    attacks: Sequence[str],
-    defenses: Sequence[str],
-    *,
-    results_dir: str | Path = "results",
-    quiet: bool = True,
-    **settings: Any,
-) -> pd.DataFrame:
-    """Python API: run attacks x defenses, write the result files, return the leaderboard.
-    `settings` are Runner's fields (dataset, profile, n, seed, eps, budget, settings, save_adv,
-    eot, device, executor, address, shard_size, threads)."""
-    try:
-        runner = Runner(results_dir=Path(results_dir), quiet=quiet, **settings)
-    except TypeError as exc:
-        raise RBError(f"run(): {exc}") from None
-    return runner.run(attacks, defenses)

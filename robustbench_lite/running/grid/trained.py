@@ -26,7 +26,8 @@ from robustbench_lite.running.grid.jobs import JobContext
 from robustbench_lite.running.own.data import data_key
 from robustbench_lite.store import certificates
 from robustbench_lite.store.files import config_hash, seal, write_json
-from robustbench_lite.store.records import is_current, versions
+from robustbench_lite.store.records import versions
+from robustbench_lite.store.reuse import is_current
 
 log = logging.getLogger(__name__)
 

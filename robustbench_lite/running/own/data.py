@@ -25,7 +25,7 @@ from robustbench_lite.data import Dataset, Shape, check_split, checked
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import TM, DataSource
 from robustbench_lite.protocol.registry import data_source, dataset_class, dataset_names
-from robustbench_lite.store.records import DataKey
+from robustbench_lite.store.reuse import DataKey
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 #: The most pixels an image of an image folder may claim (4096 x 4096), read off its header.
