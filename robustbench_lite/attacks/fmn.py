@@ -1,0 +1,241 @@
+"""Attacks `fmn` and `fmn-l2`: the Fast Minimum-Norm attack, Pintor, Roli, Brendel, Biggio 2021,
+"Fast minimum-norm adversarial attacks through adaptive norm constraints" (NeurIPS)."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+
+from robustbench_lite.api import (
+    NORM_BALLS,
+    TM,
+    Adversarial,
+    Attack,
+    Knowledge,
+    NormBall,
+    QueryModel,
+    at_least,
+    between,
+    hp,
+    margin_loss,
+    one_of,
+    optional,
+    plugin,
+    positive,
+    preset,
+)
+
+#: The first step's L2 size where alpha_init is not given: the reference's 1 for L2; for Linf 10
+#: (the projection onto the eps-ball then clips it to a sign-like step), which on the standard
+#: pgd-at model lowers the median Linf norm found in 100 steps from 0.366 to 0.337.
+DEFAULT_ALPHA = {TM.LINF: 10.0, TM.L2: 1.0}
+
+#: Against a stochastic model, the scales of a sample's best perturbation tried in turn after the
+#: last step until `confirm` fresh queries are all fooled (see `FMN._settle`).
+SETTLE_SCALES = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
+
+
+def cosine_annealed(start: float, end: float, step: int, steps: int) -> float:
+    """The value at `step` of 0..steps-1 of a cosine schedule from `start` (step 0) to `end`."""
+    return end + (start - end) * (1 + math.cos(math.pi * step / steps)) / 2
+
+
+def onto_radius(ball: NormBall, delta: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """`delta` projected onto the ball of each sample's own `radius` (the [0, 1] box aside).
+
+    The threat model's projection takes one eps for the whole batch; a norm ball is homogeneous
+    (P_r(d) = r P_1(d / r)), so each sample is scaled into the ball of radius 1/2 around the
+    centre of the box, where the box never clips, projected there and scaled back (in float64,
+    so the round trip costs no precision an attack could notice)."""
+    r = radius.double().clamp_min(1e-12).view(-1, *([1] * (delta.dim() - 1)))
+    centre = torch.full_like(delta, 0.5, dtype=torch.float64)
+    inside = ball.project(centre, centre + delta.double() / (2 * r), 0.5)
+    return ((inside - centre) * 2 * r).to(delta.dtype)
+
+
+@plugin
+class FMN(Attack):
+    """Minimises the perturbation's norm under misclassification by adapting an eps-ball.
+
+    From delta = 0, each of `steps` steps queries x + delta once (logits and the gradient of the
+    margin loss, best other logit minus the true one) and then: (1) keeps, per sample, the
+    smallest fooling delta seen; (2) adapts the sample's own radius r: until a first fooling
+    point, r = ||delta|| + |margin| / ||grad||_* (the linearised distance to the boundary in
+    the threat model's norm, ||grad||_* its dual norm); after that r shrinks to
+    min(r (1 - gamma), best norm) at a fooling point and grows to r (1 + gamma) at another, gamma
+    cosine-annealed from `gamma_init` to `gamma_final`; r never exceeds the farthest point of
+    the box; (3) steps by alpha along the L2-normalised gradient (for both norms, as the paper
+    does), alpha cosine-annealed from `alpha_init` to `alpha_init * alpha_final_ratio`, projects
+    onto the r-ball and clips to [0, 1]. It returns each sample's smallest fooling point,
+    possibly beyond the cell's eps (the runner records its distance; at eps it counts as any
+    other cell after the runner's projection), and its last iterate where none fooled.
+
+    Two departures from the paper, both measured on the quick `none` model: before the first
+    fooling point r grows by at least (1 + gamma) per step, since the linearised distance alone
+    approached the boundary from inside without crossing it (fmn-l2 fooled 17% of 250 digits
+    in 1000 steps; 100% with the floor); and a point counts as fooling only where its margin
+    exceeds `rel_margin` of its largest |logit| (1e-5), since the median fooling point found
+    lies within 1e-4 of the boundary (logits ~10), where the runner's own re-prediction, in
+    another batch or on a GPU's other kernels, must not flip it back.
+
+    No early stop: every sample takes every step (the later ones refine the norm). Against a
+    stochastic model one fooled answer is no proof, and FMN lives at the boundary where a
+    majority vote flips a lucky point back: a fooling point replaces a sample's best only
+    after `confirm` further queries of it (fresh draws) are all fooled too, and after the last
+    step the best is pushed outward until it holds (`_settle`); deterministic models spend
+    nothing on either.
+
+    One batch of 250 MNIST digits on a CPU (2 shared cores, standard `none` CNN): 100 steps
+    take ~8 s, 1000 steps ~90 s, so a standard cell of 1,000 digits ~6 min, below the boundary
+    and Square cells (~20 min). Profiles: quick 100 steps (on the quick pgd-at model, 20 steps
+    leave the median L2 norm 11% above 100 steps'), standard and paper 1000 (the paper's
+    setting: on the standard pgd-at model the median Linf norm is 0.337 after 100 steps, 0.329
+    after 1000; L2 barely moves after 100).
+    Not in `--attack all` (in_all = False) until the committed grids are regenerated with it.
+    """
+
+    name = "fmn"
+    knowledge = Knowledge.GRADIENT
+    minimal = True
+    in_all = False
+    profiles: ClassVar = {
+        "quick": {"steps": 100},
+        "standard": {"steps": 1000},
+        "paper": {"steps": 1000},
+    }
+
+    norm: str = hp(TM.LINF, one_of(NORM_BALLS))
+    steps: int = hp(1000, at_least(1))
+    alpha_init: float | None = hp(None, optional(positive()), doc="None: DEFAULT_ALPHA")
+    alpha_final_ratio: float = hp(0.01, between(0, 1, open_low=True))
+    gamma_init: float = hp(0.05, between(0, 1, open_low=True, open_high=True))
+    gamma_final: float = hp(0.001, between(0, 1, open_low=True, open_high=True))
+    rel_margin: float = hp(1e-5, between(0, 1), doc="margin that counts as fooling, per |logit|")
+    confirm: int = hp(5, at_least(1), doc="fresh draws that must agree (stochastic models)")
+
+    def validate(self) -> None:
+        self.threat_model = TM(self.norm)
+        if self.gamma_final > self.gamma_init:
+            raise ValueError(
+                f"gamma_final ({self.gamma_final:g}) must not exceed gamma_init "
+                f"({self.gamma_init:g})"
+            )
+
+    def run(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float,
+        budget: int | None,
+        generator: torch.Generator,
+    ) -> Adversarial:
+        ball = NORM_BALLS[self.norm]
+        alpha_init = self.alpha_init or DEFAULT_ALPHA[self.threat_model]
+        stochastic = bool(getattr(model, "stochastic", False))
+        per_step = 1 + self.confirm if stochastic else 1  # at most, under a budget
+        settling = len(SETTLE_SCALES) * self.confirm if stochastic else 0
+        steps = self.steps if budget is None else min(self.steps, (budget - settling) // per_step)
+        if steps < 1:
+            raise ValueError(f"{self.name} needs {per_step} queries per sample, budget {budget}")
+        n, idx = len(x), torch.arange(len(x), device=x.device)
+        # The farthest point of the box: no larger eps changes anything.
+        farthest = ball.distance(x, (x < 0.5).to(x.dtype))
+        radius = torch.zeros(n, dtype=x.dtype, device=x.device)
+        best_norm = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
+        found = torch.zeros(n, dtype=torch.bool, device=x.device)
+        best, x_k = x.clone(), x.clone()
+        for k in range(steps):
+            alpha = cosine_annealed(alpha_init, alpha_init * self.alpha_final_ratio, k, steps)
+            gamma = cosine_annealed(self.gamma_init, self.gamma_final, k, steps)
+            with torch.enable_grad():
+                x_k.requires_grad_(True)
+                logits = model(x_k, idx=idx)
+                margin = margin_loss(logits, y)
+                (grad,) = torch.autograd.grad(margin.sum(), x_k)
+            x_k, margin = x_k.detach(), margin.detach()
+            fooled = self._fools(logits.detach(), y)
+            size = ball.distance(x, x_k)
+            better = fooled & (size < best_norm)
+            if stochastic and bool(better.any()):
+                better &= self._confirmed(model, x_k, y, better)
+            best[better], best_norm[better] = x_k[better], size[better]
+            found |= better
+            # The linearised distance to the boundary: |margin| / the gradient's dual norm,
+            # which is <grad, steepest unit direction> in the threat model's norm.
+            dual = (grad * ball.steepest_direction(grad)).flatten(1).sum(dim=1)
+            to_boundary = size + margin.abs() / dual.clamp_min(1e-12)
+            grown = radius * (1 + gamma)
+            radius = torch.where(
+                fooled,
+                torch.minimum(radius * (1 - gamma), best_norm),
+                torch.where(found, grown, torch.maximum(to_boundary, grown)),
+            )
+            radius = torch.minimum(radius, farthest)
+            step = alpha * NORM_BALLS[TM.L2].steepest_direction(grad)
+            x_k = (x + onto_radius(ball, x_k - x + step, radius)).clamp(0.0, 1.0)
+        if stochastic:
+            best = self._settle(model, x, y, best, found)
+        keep = found.view(-1, *([1] * (x.dim() - 1)))
+        return Adversarial(torch.where(keep, best, x_k))
+
+    def _fools(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per row: misclassified with a margin above `rel_margin` of the largest |logit|."""
+        return margin_loss(logits, y) > self.rel_margin * logits.abs().amax(dim=1)
+
+    def _confirmed(
+        self, model: QueryModel, x_k: torch.Tensor, y: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Per sample: is its point fooling on `confirm` further queries, each a fresh draw of
+        the stochastic model? (Asked only of the `rows`; False elsewhere.)"""
+        which = torch.nonzero(rows).squeeze(1)
+        held = torch.ones(len(which), dtype=torch.bool, device=x_k.device)
+        with torch.no_grad():
+            for _ in range(self.confirm):
+                held &= self._fools(model(x_k[which], idx=which), y[which])
+        out = torch.zeros_like(rows)
+        out[which] = held
+        return out
+
+    def _settle(
+        self,
+        model: QueryModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        best: torch.Tensor,
+        found: torch.Tensor,
+    ) -> torch.Tensor:
+        """The best points pushed outward until they hold (stochastic models): of the many
+        points a run confirms, the smallest is the luckiest, and a majority vote often flips it
+        back. Each found sample's perturbation is scaled by SETTLE_SCALES in turn, every scale
+        asked `confirm` fresh queries, and the first scale that all of them call fooled is kept
+        (the best itself where none is). A majority of them is not enough: the runner's verdict
+        is a vote of hard labels over its own draws, the attack's answers a soft vote of the
+        EOT draws; on the quick randomization model 71-77% of the points a majority kept held
+        under the runner's vote, 92-95% of those all draws kept."""
+        out = best.clone()
+        pending = found.clone()
+        for scale in SETTLE_SCALES:
+            which = torch.nonzero(pending).squeeze(1)
+            if len(which) == 0:
+                break
+            x0 = x[which]
+            trial = (x0 + scale * (best[which] - x0)).clamp(0.0, 1.0)
+            held = torch.ones(len(which), dtype=torch.bool, device=x.device)
+            with torch.no_grad():
+                for _ in range(self.confirm):
+                    held &= self._fools(model(trial, idx=which), y[which])
+            out[which[held]] = trial[held]
+            pending[which[held]] = False
+        return out
+
+
+FMNL2 = preset(
+    FMN,
+    "fmn-l2",
+    "The Fast Minimum-Norm attack minimising the L2 norm (Pintor et al. 2021).",
+    norm=TM.L2,
+)
