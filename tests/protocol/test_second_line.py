@@ -44,7 +44,7 @@ def _reachable(oracle: Any) -> list[Any]:
         return []
 
 
-MODELS = Path(__file__).parents[1] / "hostile_models.py"
+MODELS = Path(__file__).parents[1] / "_helpers" / "hostile_models.py"
 
 
 def test_threads_cannot_race_the_counter(

@@ -18,7 +18,7 @@ from robustbench_lite.errors import RBError
 from tests._helpers import cifar_model
 from tests._helpers.synthetic import SHAPES, synthetic
 
-MODEL = Path(__file__).resolve().parents[1] / "cifar_model.py"
+MODEL = Path(__file__).resolve().parents[1] / "_helpers" / "cifar_model.py"
 ATTACKS = ["pgd", "square"]
 
 

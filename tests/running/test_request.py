@@ -26,7 +26,7 @@ from robustbench_lite.running.request import RunRequest
 from tests._helpers import cifar_model
 from tests._helpers.synthetic import SHAPES, synthetic
 
-MODEL = Path(__file__).resolve().parents[1] / "cifar_model.py"
+MODEL = Path(__file__).resolve().parents[1] / "_helpers" / "cifar_model.py"
 QUICK: dict[str, Any] = {"profile": "quick", "n": 24}
 
 
