@@ -23,8 +23,9 @@ import torch
 
 from robustbench_lite.data import Dataset, Shape, check_split, checked
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol import TM, DataSource
+from robustbench_lite.protocol.contracts import DataSource
 from robustbench_lite.protocol.registry import data_source, dataset_class, dataset_names
+from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.store.reuse import DataKey
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
