@@ -77,6 +77,8 @@ INDICATOR_FLAGS = {
 }
 INDICATOR_MIN = 3
 LEVEL = 0.05
+#: The zoo installed with the package, the reference of every row (its manifest read once).
+INSTALLED_ZOO = Zoo(ZOO)
 #: Below this many samples a sign test that points one way cannot clear a row: `undecided`.
 STAT_MIN = 30
 
@@ -164,7 +166,7 @@ def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Rows whose weights are not the zoo's installed with the package (whatever $RB_ZOO says):
     a shipped defense computed on other weights (lost, retrained, or a swapped zoo's), and any
     row whose weights came from another zoo's files."""
-    entries = Zoo(ZOO).entries().values()
+    entries = INSTALLED_ZOO.entries().values()
     every = {entry.sha256 for entry in entries}
     # (defense, dataset, profile) -> hashes; a cell lacking one of them (None) matches no entry.
     shipped: dict[tuple[str | None, str | None, str | None], set[str]] = defaultdict(set)

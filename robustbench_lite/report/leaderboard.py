@@ -128,13 +128,11 @@ def build(cell_dir: Path) -> pd.DataFrame:
     frame[RANK] = [standing[str(d)].rank for d in frame["defense"]]
     frame[VERDICT] = [standing[str(d)].text for d in frame["defense"]]
     eps = default_eps(cells)
+    eps_columns = []
     for tm in sorted(eps, key=lambda t: TM_ORDER.get(t, 9)):
-        frame[Column.eps_of(tm).name] = eps[tm]
-    tail = [
-        RANK,
-        VERDICT,
-        *(Column.eps_of(tm).name for tm in sorted(eps, key=lambda t: TM_ORDER.get(t, 9))),
-    ]
+        eps_columns.append(Column.eps_of(tm).name)
+        frame[eps_columns[-1]] = eps[tm]
+    tail = [RANK, VERDICT, *eps_columns]
     at = {str(d): i for i, d in enumerate(frame["defense"])}
     frame = frame.iloc[[at[label] for label in verdict.order(frame.to_dict("records"), standing)]]
     counts = {

@@ -118,8 +118,10 @@ def standings(
     main = main_column(list(rows[0])) if rows else None
     why = {str(r["defense"]): reasons(r, cells_of.get(str(r["defense"]), [])) for r in rows}
 
+    low_column = Column.parse(main).of(Stat.LO).name if main else None
+
     def key(row: Mapping[str, Any]) -> tuple[float, float, str]:
-        low = row.get(Column.parse(main).of(Stat.LO).name) if main else None
+        low = row.get(low_column) if low_column else None
         low = -math.inf if low is None or (isinstance(low, float) and math.isnan(low)) else low
         return -float(low), -float(row["clean_acc"]), str(row["defense"])
 

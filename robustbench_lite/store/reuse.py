@@ -30,27 +30,38 @@ class DataKey:
         return self.pinned if stored is None else stored == self.sha256
 
 
+def stale(
+    record: dict[str, Any], digest: str, weights: str | None, data: DataKey | None
+) -> str | None:
+    """Why a verified record may not be reused (another config, other weights when `weights`
+    is known, other data when `data` is given), or None: the one rule every reuse applies."""
+    if record.get("config_hash") != digest:
+        return "made under another config"
+    if weights is not None and record.get("weights_sha256") != weights:
+        return "made on other weights"
+    if data is not None and not data.matches(record):
+        return "made on other data"
+    return None
+
+
 def is_current(
     path: Path, digest: str, weights: str | None = None, data: DataKey | None = None
 ) -> bool:
-    """Whether `path` holds a record (cell, certificate or diagnostics) that verifies, computed
-    under the config with hash `digest` and, when `weights` is known, on those weights, and when
-    `data` is given, on those data."""
+    """Whether `path` holds a record (cell, certificate or diagnostics) that verifies and is
+    not `stale`."""
     try:
         record = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return False
     if not (isinstance(record, dict) and tampering(record) is None):
         return False
-    if data is not None and not data.matches(record):
-        return False
-    return record["config_hash"] == digest and weights in (None, record.get("weights_sha256"))
+    return stale(record, digest, weights, data) is None
 
 
 def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey) -> bool:
     """Whether the cell file at `path` may be reused: one rb wrote (else an RBError: it is not
-    overwritten), that verifies, made under config hash `digest`, on these weights (when known)
-    and on these data. A file that does not verify is recomputed, with a warning."""
+    overwritten), that verifies against its own arrays and is not `stale`. A file that does not
+    verify is recomputed, with a warning."""
     if not path.is_file():
         return False
     if not owned(path):
@@ -62,12 +73,7 @@ def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey)
     except RBError as exc:
         log.warning("%s: recomputing it", exc)
         return False
-    if stored.get("config_hash") != digest:
-        return False
-    if weights is not None and stored.get("weights_sha256") != weights:
-        log.info("%s: made on other weights; recomputing it", path)
-        return False
-    if not data.matches(stored):
-        log.info("%s: made on other data; recomputing it", path)
-        return False
-    return True
+    why = stale(stored, digest, weights, data)
+    if why is not None and why != "made under another config":
+        log.info("%s: %s; recomputing it", path, why)
+    return why is None

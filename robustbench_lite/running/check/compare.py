@@ -117,7 +117,8 @@ def compare(
         before, after = base_rows.get(defense, {}), now_rows.get(defense, {})
         columns = [c for c in (*before, *after) if c not in NOT_ACCURACY]
         for column in dict.fromkeys(columns):
-            if not Column.parse(column).is_value or Column.parse(column).kind is Kind.EPS:
+            parsed = Column.parse(column)
+            if not parsed.is_value or parsed.kind is Kind.EPS:
                 continue
             b, a = _number(before.get(column)), _number(after.get(column))
             if b is None and a is None:
