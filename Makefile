@@ -3,6 +3,11 @@ PIP ?= $(PYTHON) -m pip
 RB ?= rb
 QUICK_BASELINE := results/mnist-5k/quick/leaderboard.csv
 STANDARD := results/mnist-5k/standard
+# The official MNIST test split beside the checkout, where there is one: `rb` finds data sets only
+# in $RB_DATA_DIR (or downloads them), never in a folder of its own choosing (docs/datasets.md).
+ifneq ($(wildcard ../shared/data/mnist),)
+export RB_DATA_DIR ?= $(abspath ../shared/data)
+endif
 
 .PHONY: install test lint pytest regress regress-cheap regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo docs
 

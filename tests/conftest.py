@@ -1,7 +1,10 @@
-"""Shared fixtures: a private model cache, mnist-5k, and the quick-profile baseline model."""
+"""Shared fixtures: a private model cache, mnist-5k, and the quick-profile baseline model; and
+$RB_DATA_DIR pointed at the MNIST test split beside the checkout where there is one (the library
+itself searches no folder outside the package)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,11 @@ from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import defense_class, instantiate, load_dataset
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store.models import ModelCache
+
+#: The official MNIST test split beside the checkout (`../shared/data/mnist`), where present.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if (SHARED_DATA / "mnist").is_dir():  # set before test modules are collected (their skipifs)
+    os.environ.setdefault("RB_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session", autouse=True)

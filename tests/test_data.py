@@ -26,14 +26,18 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.datasets.cifar10 import CIFAR10
 from robustbench_lite.datasets.cifar100 import CIFAR100
 from robustbench_lite.errors import RBError
+from robustbench_lite.home import data_dir
 from robustbench_lite.protocol.registry import data_source, dataset_names, load_dataset
 from robustbench_lite.running.own.data import from_path, from_tensors, resolve_source
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+#: The MNIST test split: $RB_DATA_DIR/mnist (tests/conftest.py sets it to ../shared/data where
+#: the checkout has that folder beside it).
+SHARED_MNIST = data_dir() / "mnist"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 IN_CI = os.environ.get("CI") == "true"
 needs_shared = pytest.mark.skipif(
-    not SHARED_MNIST.is_dir(), reason=f"{SHARED_MNIST} (the MNIST test split) is not here"
+    not (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").is_file(),
+    reason=f"the MNIST test split is not in $RB_DATA_DIR/mnist ({SHARED_MNIST})",
 )
 
 

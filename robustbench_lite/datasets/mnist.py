@@ -1,11 +1,9 @@
 """Dataset `mnist`: the official MNIST IDX files, 60,000 training and 10,000 test digits (LeCun
-et al. 1998), from $RB_DATA_DIR/mnist, the test split shipped beside the checkout
-(`../shared/data/mnist`), or a download checked against the published hashes."""
+et al. 1998), from $RB_DATA_DIR/mnist or a download checked against the published hashes (the
+library searches no folder outside itself: tests and the Makefile point $RB_DATA_DIR at a copy)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
 from robustbench_lite.api import TM
@@ -17,7 +15,7 @@ class MNIST(IDXSource):
 
     name = "mnist"
     eps: ClassVar = {TM.LINF: 0.3, TM.L2: 1.5, TM.SPATIAL: 1.0}
-    origin = "official IDX files: $RB_DATA_DIR/mnist, ../shared/data/mnist (test), or a download"
+    origin = "official IDX files: $RB_DATA_DIR/mnist, or a download"
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
     how_to_get = "put the official IDX .gz files in $RB_DATA_DIR/mnist, or allow the download"
     raw_sha256: ClassVar = {
@@ -29,7 +27,3 @@ class MNIST(IDXSource):
     gz_sha256: ClassVar = {
         "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     }
-
-    def folders(self) -> Sequence[Path]:
-        # The test split shipped beside the checkout for tests and CI (docs/datasets.md).
-        return [Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"]
