@@ -5,6 +5,7 @@
 A plugin takes gradients of a model it owns (ALP's model in training, a transfer attack's
 surrogate) through `own_model`, never through the runner's counter."""
 
+from robustbench_lite.protocol.bpda import Fronted, FrontStep, route_through_approximation
 from robustbench_lite.protocol.contracts import (
     Adversarial,
     Attack,
@@ -35,7 +36,7 @@ from robustbench_lite.protocol.interval_bounds import (
     margin_upper,
     propagate,
 )
-from robustbench_lite.protocol.losses import margin_loss
+from robustbench_lite.protocol.losses import LOSSES, Loss, margin_loss
 from robustbench_lite.protocol.oracle import require_budget
 from robustbench_lite.protocol.recipe import ModelRecipe
 from robustbench_lite.protocol.registry import attack_class
@@ -53,6 +54,7 @@ from robustbench_lite.protocol.transforms import affine, resize_pad, rotate_tran
 from robustbench_lite.protocol.white_box import OwnModel, own_model
 
 __all__ = [
+    "LOSSES",
     "NORM_BALLS",
     "SPATIAL",
     "THREAT_MODELS",
@@ -62,9 +64,12 @@ __all__ = [
     "Bounds",
     "Check",
     "DataSource",
+    "FrontStep",
+    "Fronted",
     "Defense",
     "Extras",
     "Knowledge",
+    "Loss",
     "ModelRecipe",
     "NormBall",
     "OwnModel",
@@ -93,5 +98,6 @@ __all__ = [
     "require_budget",
     "resize_pad",
     "rotate_translate",
+    "route_through_approximation",
     "threat_model",
 ]

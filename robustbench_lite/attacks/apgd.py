@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import torch
-from torch.nn import functional as F
 
 from robustbench_lite.api import (
+    LOSSES,
     NORM_BALLS,
     TM,
     Adversarial,
@@ -24,23 +24,8 @@ from robustbench_lite.api import (
     preset,
 )
 
-LOSSES = ("ce", "dlr", "dlr-targeted")
-
-
-def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Untargeted DLR: -(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3); invariant to logit scale."""
-    top = logits.sort(dim=1, descending=True).values
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-    return -(true - other) / (top[:, 0] - top[:, 2] + 1e-12)
-
-
-def targeted_dlr_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Targeted DLR: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2); positive once t beats y."""
-    top = logits.sort(dim=1, descending=True).values
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    aim = logits.gather(1, target[:, None]).squeeze(1)
-    return -(true - aim) / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+#: The losses APGD ascends (the registry's, api.LOSSES; `dlr-targeted` runs once per target).
+APGD_LOSSES = ("ce", "dlr", "dlr-targeted")
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -88,7 +73,7 @@ class APGD(Attack):
     }
 
     norm: str = hp(TM.LINF, one_of(NORM_BALLS))
-    loss: str = hp("ce", one_of(LOSSES))
+    loss: str = hp("ce", one_of(APGD_LOSSES))
     steps: int = hp(100, at_least(1))
     restarts: int = hp(1, at_least(1))
     n_target_classes: int = hp(9, at_least(1))
@@ -99,8 +84,11 @@ class APGD(Attack):
         self.threat_model = TM(self.norm)
 
     def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
-        if self.loss == "dlr-targeted" and num_classes < 4:
-            return f"the targeted DLR loss needs at least 4 classes, the data have {num_classes}"
+        need = LOSSES[self.loss].min_classes
+        if num_classes < need:
+            return (
+                f"the {self.loss} loss needs at least {need} classes, the data have {num_classes}"
+            )
         return None
 
     def run(
@@ -119,11 +107,12 @@ class APGD(Attack):
         best = torch.full((n,), float("-inf"), device=x.device)
         fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         targets: list[torch.Tensor | None] = [None]
-        if self.loss == "dlr-targeted":
+        loss = LOSSES[self.loss]
+        if loss.needs_target:
             with torch.no_grad():
                 clean = model(x, idx=torch.arange(n, device=x.device)).detach()
-            if clean.shape[1] < 4:
-                raise ValueError("the targeted DLR loss needs at least 4 classes")
+            if clean.shape[1] < loss.min_classes:
+                raise ValueError(f"the {loss.name} loss needs at least {loss.min_classes} classes")
             if not stochastic:
                 fooled = clean.argmax(dim=1) != y  # already wrong: nothing to attack
             k = min(self.n_target_classes, clean.shape[1] - 1)
@@ -148,17 +137,6 @@ class APGD(Attack):
                 best[idx[better]] = out.loss_best[better]
         return Adversarial(x_adv)
 
-    def _loss(
-        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Per-sample loss to maximize."""
-        if self.loss == "ce":
-            return F.cross_entropy(logits, y, reduction="none")
-        if self.loss == "dlr":
-            return dlr_loss(logits, y)
-        assert target is not None
-        return targeted_dlr_loss(logits, y, target)
-
     def _evaluate(
         self,
         model: QueryModel,
@@ -171,7 +149,7 @@ class APGD(Attack):
         with torch.enable_grad():
             xk = xk.detach().requires_grad_(True)
             logits = model(xk, idx=idx)
-            per_sample = self._loss(logits, y, target)
+            per_sample = LOSSES[self.loss](logits, y, target)
             (grad,) = torch.autograd.grad(per_sample.sum(), xk)
         return per_sample.detach(), grad.detach(), logits.detach().argmax(dim=1) != y
 

@@ -4,21 +4,21 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from robustbench_lite.api import (
+    LOSSES,
     NORM_BALLS,
     TM,
     Adversarial,
     Attack,
     Knowledge,
     QueryModel,
-    margin_loss,
     require_budget,
 )
 from robustbench_lite.attacks._common.frequency import Sampler, gaussian
 
-LOSSES = ("margin", "ce")
+#: The losses NES ascends from the scores (the registry's, api.LOSSES).
+NES_LOSSES = ("margin", "ce")
 
 
 class NES(Attack):
@@ -59,8 +59,8 @@ class NES(Attack):
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if plateau < 2:
             raise ValueError(f"plateau must be at least 2 rounds, got {plateau}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if loss not in NES_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(NES_LOSSES)}, got {loss!r}")
         self.sampler = sampler
         self.sigma = sigma
         self.samples = samples
@@ -72,9 +72,7 @@ class NES(Attack):
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-row loss to ascend, from the scores alone."""
-        if self.loss == "ce":
-            return F.cross_entropy(logits, y, reduction="none")
-        return margin_loss(logits, y)
+        return LOSSES[self.loss](logits, y)
 
     @torch.no_grad()
     def run(

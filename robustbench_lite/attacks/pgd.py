@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from robustbench_lite.api import (
+    LOSSES,
     NORM_BALLS,
     TM,
     Adversarial,
@@ -16,7 +17,6 @@ from robustbench_lite.api import (
     QueryModel,
     at_least,
     hp,
-    margin_loss,
     one_of,
     optional,
     plugin,
@@ -24,7 +24,8 @@ from robustbench_lite.api import (
     preset,
 )
 
-LOSSES = ("ce", "margin")
+#: The losses PGD ascends (the registry's, api.LOSSES).
+PGD_LOSSES = ("ce", "margin")
 #: Default step per eps where neither step size is given (foolbox's PGD defaults: the paper's
 #: 0.01 at 0.3 for linf; 0.1 of eps for l2, where smaller steps stall within 40 steps here).
 DEFAULT_REL_STEP = {TM.LINF: 0.01 / 0.3, TM.L2: 0.1}
@@ -58,7 +59,7 @@ class PGD(Attack):
     abs_step_size: float | None = hp(None, optional(positive()))
     random_start: bool = hp(True)
     restarts: int = hp(1, at_least(1))
-    loss: str = hp("ce", one_of(LOSSES))
+    loss: str = hp("ce", one_of(PGD_LOSSES))
 
     def validate(self) -> None:
         self.threat_model = TM(self.norm)
@@ -102,11 +103,7 @@ class PGD(Attack):
                 keep = ~hit if early_exit else torch.ones_like(hit)
                 if t == self.steps or not bool(keep.any()):
                     break
-                per_sample = (
-                    torch.nn.functional.cross_entropy(logits, y0, reduction="none")
-                    if self.loss == "ce"
-                    else margin_loss(logits, y0)
-                )
+                per_sample = LOSSES[self.loss](logits, y0)
                 (grad,) = torch.autograd.grad(per_sample[keep].sum(), xt)
                 xt, grad, x0, y0, active = (
                     xt.detach()[keep],

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lite.attacks.apgd import APGD, checkpoints, dlr_loss, targeted_dlr_loss
+from robustbench_lite.api import LOSSES
+from robustbench_lite.attacks.apgd import APGD, APGD_LOSSES, checkpoints
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
@@ -39,6 +40,7 @@ def test_checkpoints_are_the_papers() -> None:
 
 
 def test_dlr_losses() -> None:
+    dlr_loss, targeted_dlr_loss = LOSSES["dlr"], LOSSES["dlr-targeted"]
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0], [1.0, 4.0, 2.0, 0.0, 0.0]])
     y = torch.tensor([0, 0])
     # untargeted: -(z_y - max other) / (z_pi1 - z_pi3); positive exactly when misclassified
@@ -48,6 +50,19 @@ def test_dlr_losses() -> None:
     assert targeted_dlr_loss(logits, y, t).tolist() == pytest.approx([-2 / 2.5, 1 / 3.5])
     # scale invariant: multiplying the logits changes nothing
     assert torch.allclose(targeted_dlr_loss(7 * logits, y, t), targeted_dlr_loss(logits, y, t))
+    with pytest.raises(ValueError, match="needs a target"):
+        targeted_dlr_loss(logits, y)
+
+
+def test_the_attacks_losses_are_the_registrys() -> None:
+    from robustbench_lite.attacks.nes import NES_LOSSES
+    from robustbench_lite.attacks.pgd import PGD_LOSSES
+
+    assert {*APGD_LOSSES, *PGD_LOSSES, *NES_LOSSES} == set(LOSSES)
+    assert all(name == loss.name for name, loss in LOSSES.items())
+    assert [n for n, loss in LOSSES.items() if loss.needs_target] == ["dlr-targeted"]
+    assert APGD(loss="dlr-targeted").unsupported((1, 28, 28), 3) is not None
+    assert APGD(loss="ce").unsupported((1, 28, 28), 2) is None
 
 
 @pytest.mark.parametrize(

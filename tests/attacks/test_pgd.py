@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lite.attacks.pgd import PGD, margin_loss
+from robustbench_lite.api import margin_loss
+from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
 
