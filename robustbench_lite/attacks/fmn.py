@@ -26,15 +26,12 @@ from robustbench_lite.api import (
     positive,
     preset,
 )
+from robustbench_lite.attacks._common.minimal import SETTLE_SCALES, confirmed, fools, settle
 
 #: The first step's L2 size where alpha_init is not given: the reference's 1 for L2; for Linf 10
 #: (the projection onto the eps-ball then clips it to a sign-like step), which on the standard
 #: pgd-at model lowers the median Linf norm found in 100 steps from 0.366 to 0.337.
 DEFAULT_ALPHA = {TM.LINF: 10.0, TM.L2: 1.0}
-
-#: Against a stochastic model, the scales of a sample's best perturbation tried in turn after the
-#: last step until `confirm` fresh queries are all fooled (see `FMN._settle`).
-SETTLE_SCALES = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
 def cosine_annealed(start: float, end: float, step: int, steps: int) -> float:
@@ -84,7 +81,7 @@ class FMN(Attack):
     stochastic model one fooled answer is no proof, and FMN lives at the boundary where a
     majority vote flips a lucky point back: a fooling point replaces a sample's best only
     after `confirm` further queries of it (fresh draws) are all fooled too, and after the last
-    step the best is pushed outward until it holds (`_settle`); deterministic models spend
+    step the best is pushed outward until it holds (`settle`); deterministic models spend
     nothing on either.
 
     One batch of 250 MNIST digits on a CPU (2 shared cores, standard `none` CNN): 100 steps
@@ -157,11 +154,14 @@ class FMN(Attack):
                 margin = margin_loss(logits, y)
                 (grad,) = torch.autograd.grad(margin.sum(), x_k)
             x_k, margin = x_k.detach(), margin.detach()
-            fooled = self._fools(logits.detach(), y)
+            fooled = fools(logits.detach(), y, self.rel_margin)
             size = ball.distance(x, x_k)
             better = fooled & (size < best_norm)
             if stochastic and bool(better.any()):
-                better &= self._confirmed(model, x_k, y, better)
+                rows = torch.nonzero(better).squeeze(1)
+                better[rows] = confirmed(
+                    model, x_k[rows], y[rows], rows, draws=self.confirm, rel_margin=self.rel_margin
+                )
             best[better], best_norm[better] = x_k[better], size[better]
             found |= better
             # The linearised distance to the boundary: |margin| / the gradient's dual norm,
@@ -178,59 +178,9 @@ class FMN(Attack):
             step = alpha * NORM_BALLS[TM.L2].steepest_direction(grad)
             x_k = (x + onto_radius(ball, x_k - x + step, radius)).clamp(0.0, 1.0)
         if stochastic:
-            best = self._settle(model, x, y, best, found)
+            best = settle(model, x, y, best, found, draws=self.confirm, rel_margin=self.rel_margin)
         keep = found.view(-1, *([1] * (x.dim() - 1)))
         return Adversarial(torch.where(keep, best, x_k))
-
-    def _fools(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per row: misclassified with a margin above `rel_margin` of the largest |logit|."""
-        return margin_loss(logits, y) > self.rel_margin * logits.abs().amax(dim=1)
-
-    def _confirmed(
-        self, model: QueryModel, x_k: torch.Tensor, y: torch.Tensor, rows: torch.Tensor
-    ) -> torch.Tensor:
-        """Per sample: is its point fooling on `confirm` further queries, each a fresh draw of
-        the stochastic model? (Asked only of the `rows`; False elsewhere.)"""
-        which = torch.nonzero(rows).squeeze(1)
-        held = torch.ones(len(which), dtype=torch.bool, device=x_k.device)
-        with torch.no_grad():
-            for _ in range(self.confirm):
-                held &= self._fools(model(x_k[which], idx=which), y[which])
-        out = torch.zeros_like(rows)
-        out[which] = held
-        return out
-
-    def _settle(
-        self,
-        model: QueryModel,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        best: torch.Tensor,
-        found: torch.Tensor,
-    ) -> torch.Tensor:
-        """The best points pushed outward until they hold (stochastic models): of the many
-        points a run confirms, the smallest is the luckiest, and a majority vote often flips it
-        back. Each found sample's perturbation is scaled by SETTLE_SCALES in turn, every scale
-        asked `confirm` fresh queries, and the first scale that all of them call fooled is kept
-        (the best itself where none is). A majority of them is not enough: the runner's verdict
-        is a vote of hard labels over its own draws, the attack's answers a soft vote of the
-        EOT draws; on the quick randomization model 71-77% of the points a majority kept held
-        under the runner's vote, 92-95% of those all draws kept."""
-        out = best.clone()
-        pending = found.clone()
-        for scale in SETTLE_SCALES:
-            which = torch.nonzero(pending).squeeze(1)
-            if len(which) == 0:
-                break
-            x0 = x[which]
-            trial = (x0 + scale * (best[which] - x0)).clamp(0.0, 1.0)
-            held = torch.ones(len(which), dtype=torch.bool, device=x.device)
-            with torch.no_grad():
-                for _ in range(self.confirm):
-                    held &= self._fools(model(trial, idx=which), y[which])
-            out[which[held]] = trial[held]
-            pending[which[held]] = False
-        return out
 
 
 FMNL2 = preset(

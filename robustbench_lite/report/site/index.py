@@ -184,7 +184,7 @@ LEGEND = [
         "<cell>_queries",
         "median queries per sample of the successful samples (score- and label-based attacks).",
     ),
-    ("<cell>_dist", "median distance found by a minimal attack (boundary, lf-boundary, fmn)."),
+    ("<cell>_dist", "median distance found by a minimal attack (boundary, lf-boundary, fmn, fab)."),
     (
         "±",
         "the larger side of the 95% Wilson interval of an accuracy, where the results carry one.",

@@ -1,0 +1,213 @@
+"""The Fast Adaptive Boundary attack (`fab`, `fab-l2`): its box-constrained projection is exact,
+it is near-optimal where the optimum is known, smaller than the boundary attack's at equal
+queries on the quick baseline, and honest on a stochastic model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_lite.attacks._common.hyperplane import onto_hyperplane
+from robustbench_lite.attacks.fab import FAB, FABL2
+from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.contracts import Attack
+from robustbench_lite.protocol.evaluate import predict
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import attack_class, instantiate
+from robustbench_lite.protocol.threat_models import TM
+
+
+def _run(
+    attack: Attack,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    budget: int | None = None,
+    eps: float = 0.3,
+    stochastic: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    counter = QueryCounter(
+        model,
+        len(x),
+        num_classes=int(model(x[:1]).shape[1]),
+        knowledge=attack.knowledge,
+        budget=budget,
+        stochastic=stochastic,
+    )
+    gen = torch.Generator().manual_seed(0)
+    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen).x
+    counter.close()
+    counter.check()
+    return x_adv, counter.counts
+
+
+def _l2(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    return (x_adv - x).flatten(1).norm(dim=1)
+
+
+def _linf(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    return (x_adv - x).flatten(1).abs().amax(dim=1)
+
+
+def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
+    for name, tm in (("fab", "linf"), ("fab-l2", "l2")):
+        attack = instantiate(attack_class(name), "quick")
+        assert (attack.threat_model, attack.knowledge, attack.minimal) == (tm, "gradient", True)
+        assert not attack_class(name).in_all
+    assert attack_class("fab-l2") is FABL2
+    standard = instantiate(FAB, "standard").config()
+    # AutoAttack's FAB-T in its standard version.
+    assert {k: standard[k] for k in ("steps", "n_target_classes", "restarts")} == {
+        "steps": 100,
+        "n_target_classes": 9,
+        "restarts": 1,
+    }
+    assert (standard["alpha_max"], standard["eta"], standard["beta"]) == (0.1, 1.05, 0.9)
+
+
+@pytest.mark.parametrize("norm", [TM.LINF, TM.L2])
+def test_the_projection_is_the_smallest_step_onto_the_hyperplane_in_the_box(norm: TM) -> None:
+    """Against a bisection on the one-parameter family the KKT conditions leave (every
+    coordinate moves by min(tau k_i, room) towards sign(w_i c)), and the box corner where the
+    hyperplane is out of reach."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(40, 30, generator=g, dtype=torch.float64)
+    w = torch.randn(40, 30, generator=g, dtype=torch.float64)
+    w[:, :3] = 0  # coordinates the hyperplane ignores
+    c = torch.randn(40, generator=g, dtype=torch.float64) * torch.linspace(0.5, 20, 40)
+    c[0] = 0.0
+    d = onto_hyperplane(norm, p, w, c)
+    assert bool(((p + d >= 0) & (p + d <= 1)).all()) and bool((d[:, :3] == 0).all())
+    direction = torch.sign(w * c[:, None])
+    room = torch.where(direction > 0, 1 - p, p)
+    corner = direction * room
+    reachable = (w * corner).sum(dim=1).abs() >= c.abs()
+    assert 0 < int(reachable.sum()) < 40
+    assert torch.allclose((w * d).sum(dim=1)[reachable], c[reachable], atol=1e-12)
+    assert torch.allclose(d[~reachable], corner[~reachable], atol=1e-12)
+    scale = torch.ones_like(w) if norm == TM.LINF else w.abs()
+    lo, hi = torch.zeros(40, dtype=torch.float64), torch.full((40,), 1e3, dtype=torch.float64)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        step = direction * torch.minimum(mid[:, None] * scale, room)
+        ok = (w * step).sum(dim=1).abs() >= c.abs()
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+    expected = direction * torch.minimum(hi[:, None] * scale, room)
+    assert torch.allclose(d[reachable], expected[reachable], atol=1e-9)
+
+
+class _Linear(nn.Module):
+    """Two classes, logit difference w.x + b: the minimal perturbation is known in closed form
+    (|w.x + b| / ||w||_2 in L2, / ||w||_1 in Linf) while the box [0, 1] does not bind."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x.flatten(1) @ self.w.flatten() + self.b
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+@pytest.mark.parametrize("name", ["fab", "fab-l2"])
+def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = 0.5 + 0.1 * (torch.rand(8, 1, 6, 6, generator=g) - 0.5)
+    w = torch.randn(1, 6, 6, generator=g)
+    flat = x.flatten(1) @ w.flatten()
+    b = -flat.min() + 0.2  # every sample is class 0, at a distance the box never limits
+    model = _Linear(w, b)
+    y = torch.zeros(8, dtype=torch.int64)
+    attack = instantiate(attack_class(name), "quick")
+    x_adv, counts = _run(attack, model, x, y)
+    assert bool((model(x_adv).argmax(dim=1) == 1).all())
+    # 1 clean query, 2 per step of the one target there is, and the final search.
+    assert bool((counts == 1 + 2 * attack.steps + attack.search_steps).all())
+    dual = w.abs().sum() if name == "fab" else w.norm()
+    optimum = (flat + b) / dual
+    found = (_linf if name == "fab" else _l2)(x, x_adv)
+    assert bool((found >= optimum * (1 - 1e-4)).all()), "below the minimum: not adversarial"
+    assert bool((found <= optimum * 1.01).all()), f"{(found / optimum).max():.4f} of the optimum"
+
+
+def test_fab_l2_beats_the_boundary_attack_at_equal_queries(
+    baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    """Issue 41's comparison for FAB: its median L2 distance on 20 digits of the quick `none`
+    model is smaller than the boundary attack's given the same queries per sample (each
+    median over the samples it fools)."""
+    x, y = clean_batch[0][:20], clean_batch[1][:20]
+    x_fab, spent = _run(instantiate(attack_class("fab-l2"), "quick"), baseline, x, y)
+    per_sample = int(spent.max())
+    assert int(spent.min()) == per_sample
+    boundary = instantiate(attack_class("boundary"), "quick")
+    x_ba, spent_ba = _run(boundary, baseline, x, y, budget=per_sample, eps=1.5)
+    assert int(spent_ba.max()) <= per_sample
+    fab_ok, ba_ok = predict(baseline, x_fab) != y, predict(baseline, x_ba) != y
+    assert bool(fab_ok.all())
+    fab_median = float(_l2(x, x_fab)[fab_ok].median())
+    ba_median = float(_l2(x, x_ba)[ba_ok].median())
+    assert fab_median < ba_median, f"fab-l2 {fab_median:.3f}, boundary {ba_median:.3f}"
+
+
+def test_fab_linf_breaks_most_digits_below_0_3(
+    baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = clean_batch
+    x_adv, _ = _run(instantiate(attack_class("fab"), "quick"), baseline, x, y)
+    fooled = predict(baseline, x_adv) != y
+    assert float((fooled & (_linf(x, x_adv) < 0.3)).double().mean()) >= 0.9
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+
+
+def test_keeps_to_a_budget_and_refuses_one_it_cannot_use(
+    baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = clean_batch[0][:8], clean_batch[1][:8]
+    _, counts = _run(FAB(steps=100, n_target_classes=2), baseline, x, y, budget=50)
+    assert int(counts.max()) <= 50
+    with pytest.raises(ValueError, match="fab needs 15 queries per sample"):
+        _run(FAB(n_target_classes=2), baseline, x, y, budget=10)
+
+
+class _Noisy(nn.Module):
+    """A randomized defense: Gaussian noise on the input at every forward pass."""
+
+    def __init__(self, base: nn.Module, sigma: float) -> None:
+        super().__init__()
+        self.base, self.sigma = base, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + self.sigma * torch.randn_like(x))
+
+
+def test_a_stochastic_model_gets_points_that_hold_under_a_vote(
+    baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = clean_batch[0][:16], clean_batch[1][:16]
+    noisy = _Noisy(baseline, 0.3)
+    torch.manual_seed(0)
+    x_adv, counts = _run(FABL2(steps=10, n_target_classes=2), noisy, x, y, stochastic=True)
+    assert int(counts.min()) >= 1 + 2 * 2 * 10
+    torch.manual_seed(1)
+    with torch.no_grad():
+        votes = torch.stack([noisy(x_adv).argmax(dim=1) for _ in range(25)])
+    assert float((votes.mode(dim=0).values != y).double().mean()) >= 0.8
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"beta": 1.0}, "beta must lie in"),
+        ({"eta": 0.0}, "eta must be positive"),
+        ({"norm": "spatial"}, "norm must be one of"),
+    ],
+)
+def test_bad_hyper_parameters_are_refused(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FAB(**settings)
+    with pytest.raises(RBError, match=message):
+        instantiate(attack_class("fab-l2"), "quick", settings)
