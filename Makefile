@@ -59,8 +59,11 @@ regress-full:
 zoo:
 	$(RB) --quiet zoo --profile quick --profile standard
 
-# Every benchmark end to end on the standard models; run it alone on the machine.
+# Every benchmark end to end on the standard models; run it alone on the machine. The independent
+# implementations bench_independent compares with (torchattacks, adv-lib) are installed without
+# their dependencies (neither needs torchvision); they are not CI dependencies.
 bench:
+	$(PYTHON) -m pip install --quiet --no-deps torchattacks==3.5.1 adv-lib==0.2.8
 	$(PYTHON) -m benchmarks
 
 # Every benchmark at a tiny size on the quick models (seconds): one that no longer runs fails CI.
