@@ -6,8 +6,8 @@ on the discordant samples (an exact McNemar test; McNemar 1947)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 #: Family-wise level of `rb check`'s paired test (Bonferroni over the cells compared).
@@ -46,13 +46,11 @@ def sign_test(k: int, m: int) -> float:
     return sum(math.comb(m, i) for i in range(k, m + 1)) / 2.0**m
 
 
-def flips(cell: str, before: dict[str, Any], after: dict[str, Any], key: str) -> Flips:
-    """Compare the per-sample flag `key` ('robust', 'clean_correct') of two cell records."""
-    a = dict(zip(before["samples"]["index"], before["samples"][key], strict=True))
-    b = dict(zip(after["samples"]["index"], after["samples"][key], strict=True))
-    common = sorted(set(a) & set(b))
-    fell = sum(bool(a[i]) and not bool(b[i]) for i in common)
-    rose = sum(not bool(a[i]) and bool(b[i]) for i in common)
+def flips(cell: str, before: Mapping[int, bool], after: Mapping[int, bool]) -> Flips:
+    """Compare a per-sample flag (robust, clean-correct; by sample index) before and after."""
+    common = sorted(set(before) & set(after))
+    fell = sum(bool(before[i]) and not bool(after[i]) for i in common)
+    rose = sum(not bool(before[i]) and bool(after[i]) for i in common)
     return Flips(cell, len(common), fell, rose)
 
 

@@ -27,9 +27,8 @@ from robustbench_lite.report.columns import (
     Column,
     Kind,
 )
-from robustbench_lite.store import certificates
+from robustbench_lite.store import cell_record, certificates
 from robustbench_lite.store.layout import CERTIFICATE, is_certificate
-from robustbench_lite.store.records import read_cell
 
 #: Columns derived from a cell's or a worst case's column, shown with it where present.
 DERIVED = (*INTERVAL, *EXTRA)
@@ -51,9 +50,8 @@ def columns(runner: Any, attacks: Sequence[str], defenses: Sequence[str]) -> lis
                 column = path.stem.replace(CERTIFICATE, certificates.COLUMN, 1)
                 out += [column, certificates.CLAIMED + column.removeprefix(certificates.COLUMN)]
                 continue
-            cell = read_cell(path)
-            suffix = str(cell["cell"])[len(str(cell["attack"])) :]
-            out += [str(cell["cell"]), Column.worst(cell["threat_model"], suffix).name]
+            cell = cell_record.read(path)
+            out += [cell.cell, Column.worst(cell.threat_model, cell.suffix).name]
         return out
     for a in attacks:  # a runner that does not list its files: the cells it would write
         attack = instantiate(attack_class(a), runner.profile, runner.settings.get(a))

@@ -6,23 +6,22 @@ from __future__ import annotations
 import shutil
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.spec import PROFILES
 from robustbench_lite.report.flags import FLAGS, INDICATOR_FLAGS, certificate_evidence, evidence
 from robustbench_lite.report.leaderboard import rows
-from robustbench_lite.store import certificates, diagnostics
+from robustbench_lite.store import cell_record, certificates, diagnostics
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.layout import DIAGNOSTICS, GridLayout
-from robustbench_lite.store.records import load_cells
 
 
 def explain(cell_dir: Path, defense: str) -> str:
     """The report of one defense: per row (model), each flag with its evidence and meaning."""
     groups = [
         (label, key, g)
-        for label, key, g in rows(load_cells(cell_dir))
-        if g[0]["defense"] == defense
+        for label, key, g in rows(cell_record.load(cell_dir))
+        if g[0].defense == defense
     ]
     if not groups:
         raise RBError(f"no result files of defense {defense!r} in {cell_dir}")
@@ -63,13 +62,13 @@ def _wrap(text: str, first: str, rest: str) -> str:
     return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest)
 
 
-def _indicator_lines(cells: list[dict[str, Any]]) -> list[str]:
+def _indicator_lines(cells: list[CellRecord]) -> list[str]:
     """Per cell, the shares of its samples with each indicator of attack failure (Pintor et al.
     2022): silent success of all its samples, incomplete and non-converging of those that held;
     '-' where one does not apply. Flags above are raised from these past INDICATOR_FLAGS."""
     shown = []
-    for cell in sorted(cells, key=lambda c: c["cell"]):
-        shares = cell.get("indicators") or {}
+    for cell in sorted(cells, key=lambda c: c.cell):
+        shares = cell.indicator_shares
         if not shares:
             continue
         parts = [
@@ -77,7 +76,7 @@ def _indicator_lines(cells: list[dict[str, Any]]) -> list[str]:
             + ("-" if shares.get(kind) is None else f"{shares[kind]:.0%}")
             for kind in INDICATOR_FLAGS
         ]
-        shown.append(f"    {cell['cell']}: {', '.join(parts)}")
+        shown.append(f"    {cell.cell}: {', '.join(parts)}")
     if not shown:
         return ["  indicators: none recorded (cells older than schema 2's indicators)"]
     return [

@@ -12,7 +12,7 @@ from typing import Any
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
-from robustbench_lite.store.records import robust_by_index
+from robustbench_lite.store.cell_record import CellRecord, given
 from robustbench_lite.store.zoo import ZOO, Zoo
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
@@ -83,31 +83,29 @@ INSTALLED_ZOO = Zoo(ZOO)
 STAT_MIN = 30
 
 
-def row_flags(cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None) -> list[str]:
+def row_flags(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> list[str]:
     """The flag codes of one leaderboard row (one model's cells), with the evidence behind each."""
     return sorted({code for code, _ in evidence(cells, diagnostics)})
 
 
-def evidence(
-    cells: list[dict[str, Any]], diagnostics: dict[str, Any] | None
-) -> list[tuple[str, str]]:
+def evidence(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> list[tuple[str, str]]:
     """(flag code, the numbers behind it) for every flag a row raises."""
     found: list[tuple[str, str]] = []
-    by_tm: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    by_tm: dict[tuple[str, float], list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        if not cell.get("no_eot"):
-            by_tm[cell["threat_model"], float(cell["eps"])].append(cell)
+        if not cell.no_eot:
+            by_tm[cell.threat_model, float(cell.eps)].append(cell)
     for (tm, eps), group in sorted(by_tm.items()):
-        white = [c for c in group if c.get("knowledge") == Knowledge.GRADIENT]
-        free = [c for c in group if c.get("knowledge") != Knowledge.GRADIENT]
+        white = [c for c in group if c.white_box]
+        free = [c for c in group if not c.white_box]
         if white and not free:
-            names = ", ".join(c["cell"] for c in white)
+            names = ", ".join(c.cell for c in white)
             found.append(("white-box-only", f"{tm} eps {eps:g}: only {names}"))
         if white and free:
             honest = [c for c in free if not _implausible(c, white)]
             found.extend(_masking(tm, eps, white, honest))
-        if all(c.get("transfer") for c in group):
-            names = ", ".join(c["cell"] for c in group)
+        if all(c.is_transfer for c in group):
+            names = ", ".join(c.cell for c in group)
             found.append(("transfer-only", f"{tm} eps {eps:g}: only {names}"))
     found.extend(_sweeps(cells))
     found.extend(_zero_query(cells))
@@ -126,43 +124,43 @@ def evidence(
 IMPLAUSIBLE_QUERIES = 2
 
 
-def _implausible(cell: dict[str, Any], white: list[dict[str, Any]]) -> str | None:
+def _implausible(cell: CellRecord, white: list[CellRecord]) -> str | None:
     """Why a score- or label-based cell is implausibly efficient (see FLAGS), or None."""
-    median = (cell.get("queries") or {}).get("median_success")
+    median = cell.queries.median_success
     if (
-        cell.get("transfer")
-        or cell.get("knowledge") not in (Knowledge.SCORES, Knowledge.LABELS)
+        cell.is_transfer
+        or cell.knowledge not in (Knowledge.SCORES, Knowledge.LABELS)
         or median is None
         or median > IMPLAUSIBLE_QUERIES
     ):
         return None
-    beats = _masking(str(cell["threat_model"]), float(cell["eps"]), white, [cell])
+    beats = _masking(cell.threat_model, float(cell.eps), white, [cell])
     if not beats:
         return None
     return f"a median of {median:g} queries per success; {beats[0][1]}"
 
 
-def attack_flags(cells: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+def attack_flags(cells: list[CellRecord]) -> dict[str, list[tuple[str, str]]]:
     """Cell name -> the flags on the attack itself (not the defense) in one row's cells."""
     out: dict[str, list[tuple[str, str]]] = {}
     for cell in cells:
-        if cell.get("no_eot"):
+        if cell.no_eot:
             continue
         same = [
             c
             for c in cells
-            if not c.get("no_eot")
-            and c["threat_model"] == cell["threat_model"]
-            and float(c["eps"]) == float(cell["eps"])
-            and c.get("knowledge") == Knowledge.GRADIENT
+            if not c.no_eot
+            and c.threat_model == cell.threat_model
+            and float(c.eps) == float(cell.eps)
+            and c.white_box
         ]
         why = _implausible(cell, same) if same else None
         if why:
-            out[str(cell["cell"])] = [("implausible-efficiency", why)]
+            out[cell.cell] = [("implausible-efficiency", why)]
     return out
 
 
-def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
     """Rows whose weights are not the zoo's installed with the package (whatever $RB_ZOO says):
     a shipped defense computed on other weights (lost, retrained, or a swapped zoo's), and any
     row whose weights came from another zoo's files."""
@@ -174,54 +172,52 @@ def _unshipped(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
         shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
     found: dict[str, tuple[str, str]] = {}
     for cell in cells:
-        hashes = shipped.get((cell.get("defense"), cell.get("dataset"), cell.get("profile")))
-        weights = cell.get("weights_sha256")
+        hashes = shipped.get((cell.defense, cell.dataset, cell.profile))
+        weights = given(cell.weights_sha256)
         short = str(weights or "unrecorded")[:12]
         if hashes and weights not in hashes and "weights-not-shipped" not in found:
             found["weights-not-shipped"] = (
                 "weights-not-shipped",
-                f"{cell['cell']} was computed on weights {short}; the zoo installed with the "
+                f"{cell.cell} was computed on weights {short}; the zoo installed with the "
                 f"package ships {', '.join(sorted(h[:12] for h in hashes))} for this defense",
             )
-        zoo = cell.get("zoo_sha256")
+        zoo = given(cell.zoo_sha256)
         if zoo not in (None, "none") and weights not in every and "other-zoo" not in found:
             found["other-zoo"] = (
                 "other-zoo",
-                f"{cell['cell']} loaded weights {short} from the zoo with manifest "
+                f"{cell.cell} loaded weights {short} from the zoo with manifest "
                 f"{str(zoo)[:12]}, not the one installed with the package",
             )
     return list(found.values())
 
 
-def _zero_query(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _zero_query(cells: list[CellRecord]) -> list[tuple[str, str]]:
     """Cells that broke samples charged no query at all: every honest attack asks the model."""
     out = []
     for cell in cells:
-        s = cell["samples"]
-        rows = zip(s["clean_correct"], s["robust"], s["queries"], strict=True)
+        s = cell.samples
+        rows = zip(s.clean_correct, s.robust, s.queries, strict=True)
         free = sum(bool(c) and not r and q == 0 for c, r, q in rows)
         if free:
-            out.append(
-                ("zero-query-success", f"{cell['cell']} broke {free} samples with 0 queries")
-            )
+            out.append(("zero-query-success", f"{cell.cell} broke {free} samples with 0 queries"))
     return out
 
 
 def _masking(
-    tm: str, eps: float, white: list[dict[str, Any]], free: list[dict[str, Any]]
+    tm: str, eps: float, white: list[CellRecord], free: list[CellRecord]
 ) -> list[tuple[str, str]]:
     """Samples a gradient-free attack broke that no white-box attack did, against the reverse."""
-    white_robust = [robust_by_index(c) for c in white]
+    white_robust = [c.robust_by_index for c in white]
     out = []
     for cell in free:
-        robust = robust_by_index(cell)
+        robust = cell.robust_by_index
         common = set(robust).intersection(*white_robust)
         only_free = sum(not robust[i] and all(w[i] for w in white_robust) for i in common)
         only_white = sum(robust[i] and not all(w[i] for w in white_robust) for i in common)
         p = sign_test(only_free, only_free + only_white)
-        code = "transfer-beats-white-box" if cell.get("transfer") else "masking"
+        code = "transfer-beats-white-box" if cell.is_transfer else "masking"
         said = (
-            f"{tm} eps {eps:g}: {cell['cell']} broke {only_free} samples no white-box "
+            f"{tm} eps {eps:g}: {cell.cell} broke {only_free} samples no white-box "
             f"attack broke (they broke {only_white} it did not; p = {p:.2g})"
         )
         if only_free > only_white and p < LEVEL:
@@ -231,17 +227,17 @@ def _masking(
     return out
 
 
-def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _sweeps(cells: list[CellRecord]) -> list[tuple[str, str]]:
     """An attack's robust accuracy should not rise with eps beyond the paired sampling error."""
-    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_attack: dict[str, list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        if not cell.get("no_eot"):
-            by_attack[cell["attack"]].append(cell)
+        if not cell.no_eot:
+            by_attack[cell.attack].append(cell)
     out = []
     for attack, group in by_attack.items():
-        group = sorted(group, key=lambda c: float(c["eps"]))
+        group = sorted(group, key=lambda c: float(c.eps))
         for small, large in itertools.pairwise(group):
-            a, b = robust_by_index(small), robust_by_index(large)
+            a, b = small.robust_by_index, large.robust_by_index
             common = set(a) & set(b)
             rose = sum(not a[i] and b[i] for i in common)
             fell = sum(a[i] and not b[i] for i in common)
@@ -250,18 +246,18 @@ def _sweeps(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 out.append(
                     (
                         "eps-not-monotone",
-                        f"{attack}: robust at eps {large['eps']:g} on {rose} samples it broke "
-                        f"at eps {small['eps']:g} (p = {p:.2g})",
+                        f"{attack}: robust at eps {large.eps:g} on {rose} samples it broke "
+                        f"at eps {small.eps:g} (p = {p:.2g})",
                     )
                 )
     return out
 
 
-def _indicators(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _indicators(cells: list[CellRecord]) -> list[tuple[str, str]]:
     """Cells whose indicators of attack failure (protocol/indicators.py) pass their thresholds."""
     out = []
     for cell in cells:
-        values = cell["samples"].get("indicators") or {}
+        values = cell.indicator_flags
         for kind, (code, threshold) in INDICATOR_FLAGS.items():
             known = [v for v in values.get(kind, []) if v is not None]
             hits = sum(known)
@@ -270,14 +266,14 @@ def _indicators(cells: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 out.append(
                     (
                         "undecided",
-                        f"too few samples to test {code}: {cell['cell']}: {hits} of {len(known)}",
+                        f"too few samples to test {code}: {cell.cell}: {hits} of {len(known)}",
                     )
                 )
             if known and hits >= INDICATOR_MIN and hits / len(known) > threshold:
                 out.append(
                     (
                         code,
-                        f"{cell['cell']}: {hits} of {len(known)} samples ({hits / len(known):.0%})",
+                        f"{cell.cell}: {hits} of {len(known)} samples ({hits / len(known):.0%})",
                     )
                 )
     return out

@@ -17,23 +17,18 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.report import flags, verdict
 from robustbench_lite.report.columns import RANK, TM_ORDER, VERDICT, Column, Stat, order
 from robustbench_lite.stats import wilson
-from robustbench_lite.store import certificates, diagnostics
+from robustbench_lite.store import cell_record, certificates, diagnostics
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.layout import GridLayout
-from robustbench_lite.store.records import load_cells, model_identity, robust_by_index, short
+from robustbench_lite.store.records import short
 
 
-def _suffix(cell: dict[str, Any]) -> str:
-    """The part of a cell name after the attack's name (e.g. '@eps=0.1'), '' by default."""
-    return str(cell["cell"])[len(str(cell["attack"])) :]
-
-
-def worst_case(cells: list[dict[str, Any]]) -> tuple[float, int]:
+def worst_case(cells: list[CellRecord]) -> tuple[float, int]:
     """Fraction of samples (seen by every cell) that no cell broke, and how many those are."""
-    per_cell = [robust_by_index(c) for c in cells]
+    per_cell = [c.robust_by_index for c in cells]
     common = set(per_cell[0]).intersection(*per_cell[1:])
     if not common:
         return math.nan, 0
@@ -48,20 +43,20 @@ def _interval(row: dict[str, Any], column: str, n: int) -> None:
     row[parsed.of(Stat.LO).name], row[parsed.of(Stat.HI).name] = lo, hi
 
 
-def worst_groups(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def worst_groups(cells: list[CellRecord]) -> dict[str, list[CellRecord]]:
     """`worst_<threat model>[suffix]` -> the cells of one row whose per-sample minimum it is."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        groups[Column.worst(cell["threat_model"], _suffix(cell)).name].append(cell)
+        groups[Column.worst(cell.threat_model, cell.suffix).name].append(cell)
     return dict(groups)
 
 
-def rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+def rows(cells: list[CellRecord]) -> list[tuple[str, str, list[CellRecord]]]:
     """(row label, model key, cells) per model: one model per row, sorted. A defense with cells of
     two models (other hyper-parameters or seed) gets one row per model, labelled by its key."""
-    by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_model: dict[tuple[str, str], list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        by_model[cell["defense"], model_identity(cell)].append(cell)
+        by_model[cell.defense, cell.model_identity].append(cell)
     models: dict[str, int] = defaultdict(int)
     for defense, _ in by_model:
         models[defense] += 1
@@ -71,41 +66,41 @@ def rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any
     ]
 
 
-def _row(defense: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
-    cells = sorted(cells, key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]))
-    widest = max(cells, key=lambda c: c["n"])
-    row: dict[str, Any] = {"defense": defense, "n": widest["n"], "clean_acc": widest["clean_acc"]}
-    _interval(row, "clean_acc", widest["n"])
+def _row(defense: str, cells: list[CellRecord]) -> dict[str, Any]:
+    cells = sorted(cells, key=lambda c: (TM_ORDER.get(c.threat_model, 9), c.cell))
+    widest = max(cells, key=lambda c: c.n)
+    row: dict[str, Any] = {"defense": defense, "n": widest.n, "clean_acc": widest.clean_acc}
+    _interval(row, "clean_acc", widest.n)
     for cell in cells:
-        row[cell["cell"]] = cell["robust_acc"]
-        _interval(row, cell["cell"], cell["n"])
+        row[cell.cell] = cell.robust_acc
+        _interval(row, cell.cell, cell.n)
     for name, members in worst_groups(cells).items():
         row[name], seen = worst_case(members)
         _interval(row, name, seen)
-        if seen != widest["n"]:  # capped attacks: the worst case covers only what all saw
+        if seen != widest.n:  # capped attacks: the worst case covers only what all saw
             row[Column.parse(name).of(Stat.N).name] = seen
     for cell in cells:
-        column = Column.parse(cell["cell"])
-        if cell["n"] != widest["n"]:  # a capped cell (see Plugin.max_eval_samples) says so
-            row[column.of(Stat.N).name] = cell["n"]
-        if cell.get("knowledge") != Knowledge.GRADIENT:
-            row[column.of(Stat.QUERIES).name] = (cell.get("queries") or {}).get("median_success")
-        if cell.get("minimal"):
-            row[column.of(Stat.DIST).name] = cell.get("median_distance")
+        column = Column.parse(cell.cell)
+        if cell.n != widest.n:  # a capped cell (see Plugin.max_eval_samples) says so
+            row[column.of(Stat.N).name] = cell.n
+        if not cell.white_box:
+            row[column.of(Stat.QUERIES).name] = cell.queries.median_success
+        if cell.minimal:
+            row[column.of(Stat.DIST).name] = cell.median_distance
     return row
 
 
 def build(cell_dir: Path) -> pd.DataFrame:
     """The leaderboard of one dataset/profile folder: one row per defense, numbers as numbers."""
-    cells = load_cells(cell_dir)
-    column_tm = {cell["cell"]: cell["threat_model"] for cell in cells}
+    cells = cell_record.load(cell_dir)
+    column_tm = {cell.cell: cell.threat_model for cell in cells}
     layout = GridLayout(Path(cell_dir))
     certified = certificates.columns(cell_dir)
     table = []
     grouped = rows(cells)
     for label, key, group in grouped:
         row = _row(label, group)
-        defense = group[0]["defense"]
+        defense = group[0].defense
         certs = certified.get((defense, key), {})
         for column, (value, n) in certs.items():
             row[column] = value
@@ -144,10 +139,10 @@ def build(cell_dir: Path) -> pd.DataFrame:
     return frame[columns].reset_index(drop=True).astype(counts)
 
 
-def default_eps(cells: list[dict[str, Any]]) -> dict[str, float]:
+def default_eps(cells: list[CellRecord]) -> dict[str, float]:
     """Threat model -> the eps its cells without an eps override ran at (the headline's)."""
     found: dict[str, float] = {}
     for cell in cells:
-        if Column.parse(str(cell["cell"])).eps is None:
-            found.setdefault(str(cell["threat_model"]), float(cell["eps"]))
+        if Column.parse(cell.cell).eps is None:
+            found.setdefault(cell.threat_model, float(cell.eps))
     return found

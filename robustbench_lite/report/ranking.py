@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,10 @@ from robustbench_lite.protocol.registry import ATTACK_GROUP, origin
 from robustbench_lite.report.columns import TM_ORDER
 from robustbench_lite.report.flags import attack_flags
 from robustbench_lite.report.leaderboard import rows
+from robustbench_lite.store import cell_record
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import GridLayout
-from robustbench_lite.store.records import load_cells, robust_by_index
 
 #: Columns of attacks.csv, one row per (model row, threat model, attack cell).
 COLUMNS = [
@@ -47,13 +47,13 @@ COLUMNS = [
 ]
 
 
-def _distances(cell: dict[str, Any]) -> dict[int, float]:
+def _distances(cell: CellRecord) -> dict[int, float]:
     """A minimal attack's per-sample distance: 0 for a clean error (already misclassified, as
     AttackBench counts it), inf where it found nothing."""
-    s = cell["samples"]
+    s = cell.samples
     return {
         i: 0.0 if not c else (math.inf if d is None else float(d))
-        for i, c, d in zip(s["index"], s["clean_correct"], s["distance"], strict=True)
+        for i, c, d in zip(s.index, s.clean_correct, s.distance, strict=True)
     }
 
 
@@ -85,27 +85,23 @@ def optimality(mine: dict[int, float], best: dict[int, float]) -> float | None:
 INDICATORS = ("silent_success", "incomplete", "non_converging")
 
 
-def _indicator(cell: dict[str, Any], kind: str) -> float | None:
-    return (cell.get("indicators") or {}).get(kind)
-
-
 def table(cell_dir: Path) -> pd.DataFrame:
     """The attack leaderboard of one grid, one row per (model row, threat model, attack cell)."""
     records = []
     origins: dict[str, str] = {}
-    for label, _, group in rows(load_cells(cell_dir)):
+    for label, _, group in rows(cell_record.load(cell_dir)):
         flagged = attack_flags(group)
-        by_tm: dict[tuple[str, float, str], list[dict[str, Any]]] = defaultdict(list)
+        by_tm: dict[tuple[str, float, str], list[CellRecord]] = defaultdict(list)
         for cell in group:
-            if not cell.get("no_eot"):
-                suffix = str(cell["cell"])[len(str(cell["attack"])) :]
-                by_tm[cell["threat_model"], float(cell["eps"]), suffix].append(cell)
+            if not cell.no_eot:
+                by_tm[cell.threat_model, float(cell.eps), cell.suffix].append(cell)
         for (tm, eps, _), cells in sorted(by_tm.items()):
-            robust = [robust_by_index(c) for c in cells]
+            robust = [c.robust_by_index for c in cells]
             common = set(robust[0]).intersection(*robust[1:])
-            correct = {i for i, ok in zip(cells[0]["samples"]["index"], cells[0]["samples"]["clean_correct"], strict=True) if ok}  # fmt: skip
+            clean = cells[0].samples
+            correct = {i for i, ok in clean.by_index(clean.clean_correct).items() if ok}
             broken_any = {i for i in common & correct if not all(r[i] for r in robust)}
-            minimal = [c for c in cells if c.get("minimal")]
+            minimal = [c for c in cells if c.minimal]
             best: dict[int, float] = {}
             for c in minimal:
                 for i, d in _distances(c).items():
@@ -117,20 +113,18 @@ def table(cell_dir: Path) -> pd.DataFrame:
                         "defense": label,
                         "threat_model": tm,
                         "eps": eps,
-                        "attack": cell["cell"],
-                        "knowledge": cell.get("knowledge"),
+                        "attack": cell.cell,
+                        "knowledge": cell.knowledge,
                         "broken_by_any": len(broken_any),
                         "broken": broken,
                         "share": broken / len(broken_any) if broken_any else None,
-                        "median_queries": (cell.get("queries") or {}).get("median_success"),
-                        "optimality": optimality(_distances(cell), best)
-                        if cell.get("minimal")
-                        else None,
-                        **{k: _indicator(cell, k) for k in INDICATORS},
+                        "median_queries": cell.queries.median_success,
+                        "optimality": optimality(_distances(cell), best) if cell.minimal else None,
+                        **{k: cell.indicator_shares.get(k) for k in INDICATORS},
                         "origin": origins.setdefault(
-                            cell["attack"], origin(ATTACK_GROUP, cell["attack"])
+                            cell.attack, origin(ATTACK_GROUP, cell.attack)
                         ),
-                        "flags": ";".join(code for code, _ in flagged.get(cell["cell"], [])),
+                        "flags": ";".join(code for code, _ in flagged.get(cell.cell, [])),
                     }
                 )
     return pd.DataFrame(records, columns=COLUMNS)

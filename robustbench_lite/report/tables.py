@@ -17,9 +17,10 @@ from robustbench_lite.report import flags
 from robustbench_lite.report.columns import FLAGS, RANK, VERDICT, Column, Kind, Stat, titles
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.report.verdict import RULE, headline_columns
+from robustbench_lite.store import cell_record
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.files import atomic_write_text
 from robustbench_lite.store.layout import NO_EOT, GridLayout
-from robustbench_lite.store.records import load_cells
 
 #: `@budget=N` / `@<key>=<value>` in a cell name: run with other settings than the profile's.
 _OVERRIDE = re.compile(r"@(?!eps=)[A-Za-z0-9_.-]+=")
@@ -115,8 +116,8 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
     text = Path(readme).read_text()
     if README_START not in text or README_END not in text:
         raise RBError(f"{readme} has no {README_START} ... {README_END} block")
-    cells = load_cells(cell_dir)
-    seconds = sum(c.get("wall_time_s", 0.0) for c in cells)
+    cells = cell_record.load(cell_dir)
+    seconds = sum(c.wall_time_s for c in cells)
     # The verdict only: rank, clean accuracy, the headline worst cases and certificates with
     # their intervals, flags (and the verdict's words, as notes); every attack cell, sweep and
     # median is in leaderboard.md beside the cells.
@@ -142,12 +143,12 @@ def update_readme(readme: Path, frame: pd.DataFrame, cell_dir: Path) -> None:
     atomic_write_text(Path(readme), head + block + rest.split(README_END, 1)[1])
 
 
-def _schemas(cells: list[dict[str, Any]]) -> str:
+def _schemas(cells: list[CellRecord]) -> str:
     """A sentence naming the rows made under the newest result schema, when rows differ."""
-    newest = max((int(c.get("schema", 1)) for c in cells), default=1)
+    newest = max((c.schema for c in cells), default=1)
     rows_at: dict[str, set[int]] = defaultdict(set)
     for label, _, group in rows(cells):
-        rows_at[label] |= {int(c.get("schema", 1)) for c in group}
+        rows_at[label] |= {c.schema for c in group}
     current = sorted(label for label, found in rows_at.items() if found == {newest})
     if len(current) == len(rows_at):
         return ""

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.report.columns import TM_ORDER, Column, Kind, Stat
+from robustbench_lite.store.cell_record import CellRecord
 
 #: Rows on fewer test samples are listed, not ranked: their interval spans too much to order.
 MIN_RANKED_N = 100
@@ -59,18 +59,18 @@ def _eps_only(column: Column) -> bool:
     return all(p.startswith("eps=") for p in column.overrides.split("@")[1:])
 
 
-def _missing(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+def _missing(cells: Sequence[CellRecord]) -> list[str]:
     """What each threat model and eps of a row lacks, in words."""
-    by_tm: dict[tuple[str, float], list[Mapping[str, Any]]] = {}
+    by_tm: dict[tuple[str, float], list[CellRecord]] = {}
     for cell in cells:
-        if not cell.get("no_eot") and _eps_only(Column.parse(str(cell["cell"]))):
-            by_tm.setdefault((str(cell["threat_model"]), float(cell["eps"])), []).append(cell)
+        if not cell.no_eot and _eps_only(Column.parse(cell.cell)):
+            by_tm.setdefault((cell.threat_model, float(cell.eps)), []).append(cell)
     out = []
     for tm, eps in sorted(by_tm, key=lambda k: (TM_ORDER.get(k[0], 9), k[1])):
         group, at = by_tm[tm, eps], f"{tm} (eps {eps:g})"
-        own = [c for c in group if not c.get("transfer")]
-        white = [c for c in own if c.get("knowledge") == Knowledge.GRADIENT]
-        free = [c for c in own if c.get("knowledge") != Knowledge.GRADIENT]
+        own = [c for c in group if not c.is_transfer]
+        white = [c for c in own if c.white_box]
+        free = [c for c in own if not c.white_box]
         if not own:
             out.append(f"upper bound: {at} by transfer only")
         elif tm != TM.SPATIAL and not free:
@@ -82,9 +82,7 @@ def _missing(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def reasons(
-    row: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]
-) -> tuple[list[str], list[str]]:
+def reasons(row: Mapping[str, Any], cells: Sequence[CellRecord]) -> tuple[list[str], list[str]]:
     """Why a row is incomplete, and why else it is not ranked (both empty: it is ranked)."""
     incomplete = _missing(cells)
     codes = [c for c in str(row.get("flags") or "").split(";") if c]
@@ -112,7 +110,7 @@ def main_column(columns: Sequence[str]) -> str | None:
 
 
 def standings(
-    rows: Sequence[Mapping[str, Any]], cells_of: Mapping[str, Sequence[Mapping[str, Any]]]
+    rows: Sequence[Mapping[str, Any]], cells_of: Mapping[str, Sequence[CellRecord]]
 ) -> dict[str, Standing]:
     """Row label -> its standing; ranks 1.. over the ranked rows."""
     main = main_column(list(rows[0])) if rows else None

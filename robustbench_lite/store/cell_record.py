@@ -6,24 +6,31 @@ Frozen dataclasses rather than pydantic: the record is plain data the suite writ
 checks are the store's own (`cell_problem`), and the package keeps no validation framework
 between a file and its numbers. A field that older files lack is `ABSENT` (not written), which
 is not JSON null (written as null): so every committed file reads and writes back unchanged.
-Adding a field to the record is one line in `CellRecord` (and its place in `ORDER`)."""
+Adding a field to the record is one line in `CellRecord` (its place there is its place in the
+file); the store returns these records everywhere (`read`, `load`) and the report reads their
+attributes, so nothing else changes. `source`, where a record was read from, is not in the file."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.evaluate import CellArrays
 from robustbench_lite.store.files import seal, tampering, write_json
 from robustbench_lite.store.layout import GridLayout, is_cell
-from robustbench_lite.store.records import REQUIRED, cell_problem, cell_record, owned
+from robustbench_lite.store.records import REQUIRED, cell_problem, cell_record, identity, owned
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _Absent:
@@ -43,6 +50,11 @@ class _Absent:
 
 
 ABSENT: Final = _Absent()
+
+
+def given(value: T | _Absent) -> T | None:
+    """A field's value, None where the file does not have it."""
+    return None if isinstance(value, _Absent) else value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +82,10 @@ class Samples:
     extras: dict[str, list[Any]]
     indicators: dict[str, list[bool | None]] | _Absent = ABSENT
     outside: list[int] | _Absent = ABSENT
+
+    def by_index(self, flags: list[bool]) -> dict[int, bool]:
+        """Per-sample flags (`robust`, `clean_correct`) by sample index."""
+        return dict(zip(self.index, flags, strict=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,22 +132,68 @@ class CellRecord:
     max_eval_samples: int | None
     data_sha256: str | _Absent = ABSENT
     content_hash: str | _Absent = ABSENT
+    # where it was read from (None for a new record): not part of the file
+    source: Path | None = field(default=None, compare=False, metadata={"json": False})
+
+    @property
+    def suffix(self) -> str:
+        """The cell name after the attack's name ('@eps=0.1', '@budget=100'; '' by default)."""
+        return self.cell[len(self.attack) :]
+
+    @property
+    def model_identity(self) -> str:
+        """`<model key>:<weights SHA-256>`: the model the cell was computed on (records.identity)."""
+        return identity(self.config, given(self.weights_sha256))
+
+    @property
+    def robust_by_index(self) -> dict[int, bool]:
+        """The per-sample robust flags by sample index."""
+        return self.samples.by_index(self.samples.robust)
+
+    @property
+    def clean_by_index(self) -> dict[int, bool]:
+        """The per-sample clean-correct flags by sample index."""
+        return self.samples.by_index(self.samples.clean_correct)
+
+    @property
+    def white_box(self) -> bool:
+        """Whether the attack took gradients (else it queried scores or labels)."""
+        return self.knowledge == Knowledge.GRADIENT
+
+    @property
+    def is_transfer(self) -> bool:
+        """Whether the attack crafted its examples on a surrogate (files before it: no)."""
+        return bool(given(self.transfer))
+
+    @property
+    def indicator_shares(self) -> dict[str, float | None]:
+        """Indicator of failure -> share of samples ({} in files older than indicators)."""
+        return given(self.indicators) or {}
+
+    @property
+    def indicator_flags(self) -> dict[str, list[bool | None]]:
+        """Indicator of failure -> per-sample flags ({} in files older than indicators)."""
+        return given(self.samples.indicators) or {}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any], where: str | Path = "a cell record") -> CellRecord:
-        """A record from the JSON the store wrote, verified (hashes, arrays, aggregates)."""
+    def from_json(
+        cls, raw: Mapping[str, Any], where: str | Path = "a cell record", source: Path | None = None
+    ) -> CellRecord:
+        """A record from the JSON the store wrote, verified (hashes, arrays, aggregates); a file
+        (`source`) must be sealed, a record being built need not be yet."""
         record = dict(raw)
-        problem = tampering(record, REQUIRED) if "content_hash" in record else None
+        sealed = source is not None or "content_hash" in record
+        problem = tampering(record, REQUIRED) if sealed else None
         problem = problem or cell_problem(record)
         unknown = sorted(set(record) - set(ORDER))
         if problem or unknown:
             why = problem or f"it has fields no cell record has: {', '.join(unknown)}"
-            raise RBError(f"refusing result file {where}: {why}")
+            raise RBError(f"refusing result file {where}: {why}; delete it and rerun")
         values = dict(record)
         values["queries"] = QueryStats(**record["queries"])
         values["samples"] = Samples(**record["samples"])
         try:
-            return cls(**values)
+            return cls(**values, source=source)
         except TypeError as exc:  # a required field missing
             raise RBError(f"refusing result file {where}: {exc}") from None
 
@@ -148,8 +210,12 @@ class CellRecord:
         return out
 
 
-#: The order of a cell file's fields (the dataclass's).
-ORDER: Final = tuple(f.name for f in dataclasses.fields(CellRecord))
+def _in_file(f: dataclasses.Field[Any]) -> bool:
+    return bool(f.metadata.get("json", True))
+
+
+#: The order of a cell file's fields (the dataclass's, less those not in the file).
+ORDER: Final = tuple(f.name for f in dataclasses.fields(CellRecord) if _in_file(f))
 
 
 def build(
@@ -180,13 +246,22 @@ def read(path: Path) -> CellRecord:
         raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
     if not isinstance(raw, dict):
         raise RBError(f"refusing result file {path}: not a JSON object; delete it and rerun")
-    return CellRecord.from_json(raw, path)
+    return CellRecord.from_json(raw, path, source=Path(path))
 
 
 def load(cell_dir: Path) -> list[CellRecord]:
-    """Every cell file the store wrote under `cell_dir` (one folder per defense), typed."""
-    layout = GridLayout(Path(cell_dir))
-    return [read(p) for p in layout.records() if is_cell(p) and owned(p)]
+    """Every cell file `<defense>/<cell>.json` under `cell_dir`, verified and typed: the one
+    loader of a grid. Certificates (certificates.py) are read apart; files the store did not
+    write are skipped with a warning."""
+    cells = []
+    for path in GridLayout(Path(cell_dir)).records():
+        if not is_cell(path):
+            continue
+        if not owned(path):
+            log.warning("%s is not a result file rb wrote: ignored", path)
+            continue
+        cells.append(read(path))
+    return cells
 
 
 def json_schema() -> dict[str, Any]:
@@ -211,7 +286,7 @@ def json_schema() -> dict[str, Any]:
 
     def _object(cls: Any) -> dict[str, Any]:
         hints = typing.get_type_hints(cls)
-        fields = dataclasses.fields(cls)
+        fields = [f for f in dataclasses.fields(cls) if _in_file(f)]
         return {
             "type": "object",
             "properties": {f.name: of(hints[f.name]) for f in fields},

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import logging
 import math
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import numpy as np
 import torch
 
-from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import CellArrays
 from robustbench_lite.protocol.indicators import shares
-from robustbench_lite.store.files import config_hash, tampering
-from robustbench_lite.store.layout import GridLayout, is_cell
-
-log = logging.getLogger(__name__)
+from robustbench_lite.store.files import config_hash
 
 #: What every cell record holds (beside its config and hashes).
 REQUIRED = ("defense", "attack", "cell", "threat_model", "clean_acc", "robust_acc", "samples")
@@ -228,21 +223,6 @@ def _stat(values: torch.Tensor, how: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def read_cell(path: Path) -> dict[str, Any]:
-    """One result file, verified: its hashes, and its aggregates against its own per-sample
-    arrays; a corrupt, edited or self-contradicting one is an RBError naming it."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise RBError(f"corrupt result file {path} ({exc}); delete it and rerun") from None
-    problem = tampering(record, REQUIRED) if isinstance(record, dict) else "not a JSON object"
-    if problem is None:
-        problem = cell_problem(record)
-    if problem:
-        raise RBError(f"refusing result file {path}: {problem}; delete it and rerun")
-    return record
-
-
 def owned(path: Path) -> bool:
     """Whether a `.json` file beside the cells is one the store wrote (a sealed JSON object);
     anything else (a user's notes) is not read as a result, nor overwritten or removed."""
@@ -253,35 +233,17 @@ def owned(path: Path) -> bool:
     return isinstance(record, dict) and "content_hash" in record
 
 
-def load_cells(cell_dir: Path) -> list[dict[str, Any]]:
-    """Every attack result file `<defense>/<cell>.json` under `cell_dir`, each verified;
-    `_path` says where it was read from. Certificates (certificates.py) are read apart; files the
-    store did not write are skipped with a warning."""
-    cells = []
-    for path in GridLayout(Path(cell_dir)).records():
-        if not is_cell(path):
-            continue
-        if not owned(path):
-            log.warning("%s is not a result file rb wrote: ignored", path)
-            continue
-        cells.append({**read_cell(path), "_path": str(path)})
-    return cells
+def identity(config: Mapping[str, Any] | None, weights: str | None) -> str:
+    """`<model key>:<weights SHA-256>` of a record ('' parts in files that predate them)."""
+    return f"{(config or {}).get('model_key', '')!s}:{weights or ''}"
 
 
-def model_identity(record: dict[str, Any]) -> str:
-    """`<model key>:<weights SHA-256>` of a cell, certificate or diagnostics record ('' parts in
-    files that predate them)."""
-    key = str((record.get("config") or {}).get("model_key", ""))
-    return f"{key}:{record.get('weights_sha256') or ''}"
+def model_identity(record: Mapping[str, Any]) -> str:
+    """The `identity` of a certificate or diagnostics record (a cell's: CellRecord)."""
+    return identity(record.get("config"), record.get("weights_sha256"))
 
 
-def short(identity: str) -> str:
+def short(model: str) -> str:
     """A row label's suffix: the weights' hash where known, else the model key (8 characters)."""
-    key, _, weights = identity.partition(":")
+    key, _, weights = model.partition(":")
     return (weights or key)[:8]
-
-
-def robust_by_index(cell: dict[str, Any]) -> dict[int, bool]:
-    """A cell's per-sample robust flags by sample index."""
-    samples = cell["samples"]
-    return dict(zip(samples["index"], samples["robust"], strict=True))

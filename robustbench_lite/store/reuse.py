@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.store import cell_record
+from robustbench_lite.store.cell_record import given
 from robustbench_lite.store.files import tampering
-from robustbench_lite.store.records import owned, read_cell
+from robustbench_lite.store.records import owned
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +27,34 @@ class DataKey:
     sha256: str
     pinned: bool
 
-    def matches(self, record: dict[str, Any]) -> bool:
-        stored = record.get("data_sha256")
+    def matches(self, stored: str | None) -> bool:
+        """Whether a record's `data_sha256` (None where it has none) is of this data."""
         return self.pinned if stored is None else stored == self.sha256
 
 
-def stale(
-    record: dict[str, Any], digest: str, weights: str | None, data: DataKey | None
-) -> str | None:
+@dataclass(frozen=True)
+class Made:
+    """What a stored record says it was made from: config hash, weights and data hashes."""
+
+    config_hash: str | None
+    weights_sha256: str | None
+    data_sha256: str | None
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Made:
+        """Of a certificate or diagnostics record (JSON)."""
+        get = record.get
+        return cls(get("config_hash"), get("weights_sha256"), get("data_sha256"))
+
+
+def stale(made: Made, digest: str, weights: str | None, data: DataKey | None) -> str | None:
     """Why a verified record may not be reused (another config, other weights when `weights`
     is known, other data when `data` is given), or None: the one rule every reuse applies."""
-    if record.get("config_hash") != digest:
+    if made.config_hash != digest:
         return "made under another config"
-    if weights is not None and record.get("weights_sha256") != weights:
+    if weights is not None and made.weights_sha256 != weights:
         return "made on other weights"
-    if data is not None and not data.matches(record):
+    if data is not None and not data.matches(made.data_sha256):
         return "made on other data"
     return None
 
@@ -55,7 +70,7 @@ def is_current(
         return False
     if not (isinstance(record, dict) and tampering(record) is None):
         return False
-    return stale(record, digest, weights, data) is None
+    return stale(Made.of(record), digest, weights, data) is None
 
 
 def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey) -> bool:
@@ -69,11 +84,12 @@ def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey)
             f"{path} is not a result file rb wrote: move it away so the cell can be written"
         )
     try:
-        stored = read_cell(path)
+        stored = cell_record.read(path)
     except RBError as exc:
         log.warning("%s: recomputing it", exc)
         return False
-    why = stale(stored, digest, weights, data)
+    made = Made(stored.config_hash, given(stored.weights_sha256), given(stored.data_sha256))
+    why = stale(made, digest, weights, data)
     if why is not None and why != "made under another config":
         log.info("%s: %s; recomputing it", path, why)
     return why is None

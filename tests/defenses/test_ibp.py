@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,9 +16,9 @@ from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import attack_class, defense_class, instantiate
 from robustbench_lite.report.invariants import unsound_certificates
 from robustbench_lite.running.grid.runner import Runner
-from robustbench_lite.store import certificates
+from robustbench_lite.store import cell_record, certificates
 from robustbench_lite.store.files import config_hash, seal
-from robustbench_lite.store.records import load_cells
+from tests._helpers.records import fake_cell
 
 TOL = 1e-4
 
@@ -97,7 +98,7 @@ def test_certificates_are_sound_and_below_pgd(quick_runner: Runner) -> None:
     robust = torch.tensor(pgd["samples"]["robust"])
     correct = torch.tensor(pgd["samples"]["clean_correct"])
     assert not bool((flags & ~robust).any()), "a certified sample was broken by PGD"
-    assert unsound_certificates(cell_dir, load_cells(cell_dir)) == []
+    assert unsound_certificates(cell_dir, cell_record.load(cell_dir)) == []
     assert cert["certified_acc"] <= pgd["robust_acc"] <= pgd["clean_acc"]
     assert cert["samples"]["clean_correct"] == correct.tolist()
     # A trained model, not a constant one, and a certificate that certifies something.
@@ -122,11 +123,11 @@ def test_violations_are_reported(tmp_path) -> None:
     sealed = seal(cert)
     (tmp_path / "d" / "certified.json").write_text(json.dumps(sealed))
     cell = {"defense": "d", "cell": "pgd", "threat_model": "linf", "eps": 0.3}
-    broken = {**cell, "samples": {"index": [0, 1], "robust": [False, False]}}
-    held = {**cell, "samples": {"index": [0, 1], "robust": [True, False]}}
+    broken = fake_cell({"robust": [False, False]}, **cell)
+    held = fake_cell({"robust": [True, False]}, **cell)
     assert unsound_certificates(tmp_path, [broken]) == ["d x pgd: certified but broken [0]"]
     assert unsound_certificates(tmp_path, [held]) == []
-    assert unsound_certificates(tmp_path, [{**broken, "eps": 0.1}]) == []
+    assert unsound_certificates(tmp_path, [replace(broken, eps=0.1)]) == []
     sealed["certified"] = [True, True]  # a hand edit is refused, not believed
     (tmp_path / "d" / "certified.json").write_text(json.dumps(sealed))
     with pytest.raises(RBError, match="refusing certificate"):

@@ -65,10 +65,10 @@ def test_a_registered_dataset_is_pinned_and_a_users_data_never(mnist_test: Datas
     assert key.pinned and key.sha256 == mnist_test.sha256()
     own = TensorSource("mnist-5k", (mnist_test.x, mnist_test.y))  # a registered name, user data
     assert not data_key(own).pinned and data_key(own).sha256 == key.sha256
-    old = {"config_hash": "c"}  # a record older than the field
+    old = None  # the data_sha256 of a record older than the field
     assert key.matches(old) and not data_key(own).matches(old)
-    assert key.matches({"data_sha256": key.sha256})
-    assert not key.matches({"data_sha256": "0" * 64})
+    assert key.matches(key.sha256)
+    assert not key.matches("0" * 64)
 
 
 def test_in_memory_tensors_with_changed_labels_are_recomputed(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.report import ranking
 from robustbench_lite.report.flags import evidence, row_flags
 from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.store import cell_record
 from robustbench_lite.store.models import ModelCache
-from robustbench_lite.store.records import load_cells
 from robustbench_lite.store.zoo import MANIFEST, ZOO, Zoo, ZooEntry
 from tests._helpers import doubles, third_party
+from tests._helpers.records import fake_cell
 from tests.protocol.hostile_cells import small_runner
 
 
@@ -102,25 +103,25 @@ def test_a_swapped_zoo_is_flagged_whatever_rb_zoo_says(
     small_runner(tmp_path / "forged", rb_home, n=20).run(["pgd"], ["pgd-at"])
     monkeypatch.delenv("RB_ZOO")
     small_runner(tmp_path / "honest", rb_home, n=20).run(["pgd"], ["pgd-at"])
-    forged_cells = load_cells(tmp_path / "forged" / "mnist-5k" / "quick")
-    honest_cells = load_cells(tmp_path / "honest" / "mnist-5k" / "quick")
+    forged_cells = cell_record.load(tmp_path / "forged" / "mnist-5k" / "quick")
+    honest_cells = cell_record.load(tmp_path / "honest" / "mnist-5k" / "quick")
     manifest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
-    assert forged_cells[0]["zoo_sha256"] == manifest
-    assert forged_cells[0]["weights_sha256"] == swap.sha256
+    assert forged_cells[0].zoo_sha256 == manifest
+    assert forged_cells[0].weights_sha256 == swap.sha256
     shipped = hashlib.sha256((ZOO / MANIFEST).read_bytes()).hexdigest()
-    assert honest_cells[0]["zoo_sha256"] == shipped
+    assert honest_cells[0].zoo_sha256 == shipped
     assert "weights-not-shipped" in row_flags(forged_cells, {"flags": {}})
     assert "weights-not-shipped" not in row_flags(honest_cells, {"flags": {}})
 
 
 def test_weights_from_another_zoo_are_flagged_on_any_dataset() -> None:
-    cell = {"cell": "pgd", "defense": "mine", "dataset": "my-data", "profile": "quick",
-            "weights_sha256": "f" * 64, "zoo_sha256": "e" * 64}  # fmt: skip
+    cell = fake_cell(cell="pgd", defense="mine", dataset="my-data", profile="quick",
+                     weights_sha256="f" * 64, zoo_sha256="e" * 64)  # fmt: skip
     from robustbench_lite.report.flags import _unshipped
 
     assert [code for code, _ in _unshipped([cell])] == ["other-zoo"]
-    assert _unshipped([{**cell, "zoo_sha256": "none"}]) == []
-    assert _unshipped([{**cell, "weights_sha256": _shipped("none").sha256}]) == []
+    assert _unshipped([replace(cell, zoo_sha256="none")]) == []
+    assert _unshipped([replace(cell, weights_sha256=_shipped("none").sha256)]) == []
 
 
 # -- indicators from in-ball queries only ----------------------------------------------------------
@@ -137,22 +138,22 @@ def laundered(tmp_path_factory: pytest.TempPathFactory, rb_home: Path) -> dict[s
         })  # fmt: skip
         small_runner(root, rb_home, n=60).run(["broken-tiny", "launder-tiny", "launder-still"],
                                               ["none"])  # fmt: skip
-    return {c["attack"]: c for c in load_cells(root / "mnist-5k" / "quick")}
+    return {c.attack: c for c in cell_record.load(root / "mnist-5k" / "quick")}
 
 
 def test_one_query_outside_the_ball_does_not_launder_incomplete(laundered: dict) -> None:
     plain, dirty = laundered["broken-tiny"], laundered["launder-tiny"]
-    assert abs(dirty["robust_acc"] - plain["robust_acc"]) < 0.1  # other random starts
-    assert plain["indicators"]["incomplete"] > 0.9
-    assert dirty["indicators"]["incomplete"] > 0.9  # was 0.0 when the 1 - x query counted
-    assert plain["out_of_ball"] == 0.0
-    assert dirty["out_of_ball"] == pytest.approx(1 / 21)  # one of 21 queries per sample
+    assert abs(dirty.robust_acc - plain.robust_acc) < 0.1  # other random starts
+    assert plain.indicator_shares["incomplete"] > 0.9
+    assert dirty.indicator_shares["incomplete"] > 0.9  # was 0.0 when the 1 - x query counted
+    assert plain.out_of_ball == 0.0
+    assert dirty.out_of_ball == pytest.approx(1 / 21)  # one of 21 queries per sample
 
 
 def test_one_query_outside_the_ball_does_not_launder_non_converging(laundered: dict) -> None:
     still = laundered["launder-still"]
-    assert still["indicators"]["non_converging"] == 1.0
-    assert still["out_of_ball"] == pytest.approx(1 / 11)
+    assert still.indicator_shares["non_converging"] == 1.0
+    assert still.out_of_ball == pytest.approx(1 / 11)
     assert "non-converging" in row_flags([still], {"flags": {}})
 
 
@@ -171,9 +172,9 @@ def test_a_labels_attack_reading_the_zoo_is_flagged_and_ranked_apart(
                     cache=ModelCache(rb_home))  # fmt: skip
     runner.run(["broken-first", "stolen-weights", "nes"], ["none"])
     grid = tmp_path / "mnist-5k" / "quick"
-    cells = load_cells(grid)
-    stolen = next(c for c in cells if c["attack"] == "stolen-weights")
-    assert stolen["queries"]["median_success"] == 1 and stolen["robust_acc"] < 0.1
+    cells = cell_record.load(grid)
+    stolen = next(c for c in cells if c.attack == "stolen-weights")
+    assert stolen.queries.median_success == 1 and stolen.robust_acc < 0.1
     masking = [d for code, d in evidence(cells, {"flags": {}}) if code == "masking"]
     assert masking and not any("stolen-weights" in d for d in masking)  # nes's stays
     frame = ranking.table(grid).set_index("attack")

@@ -12,8 +12,10 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.report.flags import evidence
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.stats import wilson
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.models import ModelCache
 from tests._helpers import doubles
+from tests._helpers.records import fake_cell
 
 
 @pytest.fixture
@@ -74,14 +76,9 @@ def test_every_accuracy_carries_its_wilson_interval(tmp_path: Path, rb_home: Pat
     assert wilson(20, 20)[1] == 1.0 and wilson(10, 20) == pytest.approx((0.2993, 0.7007), abs=1e-4)
 
 
-def _cell(name: str, knowledge: str, robust: list[bool]) -> dict[str, Any]:
-    n = len(robust)
-    return {
-        "cell": name, "attack": name, "threat_model": "linf", "eps": 0.3,
-        "knowledge": knowledge, "queries": {"median_success": 50},
-        "samples": {"index": list(range(n)), "clean_correct": [True] * n, "robust": robust,
-                    "queries": [50] * n, "indicators": {}},
-    }  # fmt: skip
+def _cell(name: str, knowledge: str, robust: list[bool]) -> CellRecord:
+    samples = {"robust": robust, "queries": [50] * len(robust), "indicators": {}}
+    return fake_cell(samples, cell=name, knowledge=knowledge, median_success=50)
 
 
 def test_a_sign_test_too_small_to_decide_says_so() -> None:

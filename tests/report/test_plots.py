@@ -5,23 +5,18 @@ from __future__ import annotations
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from robustbench_lite.report import plots
+from robustbench_lite.store.cell_record import CellRecord
+from tests._helpers.records import fake_cell
 
 STANDARD = Path(__file__).resolve().parents[2] / "results" / "mnist-5k" / "standard"
 
 
-def _minimal(index: list[int], distance: list[float | None]) -> dict[str, Any]:
-    return {
-        "samples": {
-            "index": index,
-            "clean_correct": [True] * len(index),
-            "distance": distance,
-        }
-    }
+def _minimal(index: list[int], distance: list[float | None]) -> CellRecord:
+    return fake_cell({"index": index, "distance": distance})
 
 
 def test_minimal_curve_takes_the_smallest_distance_per_sample() -> None:

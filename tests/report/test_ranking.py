@@ -13,8 +13,8 @@ from robustbench_lite.cli.main import main
 from robustbench_lite.report import ranking
 from robustbench_lite.report.flags import evidence
 from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.store import cell_record
 from robustbench_lite.store.models import ModelCache
-from robustbench_lite.store.records import load_cells
 from tests._helpers import doubles
 
 BROKEN = {
@@ -38,7 +38,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory, rb_home: Path) -> Path:
 
 
 def _flags_of(cell_dir: Path, name: str) -> set[str]:
-    cell = next(c for c in load_cells(cell_dir) if c["attack"] == name)
+    cell = next(c for c in cell_record.load(cell_dir) if c.attack == name)
     return {code for code, _ in evidence([cell], {"flags": {}})}
 
 

@@ -28,10 +28,10 @@ from robustbench_lite.report.site.attacks import attacks_page
 from robustbench_lite.report.site.defense import defense_page
 from robustbench_lite.report.site.grid import Grid, relative, shown_path
 from robustbench_lite.report.site.index import index_page
-from robustbench_lite.store import certificates, diagnostics
+from robustbench_lite.store import cell_record, certificates, diagnostics
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.files import atomic_write_text, write_json
 from robustbench_lite.store.layout import GridLayout, is_certificate
-from robustbench_lite.store.records import load_cells
 from robustbench_lite.store.zoo import ZOO, Zoo
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,12 @@ def load_grid(folder: Path, results: Path) -> Grid:
     """A grid's leaderboard, cells, certificates, flags with evidence and attack leaderboard
     (each file verified)."""
     rel = _rel(folder, results)
-    cells = load_cells(folder)
+    cells = cell_record.load(folder)
     layout = GridLayout(folder)
     certified = certificates.columns(folder)
     found = {
-        label: evidence(group, diagnostics.of_model(layout.diagnostics(group[0]["defense"]), key))
-        + certificate_evidence(certified.get((group[0]["defense"], key), {}))
+        label: evidence(group, diagnostics.of_model(layout.diagnostics(group[0].defense), key))
+        + certificate_evidence(certified.get((group[0].defense, key), {}))
         for label, key, group in rows(cells)
     }
     attacks = ranking.table(folder)
@@ -94,7 +94,7 @@ def load_grid(folder: Path, results: Path) -> Grid:
     )
 
 
-def _figures(cells: list[dict[str, Any]], folder: Path) -> list[tuple[Path, str]]:
+def _figures(cells: list[CellRecord], folder: Path) -> list[tuple[Path, str]]:
     """The defense's plots, drawn into `folder`; (path, caption)."""
     made = [
         (plots.eps_sweep(cells, folder / "eps_sweep.png"), "robust accuracy against eps"),

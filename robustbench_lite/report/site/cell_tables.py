@@ -3,16 +3,18 @@ certificates and every file's provenance."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from robustbench_lite.report.columns import Column, Stat
 from robustbench_lite.report.format import is_missing
 from robustbench_lite.report.site.html import esc, table, value_cell
+from robustbench_lite.store.cell_record import CellRecord, given
 
 INDICATORS = ("silent_success", "incomplete", "non_converging")
 
 
-def cells_table(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+def cells_table(cells: list[CellRecord], row: dict[str, Any]) -> str:
     columns = [
         ("cell", "attack cell"),
         ("threat model", ""),
@@ -35,33 +37,30 @@ def cells_table(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
     ]
     rows = []
     for c in cells:
-        q = c.get("queries") or {}
-        name = c["cell"]
+        q = c.queries
+        name = c.cell
         interval = ""
         lo, hi = (row.get(Column.parse(name).of(s).name) for s in (Stat.LO, Stat.HI))
         if not is_missing(lo) and not is_missing(hi):
             interval = f'<span class="ci" title="95% Wilson interval">[{lo:.3f}, {hi:.3f}]</span>'
-        values = [
-            ("n", c.get("n")),
-            ("clean_acc", c.get("clean_acc")),
-        ]
+        values = [("n", c.n), ("clean_acc", c.clean_acc)]
         tail = [
-            ("success_rate", c.get("success_rate")),
-            ("q_median_queries", q.get("median_success")),
-            ("q_mean_queries", q.get("mean")),
-            ("q_max_queries", q.get("max")),
-            ("median_dist", c.get("median_distance")),
-            ("budget_queries", c.get("budget")),
-            ("eot_n", c.get("eot_draws")),
-            ("wall_time", c.get("wall_time_s")),
-            *((k, (c.get("indicators") or {}).get(k)) for k in INDICATORS),
+            ("success_rate", c.success_rate),
+            ("q_median_queries", q.median_success),
+            ("q_mean_queries", q.mean),
+            ("q_max_queries", q.max),
+            ("median_dist", c.median_distance),
+            ("budget_queries", c.budget),
+            ("eot_n", c.eot_draws),
+            ("wall_time", c.wall_time_s),
+            *((k, c.indicator_shares.get(k)) for k in INDICATORS),
         ]
         rows.append(
-            f'<tr data-cell="{esc(name)}"><td>{esc(name)}</td><td class="left">{esc(c["threat_model"])}</td>'
-            + value_cell("eps", c.get("eps"))
-            + f'<td class="left">{esc(c.get("knowledge", ""))}</td>'
+            f'<tr data-cell="{esc(name)}"><td>{esc(name)}</td><td class="left">{esc(c.threat_model)}</td>'
+            + value_cell("eps", c.eps)
+            + f'<td class="left">{esc(c.knowledge)}</td>'
             + "".join(value_cell(k, v) for k, v in values)
-            + value_cell("robust_acc", c["robust_acc"], extra=interval)
+            + value_cell("robust_acc", c.robust_acc, extra=interval)
             + "".join(value_cell(k, v) for k, v in tail)
             + "</tr>\n"
         )
@@ -81,18 +80,45 @@ def certificates_table(certs: list[dict[str, Any]]) -> str:
     return table(headers, rows, css=["certificates"])
 
 
-def provenance_table(records: list[dict[str, Any]]) -> str:
+class Provenance(NamedTuple):
+    """What a provenance line shows of one file (a cell or a certificate)."""
+
+    name: str
+    seed: Any
+    attack: Mapping[str, Any]  # the attack's hyper-parameters ({} for a certificate)
+    versions: Mapping[str, Any]
+    config_hash: str
+    content_hash: str
+
+    @classmethod
+    def of_cell(cls, c: CellRecord) -> Provenance:
+        attack = (c.config.get("attack") or {}).get("config", {})
+        return cls(c.cell, c.seed, attack, c.versions, c.config_hash, given(c.content_hash) or "")
+
+    @classmethod
+    def of_certificate(cls, r: Mapping[str, Any]) -> Provenance:
+        attack = (r["config"].get("attack") or {}).get("config", {})
+        return cls(
+            r.get("cell") or r.get("column", ""),
+            r.get("seed"),
+            attack,
+            r.get("versions") or {},
+            r.get("config_hash", ""),
+            r.get("content_hash", ""),
+        )
+
+
+def provenance_table(records: list[Provenance]) -> str:
     rows = []
     for r in records:
-        name = r.get("cell") or r.get("column", "")
-        attack = (r["config"].get("attack") or {}).get("config", {})
-        versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
+        versions = ", ".join(f"{k} {v}" for k, v in r.versions.items())
+        attack = ", ".join(f"{k}={v}" for k, v in sorted(r.attack.items()))
         rows.append(
-            f"<tr><td>{esc(name)}</td><td>{esc(r.get('seed'))}</td>"
-            f'<td class="text">{esc(", ".join(f"{k}={v}" for k, v in sorted(attack.items())))}</td>'
+            f"<tr><td>{esc(r.name)}</td><td>{esc(r.seed)}</td>"
+            f'<td class="text">{esc(attack)}</td>'
             f'<td class="text">{esc(versions)}</td>'
-            f'<td class="text"><code>{esc(r.get("config_hash", ""))}</code></td>'
-            f'<td class="text"><code>{esc(r.get("content_hash", ""))}</code></td></tr>\n'
+            f'<td class="text"><code>{esc(r.config_hash)}</code></td>'
+            f'<td class="text"><code>{esc(r.content_hash)}</code></td></tr>\n'
         )
     headers = [
         ("cell", ""),

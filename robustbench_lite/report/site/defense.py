@@ -21,25 +21,24 @@ from robustbench_lite.report.flags import FLAGS as FLAG_MEANINGS
 from robustbench_lite.report.format import interval_text, is_missing
 from robustbench_lite.report.leaderboard import worst_groups
 from robustbench_lite.report.site.cell_tables import (
+    Provenance,
     cells_table,
     certificates_table,
     provenance_table,
 )
 from robustbench_lite.report.site.grid import Grid
 from robustbench_lite.report.site.html import esc, key_value_table, page, table, value_cell
+from robustbench_lite.store.cell_record import CellRecord, given
 
 
 def defense_page(
     grid: Grid, defense: str, figures: Sequence[tuple[str, str]], index_href: str
 ) -> str:
     """One defense of one grid (`figures`: (relative image path, caption))."""
-    cells = sorted(
-        grid.row_cells(defense),
-        key=lambda c: (TM_ORDER.get(c["threat_model"], 9), c["cell"]),
-    )
+    cells = sorted(grid.row_cells(defense), key=lambda c: (TM_ORDER.get(c.threat_model, 9), c.cell))
     certs = grid.row_certificates(defense)
     row = grid.frame.set_index("defense").loc[defense].to_dict()
-    first = (cells or certs)[0]
+    first = cells[0]  # a row is a model's cells (leaderboard.rows)
     clean = interval_text(row["clean_acc"], row.get("clean_acc_lo"), row.get("clean_acc_hi"))
     body = [
         f'<nav><a href="{esc(index_href)}#{esc(grid.anchor)}">← leaderboard</a> '
@@ -62,9 +61,11 @@ def defense_page(
         body += ["<h2>Certificates</h2>", certificates_table(certs)]
     body += [
         "<h2>Defense hyper-parameters</h2>",
-        key_value_table(first["config"]["defense"]["config"].items()),
+        key_value_table(first.config["defense"]["config"].items()),
         "<h2>Provenance</h2>",
-        provenance_table(cells + certs),
+        provenance_table(
+            [Provenance.of_cell(c) for c in cells] + [Provenance.of_certificate(c) for c in certs]
+        ),
     ]
     if figures:
         body.append("<h2>Plots</h2>")
@@ -84,34 +85,34 @@ def _standing(row: dict[str, Any]) -> str:
     return f'<p class="standing muted">Not ranked: {esc(row.get(VERDICT) or "")}.</p>'
 
 
-def _citation(grid: Grid, defense: str, cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+def _citation(grid: Grid, defense: str, cells: list[CellRecord], row: dict[str, Any]) -> str:
     """One line to cite: dataset, each headline worst case with its threat model and eps, n,
     the attacks, the suite's version and result schema, and the weights' SHA-256."""
-    first = cells[0] if cells else {}
+    first = cells[0]
     worst = [
         f"{Column.parse(c).title(headline_eps(row).get(Column.parse(c).base))} {row[c]:.3f}"
         for c in grid.worst_columns
         if not is_missing(row.get(c))
     ]
-    attacks = ", ".join(sorted({str(c["cell"]) for c in cells}))
-    version = (first.get("versions") or {}).get("robustbench_lite", "?")
+    attacks = ", ".join(sorted({c.cell for c in cells}))
+    version = first.versions.get("robustbench_lite", "?")
     text = (
-        f"{defense} on {first.get('dataset', '?')} (n = {int(row['n'])}): "
+        f"{defense} on {first.dataset} (n = {int(row['n'])}): "
         f"{'; '.join(worst) or 'no worst case'}; attacks: {attacks}; robustbench_lite "
-        f"{version}, result schema {first.get('schema', '?')}; weights SHA-256 "
-        f"{first.get('weights_sha256') or 'unrecorded'}."
+        f"{version}, result schema {first.schema}; weights SHA-256 "
+        f"{given(first.weights_sha256) or 'unrecorded'}."
     )
     return f'<p class="cite">Cite as: <code>{esc(text)}</code></p>'
 
 
-def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+def _verdict_table(grid: Grid, cells: list[CellRecord], row: dict[str, Any]) -> str:
     """Per worst-case column: its value and interval, the samples it covers, and the attack
     that broke the most there (its robust accuracy)."""
     groups = worst_groups(cells)
     lines = []
     for column in [c for c in grid.frame.columns if c in groups]:
         members = groups[column]
-        strongest = min(members, key=lambda c: (c["robust_acc"], c["cell"]))
+        strongest = min(members, key=lambda c: (c.robust_acc, c.cell))
         counted = row.get(column + "_n")
         n = row["n"] if is_missing(counted) else counted
         lines.append(
@@ -119,9 +120,9 @@ def _verdict_table(grid: Grid, cells: list[dict[str, Any]], row: dict[str, Any])
             + value_cell(column, row[column], css="worst")
             + f'<td class="left">{esc(_interval(row, column))}</td>'
             + value_cell("n", n)
-            + f'<td class="left" data-col="strongest" data-value="{esc(strongest["cell"])}">'
-            f"{esc(strongest['cell'])}</td>"
-            + value_cell("robust_acc", strongest["robust_acc"])
+            + f'<td class="left" data-col="strongest" data-value="{esc(strongest.cell)}">'
+            f"{esc(strongest.cell)}</td>"
+            + value_cell("robust_acc", strongest.robust_acc)
             + value_cell("attacks_n", len(members))
             + "</tr>\n"
         )
@@ -167,11 +168,11 @@ def _flag_list(found: list[tuple[str, str]]) -> str:
     return f'<ul class="evidence">{items}</ul>'
 
 
-def _weights(grid: Grid, first: dict[str, Any]) -> str:
+def _weights(grid: Grid, first: CellRecord) -> str:
     """The model the cells ran on: its key, weights hash, and its zoo card if the suite ships
     it (so anyone can rerun these cells on the same weights)."""
-    key = str(first["config"].get("model_key", ""))
-    sha = str(first.get("weights_sha256") or "")
+    key = str(first.config.get("model_key", ""))
+    sha = str(given(first.weights_sha256) or "")
     lines = [f"model key <code>{esc(key)}</code>, weights SHA-256 <code>{esc(sha)}</code>."]
     entry = grid.zoo.get(key)
     if entry is None:
@@ -190,6 +191,6 @@ def _weights(grid: Grid, first: dict[str, Any]) -> str:
             f"Shipped in the zoo as <code>{esc(entry.file)}</code>: {entry.parameters:,} "
             f"parameters, {esc(entry.architecture)}; trained in {esc(trained)} on "
             f"{entry.threads} thread(s), torch {esc(entry.torch)}, {esc(entry.cpu)}. "
-            f"<code>rb check -d {esc(first['defense'])}</code> reruns its cells on these weights."
+            f"<code>rb check -d {esc(first.defense)}</code> reruns its cells on these weights."
         )
     return f'<p class="weights">{" ".join(lines)}</p>'

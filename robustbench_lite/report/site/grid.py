@@ -15,6 +15,7 @@ from robustbench_lite.report.columns import Column, Kind, Stat
 from robustbench_lite.report.format import FLAGS, is_missing
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.report.verdict import headline_columns
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.records import model_identity
 from robustbench_lite.store.zoo import ZooEntry
 
@@ -27,7 +28,7 @@ class Grid:
     label: str  # e.g. 'mnist-5k / standard' (with its results sub-root, if any)
     slug: str  # its folder in the site and its anchor on the index, e.g. 'mnist-5k/standard'
     frame: pd.DataFrame  # the leaderboard (leaderboard.build)
-    cells: list[dict[str, Any]]
+    cells: list[CellRecord]
     certificates: list[dict[str, Any]]
     evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # row -> flags
     attacks: pd.DataFrame = field(default_factory=pd.DataFrame)  # ranking.table
@@ -36,7 +37,7 @@ class Grid:
     pages: dict[str, str] = field(default_factory=dict)  # defense -> page path from the index
     attack_page: str = ""  # the attack leaderboard's path from the index
 
-    def row_cells(self, label: str) -> list[dict[str, Any]]:
+    def row_cells(self, label: str) -> list[CellRecord]:
         """The cells of one leaderboard row (a row is one model: `defense@<id>` when a defense
         has cells of several)."""
         return next((g for lab, _, g in rows(self.cells) if lab == label), [])
@@ -49,7 +50,7 @@ class Grid:
         """The certificates of the model of one row."""
         for lab, key, group in rows(self.cells):
             if lab == label:
-                defense = group[0]["defense"]
+                defense = group[0].defense
                 return [
                     c
                     for c in self.certificates

@@ -204,7 +204,7 @@ def index_page(grids: Sequence[Grid], source: str) -> str:
     nav = "".join(f'<a href="#{esc(g.anchor)}">{esc(g.label)}</a>' for g in grids)
     sections = []
     for grid in grids:
-        seconds = sum(c.get("wall_time_s", 0.0) for c in grid.cells)
+        seconds = sum(c.wall_time_s for c in grid.cells)
         main = grid.worst_columns[0] if grid.worst_columns else "clean_acc"
         first = grid.frame.iloc[0].to_dict() if len(grid.frame) else None
         main = f"the lower end of {titles([main], first)[main]}"

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.report.leaderboard import build
-from robustbench_lite.store.records import load_cells
+from robustbench_lite.store import cell_record
+from robustbench_lite.store.cell_record import CellRecord
 
 
-def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[CellRecord]]:
     """The baseline CSV and its cell files, refused unless whole: rows, a `defense` column,
     numbers only, and equal to the leaderboard built from the cell files beside it."""
     if not baseline_csv.is_file():
@@ -33,7 +33,7 @@ def read_baseline(baseline_csv: Path) -> tuple[pd.DataFrame, list[dict[str, Any]
             (~values.dropna().map(math.isfinite)).any()
         ):
             raise RBError(f"baseline {baseline_csv}: column {column!r} holds a non-number")
-    cells = load_cells(baseline_csv.parent)
+    cells = cell_record.load(baseline_csv.parent)
     if not cells:
         raise RBError(f"no result files beside {baseline_csv}: nothing to rerun")
     rebuilt = build(baseline_csv.parent)

@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -31,26 +30,28 @@ from robustbench_lite.running.check.baseline import read_baseline
 from robustbench_lite.running.check.compare import CheckReport, compare
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.running.own.model import UserModel
+from robustbench_lite.store import cell_record
+from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
-from robustbench_lite.store.records import owned, read_cell
+from robustbench_lite.store.records import owned
 
 log = logging.getLogger(__name__)
 
 
 def _runner_for(
-    cell: dict[str, Any], workdir: Path, cache: ModelCache, own: bool = False, retrain: bool = False
+    cell: CellRecord, workdir: Path, cache: ModelCache, own: bool = False, retrain: bool = False
 ) -> Runner:
     """A runner that recomputes exactly this cell: same data, samples, seed, eps, configs (a
     user's model, `own`, brings its config with it)."""
-    config = cell["config"]
+    config = cell.config
     attack, defense = config["attack"], config["defense"]
     settings = {attack["name"]: attack["config"]}
     if not own:
         settings[defense["name"]] = defense["config"]
     return Runner(
-        dataset=cell["dataset"],
-        profile=cell["profile"],
+        dataset=cell.dataset,
+        profile=cell.profile,
         n=config["n"],
         seed=config["seed"],
         results_dir=workdir,
@@ -59,7 +60,7 @@ def _runner_for(
         settings=settings,
         quiet=True,
         cache=cache,
-        eot=not cell.get("no_eot", False),
+        eot=not cell.no_eot,
         retrain=retrain,
     )
 
@@ -95,21 +96,22 @@ def check(
         notes, pairs = [], []
         moves: dict[str, list[str]] = {}
         for cell in cells:
-            log.info("rerunning %s x %s", cell["defense"], cell["cell"])
-            runner = _runner_for(cell, work, cache, own=cell["defense"] in own, retrain=retrain)
-            runner.run([cell["attack"]], [own.get(cell["defense"], cell["defense"])])
-            rerun = read_cell(runner.layout.cell(cell["defense"], cell["cell"]))
-            stored, now = cell.get("versions", {}), rerun.get("versions", {})
+            name = f"{cell.defense}/{cell.cell}"
+            log.info("rerunning %s x %s", cell.defense, cell.cell)
+            runner = _runner_for(cell, work, cache, own=cell.defense in own, retrain=retrain)
+            runner.run([cell.attack], [own.get(cell.defense, cell.defense)])
+            rerun = cell_record.read(runner.layout.cell(cell.defense, cell.cell))
+            stored, now = cell.versions, rerun.versions
             moved = [f"{k} {stored.get(k)} -> {v}" for k, v in now.items() if stored.get(k) != v]
             if moved:
-                moves.setdefault(", ".join(moved), []).append(f"{cell['defense']}/{cell['cell']}")
-            if rerun["config_hash"] != cell["config_hash"]:
+                moves.setdefault(", ".join(moved), []).append(name)
+            if rerun.config_hash != cell.config_hash:
                 notes.append(
-                    f"{cell['defense']}/{cell['cell']}: its config hash changed "
-                    f"({cell['config_hash'][:12]} -> {rerun['config_hash'][:12]}); "
+                    f"{name}: its config hash changed "
+                    f"({cell.config_hash[:12]} -> {rerun.config_hash[:12]}); "
                     + (
                         "the model's weights or declaration changed"
-                        if cell["defense"] in own
+                        if cell.defense in own
                         else "the code's view of the same settings moved"
                     )
                 )
@@ -117,23 +119,25 @@ def check(
         for what, names in moves.items():  # one line per change of versions, not per cell
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             notes.append(f"{len(names)} cell(s) were made with {what} ({shown})")
-        rerun_dir = GridLayout.of(work, cells[0]["dataset"], cells[0]["profile"]).path
+        rerun_dir = GridLayout.of(work, cells[0].dataset, cells[0].profile).path
         rebuilt = leaderboard.build(rerun_dir)
         if attacks or defenses:  # a subset: compare its own numbers, not worst cases over all
             baseline = _subset(baseline, rebuilt)
         report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
         report.notes = notes
         report.flips = [
-            stats.flips(f"{c['defense']}/{c['cell']}", c, r, "robust") for c, r in pairs
+            stats.flips(f"{c.defense}/{c.cell}", c.robust_by_index, r.robust_by_index)
+            for c, r in pairs
         ]
         # Clean accuracy too, once per model (its widest cell): damaged weights show there even
         # where every robust flag is already False.
-        widest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        widest: dict[str, tuple[CellRecord, CellRecord]] = {}
         for c, r in pairs:
-            if c["defense"] not in widest or c["n"] > widest[c["defense"]][0]["n"]:
-                widest[c["defense"]] = (c, r)
+            if c.defense not in widest or c.n > widest[c.defense][0].n:
+                widest[c.defense] = (c, r)
         report.flips += [
-            stats.flips(f"{d}/clean_acc", c, r, "clean_correct") for d, (c, r) in widest.items()
+            stats.flips(f"{d}/clean_acc", c.clean_by_index, r.clean_by_index)
+            for d, (c, r) in widest.items()
         ]
         if tolerance is None:
             for f in report.flips:
@@ -151,16 +155,16 @@ def check(
 
 
 def _chosen(
-    cells: list[dict[str, Any]], attacks: Sequence[str], defenses: Sequence[str]
-) -> list[dict[str, Any]]:
+    cells: list[CellRecord], attacks: Sequence[str], defenses: Sequence[str]
+) -> list[CellRecord]:
     """The baseline cells of the chosen attacks and defenses (all where none is chosen)."""
     want_a = {a.strip() for item in attacks for a in item.split(",") if a.strip()}
     want_d = {d.strip() for item in defenses for d in item.split(",") if d.strip()}
     chosen = [
         c
         for c in cells
-        if (not want_a or c["attack"] in want_a or c["cell"] in want_a)
-        and (not want_d or c["defense"] in want_d)
+        if (not want_a or c.attack in want_a or c.cell in want_a)
+        and (not want_d or c.defense in want_d)
     ]
     if not chosen:
         raise RBError(
@@ -183,11 +187,11 @@ def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
     return baseline.loc[rows, keep].reset_index(drop=True)
 
 
-def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dict[str, UserModel]:
+def _own_models(models: Sequence[UserModel], cells: list[CellRecord]) -> dict[str, UserModel]:
     """The user models by name, each checked before any rerun; every baseline cell's defense
     must be registered or one of them."""
     own = {m.name: m for m in models}
-    defenses = {c["defense"] for c in cells}
+    defenses = {c.defense for c in cells}
     for name in own:
         if name not in defenses:
             raise RBError(f"the baseline has no cells of {name}; its rows: {sorted(defenses)}")
@@ -198,7 +202,7 @@ def _own_models(models: Sequence[UserModel], cells: list[dict[str, Any]]) -> dic
             "pass that model with --model ... --name NAME"
         )
     for model in own.values():
-        model.run_checks(cells[0]["dataset"])
+        model.run_checks(cells[0].dataset)
     return own
 
 
