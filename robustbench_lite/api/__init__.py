@@ -5,7 +5,6 @@
 A plugin takes gradients of a model it owns (ALP's model in training, a transfer attack's
 surrogate) through `own_model`, never through the runner's counter."""
 
-from robustbench_lite.protocol.bpda import Fronted, FrontStep, route_through_approximation
 from robustbench_lite.protocol.contracts import (
     Adversarial,
     Attack,
@@ -64,8 +63,6 @@ __all__ = [
     "Bounds",
     "Check",
     "DataSource",
-    "FrontStep",
-    "Fronted",
     "Defense",
     "Extras",
     "Knowledge",
@@ -98,6 +95,5 @@ __all__ = [
     "require_budget",
     "resize_pad",
     "rotate_translate",
-    "route_through_approximation",
     "threat_model",
 ]
