@@ -9,7 +9,7 @@ imports no torch: the work is imported when a function is called.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,8 @@ def evaluate(
     device: str | None = None,
     quiet: bool = True,
     preprocessing: Mapping[str, Any] | None = None,
+    preprocess: Callable[[Any], Any] | None = None,
+    bpda: Callable[[Any], Any] | None = None,
 ) -> ModelResult:
     """Evaluate your trained classifier (NCHW images in [0, 1] -> logits) as the row `name` of
     the leaderboard under `results`, against `attacks` (one name, a comma list such as
@@ -124,6 +126,10 @@ def evaluate(
       standardized inputs, (x - mean) / std is applied inside it, so attacks stay in [0, 1]
       pixels (`--normalize`; `preprocessing` is its deprecated old name).
     - randomized: the model is random by design: attacked with EOT, judged by majority vote.
+    - preprocess: a non-differentiable step in front of the model (tensor -> tensor): answers and
+      verdicts use it as is; white-box attacks differentiate through `bpda` (a differentiable
+      approximation, the identity by default; Athalye et al. 2018), with plain `@no-bpda`
+      cells beside them (`--preprocess`, `--bpda`).
 
     Returns a `ModelResult`: the model's own row (clean accuracy and, per threat model, the
     worst case with its 95% interval, each attack's cell, flags, rank and verdict), its folder,
@@ -136,7 +142,14 @@ def evaluate(
     if preprocessing is not None:
         _deprecated("preprocessing", "normalize")
         normalize = normalize if normalize is not None else preprocessing
-    user = UserModel(model, name=name, randomized=randomized, normalize=_normalize(normalize))
+    user = UserModel(
+        model,
+        name=name,
+        randomized=randomized,
+        normalize=_normalize(normalize),
+        preprocess=preprocess,
+        bpda=bpda,
+    )
     request = RunRequest.build(
         attacks=attacks,
         defenses=defenses,

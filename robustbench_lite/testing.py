@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from robustbench_lite.names import NAME
+from robustbench_lite.protocol.bpda import route_through_approximation
 from robustbench_lite.protocol.contracts import (
     Adversarial,
     Attack,
@@ -161,7 +162,7 @@ def check_defense(
 ) -> nn.Module | None:
     """The defense contract: it declares itself, trains in its quick profile on `dataset` to at
     least `min_accuracy` on its first test images, maps (N, C, H, W) to finite logits with input
-    gradients, and a certificate (if it certifies) is a bool per sample that at eps ~0
+    gradients (through its approximation, for a declared front step), and a certificate (if it certifies) is a bool per sample that at eps ~0
     certifies exactly the correctly classified samples. Returns the trained quick model (None
     where the defense declares it cannot serve the data: `Plugin.unsupported`)."""
     check_defense_declares_itself(cls)
@@ -175,6 +176,10 @@ def check_defense(
     x, y = test.x[:40], test.y[:40]
     accuracy = float((predict(model, x, defense.prediction_draws()) == y).double().mean())
     assert accuracy >= min_accuracy, f"{cls.name} classifies only {accuracy:.2f} (quick)"
+    if defense.front_step() is not None:  # a declared step: gradients through its BPDA
+        model = copy.deepcopy(model)
+        named = route_through_approximation(model, cls.name)
+        assert named == defense.front_step(), f"{cls.name} declares {defense.front_step()!r}"
     xg = x[:4].clone().requires_grad_(True)
     logits = model(xg)
     assert logits.shape == (4, source.num_classes) and bool(torch.isfinite(logits).all())

@@ -5,6 +5,7 @@
 A plugin takes gradients of a model it owns (ALP's model in training, a transfer attack's
 surrogate) through `own_model`, never through the runner's counter."""
 
+from robustbench_lite.protocol.bpda import Fronted, FrontStep, route_through_approximation
 from robustbench_lite.protocol.contracts import (
     Adversarial,
     Attack,
@@ -65,6 +66,8 @@ __all__ = [
     "DataSource",
     "Defense",
     "Extras",
+    "FrontStep",
+    "Fronted",
     "Knowledge",
     "Loss",
     "ModelRecipe",
@@ -95,5 +98,6 @@ __all__ = [
     "require_budget",
     "resize_pad",
     "rotate_translate",
+    "route_through_approximation",
     "threat_model",
 ]

@@ -46,6 +46,8 @@ def _user_models(args: argparse.Namespace) -> list[UserModel]:
             ]
             + (["--randomized"] if args.randomized else [])
             + (["--normalize"] if args.normalize is not None else [])
+            + (["--preprocess"] if args.preprocess is not None else [])
+            + (["--bpda"] if args.bpda is not None else [])
         )
         if stray:
             raise RBError(f"{', '.join(stray)} given without --model")
@@ -63,6 +65,8 @@ def _user_models(args: argparse.Namespace) -> list[UserModel]:
             randomized=args.randomized,
             normalize=parse_normalize(args.normalize),
             dataset=getattr(args, "dataset", DEFAULT_DATASET),
+            preprocess=args.preprocess,
+            bpda=args.bpda,
         )
     ]
 

@@ -240,3 +240,16 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model expects standardized inputs: (x - MEAN) / STD inside it, per channel "
         "with ':' (0.4914:0.4822:0.4465,0.2470:0.2435:0.2616); attacks stay in [0, 1] pixels",
     )
+    parser.add_argument(
+        "--preprocess",
+        metavar="PACKAGE.MODULE:FUNCTION",
+        default=None,
+        help="a non-differentiable step in front of the model (tensor -> tensor): answers use "
+        "it as is, white-box attacks differentiate through --bpda (BPDA), plain @no-bpda beside",
+    )
+    parser.add_argument(
+        "--bpda",
+        metavar="PACKAGE.MODULE:FUNCTION",
+        default=None,
+        help="the differentiable approximation of --preprocess for BPDA (default: the identity)",
+    )

@@ -51,7 +51,7 @@ def columns(runner: Any, attacks: Sequence[str], defenses: Sequence[str]) -> lis
                 out += [column, certificates.CLAIMED + column.removeprefix(certificates.COLUMN)]
                 continue
             cell = cell_record.read(path)
-            out += [cell.cell, Column.worst(cell.threat_model, cell.suffix).name]
+            out += [cell.cell, Column.worst(cell.threat_model, cell.worst_suffix).name]
         return out
     for a in attacks:  # a runner that does not list its files: the cells it would write
         attack = instantiate(attack_class(a), runner.profile, runner.settings.get(a))

@@ -159,6 +159,10 @@ class Defense(Plugin, ABC):
     pretrained: ClassVar[bool] = False
     #: What the deployed model lets an attacker see; attacks needing more are skipped up front.
     exposes: ClassVar[frozenset[Knowledge]] = frozenset(Knowledge)
+    #: A defense that adds an inference-time step to another defense's trained model (feature
+    #: squeezing on `none`) names it here: it is never trained, `classifier_of` its model takes
+    #: that defense's weights (the zoo's, when the zoo ships them), and they identify its cells.
+    weights_from: ClassVar[str | None] = None
 
     @abstractmethod
     def build(self, num_classes: int, shape: Shape = (1, 28, 28)) -> nn.Module:
@@ -181,6 +185,16 @@ class Defense(Plugin, ABC):
     def prediction_draws(self) -> int:
         """How many stochastic forward passes one prediction takes (majority vote)."""
         return 1
+
+    def classifier_of(self, model: nn.Module) -> nn.Module:
+        """The part of `model` that takes the weights of `weights_from` (the whole by default)."""
+        return model
+
+    def front_step(self) -> str | None:
+        """The recorded name of the non-differentiable front step its model declares in a
+        `FrontStep` (protocol/bpda.py), or None: a declared step gets white-box cells through
+        BPDA and plain `@no-bpda` ones beside them."""
+        return None
 
     def certify(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import devices
+from robustbench_lite.protocol.bpda import route_through_approximation
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.eot import EOT
 from robustbench_lite.protocol.indicators import KINDS, QueryStream
@@ -113,6 +114,8 @@ def evaluate(
         )
     model = recipe.make()  # grades, and is never handed out
     attacked = recipe.make()  # the attack's own instance
+    if spec.bpda:  # its backward pass through the front steps' approximations (bpda.py)
+        route_through_approximation(attacked, spec.defense)
     sealed = fingerprint(model)
     if fingerprint(attacked) != sealed:
         raise RBError(f"two fresh builds of the model of {spec.defense} differ: refused")

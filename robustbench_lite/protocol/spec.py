@@ -75,6 +75,7 @@ class CellSpec:
     seed: int  # the cell's seed; batches and the verifier derive theirs from it
     batch_size: int
     num_classes: int = 10
+    bpda: bool = False  # the attack's instance differentiates its front steps' approximations
 
     @property
     def rows(self) -> int | None:

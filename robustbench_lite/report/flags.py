@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.report import shattered as shattered_gradients
+from robustbench_lite.report.shattered import is_plain, shattered
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
 from robustbench_lite.store.cell_record import CellRecord, given
@@ -64,6 +66,7 @@ FLAGS: dict[str, str] = {
     "shipped model's, whatever its name says",
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
+    shattered_gradients.CODE: shattered_gradients.MEANING,
     "unverified-certificate": "the runner could not recompute the row's certificate (its model "
     "is not made of the layers interval bound propagation covers), so its certified accuracy is "
     "the defense's word, shown as claimed_certified_acc and never as certified_acc",
@@ -104,6 +107,7 @@ def evidence(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> lis
         if white and free:
             honest = [c for c in free if not _implausible(c, white)]
             found.extend(_masking(tm, eps, white, honest))
+        found.extend(shattered(tm, eps, white, LEVEL, STAT_MIN))
         if all(c.is_transfer for c in group):
             names = ", ".join(c.cell for c in group)
             found.append(("transfer-only", f"{tm} eps {eps:g}: only {names}"))
@@ -231,7 +235,7 @@ def _sweeps(cells: list[CellRecord]) -> list[tuple[str, str]]:
     """An attack's robust accuracy should not rise with eps beyond the paired sampling error."""
     by_attack: dict[str, list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        if not cell.no_eot:
+        if not cell.no_eot and not is_plain(cell):  # @no-bpda: another gradient, not a sweep
             by_attack[cell.attack].append(cell)
     out = []
     for attack, group in by_attack.items():

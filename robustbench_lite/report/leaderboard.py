@@ -47,7 +47,7 @@ def worst_groups(cells: list[CellRecord]) -> dict[str, list[CellRecord]]:
     """`worst_<threat model>[suffix]` -> the cells of one row whose per-sample minimum it is."""
     groups: dict[str, list[CellRecord]] = defaultdict(list)
     for cell in cells:
-        groups[Column.worst(cell.threat_model, cell.suffix).name].append(cell)
+        groups[Column.worst(cell.threat_model, cell.worst_suffix).name].append(cell)
     return dict(groups)
 
 

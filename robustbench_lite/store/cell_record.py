@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.bpda import NO_BPDA
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.evaluate import CellArrays
 from robustbench_lite.store.files import seal, tampering, write_json
@@ -121,6 +120,7 @@ class CellRecord:
     # provenance
     no_eot: bool
     transfer: bool | _Absent = ABSENT
+    bpda: str | _Absent = ABSENT  # a white-box cell on a declared front step: its approximation
     eot_draws: int
     versions: dict[str, Any]
     weights_sha256: str | _Absent | None = ABSENT
@@ -139,6 +139,13 @@ class CellRecord:
     def suffix(self) -> str:
         """The cell name after the attack's name ('@eps=0.1', '@budget=100'; '' by default)."""
         return self.cell[len(self.attack) :]
+
+    @property
+    def worst_suffix(self) -> str:
+        """The suffix of the worst-case column the cell counts in: its own, except that a plain
+        `@no-bpda` cell counts in its threat model's main worst case (its examples are verified
+        like any other)."""
+        return self.suffix.replace(NO_BPDA, "")
 
     @property
     def model_identity(self) -> str:
@@ -262,36 +269,3 @@ def load(cell_dir: Path) -> list[CellRecord]:
             continue
         cells.append(read(path))
     return cells
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a cell file, from the record's own types (docs/cell-file.md)."""
-
-    def of(hint: Any) -> dict[str, Any]:
-        args = [a for a in typing.get_args(hint) if a is not _Absent]
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            kinds = [of(a) for a in args]
-            return kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
-        if dataclasses.is_dataclass(hint):
-            return _object(hint)
-        origin = typing.get_origin(hint)
-        if origin is list:
-            return {"type": "array", "items": of(args[0])}
-        if origin is dict or hint is dict:
-            return {"type": "object"}
-        simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
-        if hint is type(None):
-            return {"type": "null"}
-        return {"type": simple[hint]} if hint in simple else {}
-
-    def _object(cls: Any) -> dict[str, Any]:
-        hints = typing.get_type_hints(cls)
-        fields = [f for f in dataclasses.fields(cls) if _in_file(f)]
-        return {
-            "type": "object",
-            "properties": {f.name: of(hints[f.name]) for f in fields},
-            "required": [f.name for f in fields if f.default is dataclasses.MISSING],
-            "additionalProperties": False,
-        }
-
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_object(CellRecord)}

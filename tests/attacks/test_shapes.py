@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import (
     attack_class,
@@ -18,6 +19,7 @@ from robustbench_lite.protocol.registry import (
 )
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_attack
+from tests._helpers.fronts import fronted
 from tests._helpers.synthetic import SHAPES, synthetic
 
 
@@ -35,10 +37,14 @@ def trained(request: Any, quick_runner: Runner) -> tuple[Any, Any, torch.Tensor,
 
 @pytest.mark.parametrize("name", attack_names())
 def test_every_attack_serves_any_shape(name: str, trained: Any) -> None:
+    """The contract on other shapes; a white-box attack differentiates a zero-gradient front
+    step through its BPDA approximation here (tests/protocol/test_bpda.py)."""
     source, model, x, y = trained
     attack = instantiate(attack_class(name), "quick")
     if attack.unsupported(source.shape, source.num_classes):
         pytest.skip(attack.unsupported(source.shape, source.num_classes))
+    if attack.knowledge == Knowledge.GRADIENT:  # through BPDA (Athalye et al. 2018) as well
+        model = fronted(model, bpda=True)
     check_attack(attack_class(name), model, x, y, dataset=source, budget=60, min_success=0.0)
 
 

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 from robustbench_lite.errors import RBError, guarded, one_line
 from robustbench_lite.protocol import checks
+from robustbench_lite.protocol.bpda import route_through_approximation
 from robustbench_lite.protocol.contracts import Attack, Defense
 from robustbench_lite.protocol.evaluate import CellArrays, batches_of, evaluate_shard, initial
 from robustbench_lite.protocol.recipe import ModelRecipe
@@ -73,12 +74,13 @@ class CellJob:
         *,
         weights: str | None,
         zoo: str = "none",
+        plain: bool = False,
     ) -> None:
         self.ctx, self.defense, self.attack, self.weights = ctx, defense, attack, weights
         self.zoo = zoo  # the SHA-256 of the zoo manifest the weights came from, or "none"
-        self.config = ctx.plan.cell_config(defense, attack, len(y))
+        self.config = ctx.plan.cell_config(defense, attack, len(y), plain)
         self.digest = config_hash(self.config)
-        self.spec = ctx.plan.cell_spec(defense, attack)
+        self.spec = ctx.plan.cell_spec(defense, attack, plain)
         self.path = ctx.layout.cell(defense.name, self.spec.cell)
         self.x = x
         self.arrays = initial(x, y, clean_pred)
@@ -142,6 +144,7 @@ class CellJob:
             provenance={
                 "no_eot": defense.randomized and not ctx.plan.eot,
                 "transfer": self.attack.surrogate_defense() is not None,
+                **({"bpda": self.config["bpda"]} if "bpda" in self.config else {}),
                 "eot_draws": spec.eot_draws,
                 "versions": versions(),
                 "weights_sha256": self.weights,
@@ -174,9 +177,15 @@ class CellJob:
         return cap(self.ctx.plan.profile.name, self.defense, self.attack)
 
 
-def _checks_on_fresh(recipe: ModelRecipe, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Any:
-    """checks.run_checks on an instance of their own, built fresh from the recipe."""
+def _checks_on_fresh(
+    recipe: ModelRecipe, x: torch.Tensor, y: torch.Tensor, *, bpda: bool, **kw: Any
+) -> Any:
+    """checks.run_checks on an instance of their own, built fresh from the recipe; with `bpda`,
+    its gradients are taken through the declared front steps' approximations, as the white-box
+    attacks take them (its answers stay the true forward pass)."""
     model = recipe.make()
+    if bpda:
+        route_through_approximation(model, recipe.name)
     with guarded(f"the diagnostics of the model of {recipe.name}"):
         return checks.run_checks(model, x, y, **kw)
 
@@ -199,6 +208,9 @@ class DiagnosticsJob:
         self.defense = defense
         plan = ctx.plan
         self.config = {**plan.diagnostics_config(defense), "weights_sha256": weights}
+        step = defense.front_step()
+        if step is not None:  # keyed only here: models without a front step keep their hashes
+            self.config["bpda"] = step
         self.digest = config_hash(self.config)
         self.path = ctx.layout.diagnostics(defense.name)
         self.data_sha256 = plan.source.content_sha256()
@@ -207,6 +219,7 @@ class DiagnosticsJob:
             keep = clean_pred == y
             run = functools.partial(
                 _checks_on_fresh,
+                bpda=step is not None,
                 randomized=defense.randomized,
                 eot_draws=plan.eot_draws(defense),
                 prediction_draws=defense.prediction_draws(),

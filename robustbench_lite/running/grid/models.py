@@ -14,6 +14,7 @@ from torch import nn
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Defense
+from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.running.grid.executors import Task
 from robustbench_lite.running.grid.plan import RunPlan
 from robustbench_lite.running.grid.trained import build_model, train_model
@@ -35,8 +36,16 @@ class Models:
     retrain: bool = False  # leave the zoo aside (the cache still serves what it trained)
     zoo: Zoo = field(default_factory=Zoo)
 
+    def trained_as(self, defense: Defense) -> Defense:
+        """The defense whose trained weights `defense` is evaluated with: itself, or the one it
+        names in `weights_from` (at the run's profile)."""
+        if defense.weights_from is None:
+            return defense
+        return instantiate(defense_class(defense.weights_from), self.plan.profile.name)
+
     def zoo_entry(self, defense: Defense) -> ZooEntry | None:
         """The zoo's model of this defense config, if there is one and the run takes it."""
+        defense = self.trained_as(defense)
         if defense.pretrained or self.retrain:
             return None
         return self.zoo.get(self.plan.model_key(defense)[0])
@@ -52,6 +61,7 @@ class Models:
         if defense.pretrained:
             value = defense.config().get("weights_sha256")
             return value if isinstance(value, str) else None
+        defense = self.trained_as(defense)
         entry = self.zoo_entry(defense)
         if entry is not None:
             return entry.sha256
@@ -60,6 +70,11 @@ class Models:
     def model(self, defense: Defense) -> nn.Module:
         """The trained model of `defense` on the run's device: from the cache, or trained now
         (as a unit of work of its own) and cached; a pretrained defense's as it came."""
+        if defense.weights_from is not None:  # its own architecture, another's weights
+            model = build_model(defense, self.plan.source, self.plan.seed)
+            base = self.model(self.trained_as(defense)).cpu()
+            defense.classifier_of(model).load_state_dict(base.state_dict())
+            return self._frozen(model)
         key = self.plan.model_key(defense)[0]
         self.pin_threads()  # training differs in the last bits between thread counts
         model = build_model(defense, self.plan.source, self.plan.seed)
@@ -71,6 +86,9 @@ class Models:
         elif not self.cache.load(model, defense.name, key):
             state, seconds = train_model(defense, self.plan.source, self.plan.seed, not self.quiet)
             self._store_trained(defense, model, state, seconds)
+        return self._frozen(model)
+
+    def _frozen(self, model: nn.Module) -> nn.Module:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -91,7 +109,7 @@ class Models:
         """Train every defense this run needs and the cache lacks, each as one task."""
         missing = [
             d
-            for d in defenses
+            for d in {self.trained_as(d).name: self.trained_as(d) for d in defenses}.values()
             if not d.pretrained
             and self.zoo_entry(d) is None
             and not self.cache.has(d.name, self.plan.model_key(d)[0])

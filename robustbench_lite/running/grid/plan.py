@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustbench_lite.protocol import interval_bounds
+from robustbench_lite.protocol.bpda import NO_BPDA, PLAIN
 from robustbench_lite.protocol.contracts import Attack, DataSource, Defense, Knowledge, Plugin
 from robustbench_lite.protocol.registry import instantiate
 from robustbench_lite.protocol.spec import CellSpec, Profile, cap, derive_seed
@@ -86,18 +87,29 @@ class RunPlan:
                 out.append((key, value))
         return out
 
-    def cell_name(self, attack: Attack, defense: Defense | None = None) -> str:
+    def cell_name(self, attack: Attack, defense: Defense | None = None, plain: bool = False) -> str:
         """The leaderboard column of an attack: its name, plus the eps when not the default, plus
         `@budget=N` and `@<key>=<value>` for a budget or hyper-parameter other than the profile's
         (so an override never passes for the plain number), plus `@no-eot` when a randomized
-        defense was attacked without EOT."""
+        defense was attacked without EOT, plus `@no-bpda` for a white-box cell on a declared
+        front step's own gradient."""
         eps = self.eps_of(attack)
         default = self.source.default_eps(attack.threat_model)
         name = attack.name if math.isclose(eps, default) else f"{attack.name}@eps={eps:g}"
         name += "".join(f"@{key}={_marker(value)}" for key, value in self.overrides(attack))
         if defense is not None and defense.randomized and not self.eot:
             name += NO_EOT
+        if plain and defense is not None and self.bpda_of(defense, attack):
+            name += NO_BPDA
         return name
+
+    @staticmethod
+    def bpda_of(defense: Defense, attack: Attack) -> str | None:
+        """The front step a white-box attack on `defense` differentiates through BPDA, or None
+        (no step declared, or an attack that takes no gradient of the model)."""
+        if attack.knowledge != Knowledge.GRADIENT:
+            return None
+        return defense.front_step()
 
     # -- per defense ---------------------------------------------------------------------------
 
@@ -130,7 +142,9 @@ class RunPlan:
 
     # -- per cell ------------------------------------------------------------------------------
 
-    def cell_config(self, defense: Defense, attack: Attack, n: int) -> dict[str, Any]:
+    def cell_config(
+        self, defense: Defense, attack: Attack, n: int, plain: bool = False
+    ) -> dict[str, Any]:
         """What a cell's result is keyed by: a rerun with the same config hash is skipped."""
         config = {
             "schema": RESULT_SCHEMA,
@@ -147,14 +161,17 @@ class RunPlan:
         }
         if defense.randomized:  # keyed only here, so deterministic cells keep their hashes
             config["eot_draws"] = self.eot_draws(defense)
+        step = self.bpda_of(defense, attack)
+        if step is not None:  # keyed only here, so models without a front step keep their hashes
+            config["bpda"] = PLAIN if plain else step
         surrogate = attack.surrogate_defense()
         if surrogate is not None:  # a transfer attack's cells depend on the surrogate's weights
             config["surrogate"] = {"defense": surrogate, "weights": attack.surrogate_weights()}
         return config
 
-    def cell_spec(self, defense: Defense, attack: Attack) -> CellSpec:
+    def cell_spec(self, defense: Defense, attack: Attack, plain: bool = False) -> CellSpec:
         """The resolved spec of one cell, made once and passed down to its evaluation."""
-        name = self.cell_name(attack, defense)
+        name = self.cell_name(attack, defense, plain)
         return CellSpec(
             defense=defense.name,
             cell=name,
@@ -167,7 +184,13 @@ class RunPlan:
             seed=derive_seed(self.seed, "attack", self.dataset, defense.name, name),
             batch_size=self.batch_size,
             num_classes=self.source.num_classes,
+            bpda=not plain and self.bpda_of(defense, attack) is not None,
         )
+
+    def variants(self, defense: Defense, attack: Attack) -> list[bool]:
+        """The `plain` values of an attack's cells on `defense`: [False], plus True (a plain
+        `@no-bpda` cell) for a white-box attack on a declared front step."""
+        return [False, True] if self.bpda_of(defense, attack) is not None else [False]
 
     def certificate_config(self, defense: Defense, n: int, eps: float) -> dict[str, Any]:
         """What a certificate file is keyed by: the defense's model and samples, the eps, the

@@ -162,13 +162,14 @@ class Runner:
                 continue
             runnable = []
             for attack in built_attacks:
-                if self._is_done(defense, attack, self.plan.samples(n, defense, attack)):
-                    continue
                 reason = incompatibility(attack, defense) or attack.unsupported(shape, classes)
-                if reason:
-                    log.warning("skipping %s x %s: %s", defense.name, attack.name, reason)
-                else:
-                    runnable.append(attack)
+                for plain in self.plan.variants(defense, attack):
+                    if self._is_done(defense, attack, self.plan.samples(n, defense, attack), plain):
+                        continue
+                    if reason:
+                        log.warning("skipping %s x %s: %s", defense.name, attack.name, reason)
+                        break
+                    runnable.append((attack, plain))
             if runnable or defense.certifies:
                 work.append((defense, runnable))
         pool = executor(self.executor, self.address)
@@ -190,7 +191,7 @@ class Runner:
     def _evaluate_defense(
         self,
         defense: Defense,
-        runnable: list[Attack],
+        runnable: list[tuple[Attack, bool]],
         attacks: list[Attack],
         test: Dataset,
         n: int,
@@ -208,7 +209,7 @@ class Runner:
             return
         recipe, clean_pred = evaluated.get()
         jobs: list[Job] = [DiagnosticsJob(ctx, defense, recipe, x, y, clean_pred, weights=weights)]
-        for attack in runnable:
+        for attack, plain in runnable:
             na = self.plan.samples(n, defense, attack)
             job = CellJob(
                 ctx,
@@ -220,6 +221,7 @@ class Runner:
                 clean_pred[:na],
                 weights=weights,
                 zoo=self.models.zoo_id(defense),
+                plain=plain,
             )
             jobs.append(job)
         run_jobs(pool, jobs, lambda job: grid.update(1 if isinstance(job, CellJob) else 0))
@@ -273,14 +275,14 @@ class Runner:
             recipe = model_recipe(surrogate, self.source, self.seed, trained, self._device)
             attack.use_surrogate(recipe, self.models.weights_id(surrogate))
 
-    def cell_path(self, defense: Defense, attack: Attack) -> Path:
-        """Where the cell of `attack` on `defense` is written."""
-        return self.layout.cell(defense.name, self.plan.cell_name(attack, defense))
+    def cell_path(self, defense: Defense, attack: Attack, plain: bool = False) -> Path:
+        """Where the cell of `attack` on `defense` is written (`plain`: its `@no-bpda` cell)."""
+        return self.layout.cell(defense.name, self.plan.cell_name(attack, defense, plain))
 
-    def _is_done(self, defense: Defense, attack: Attack, n: int) -> bool:
+    def _is_done(self, defense: Defense, attack: Attack, n: int, plain: bool = False) -> bool:
         """Whether the cell's file is current (store/reuse.py); then it is reused."""
-        path = self.cell_path(defense, attack)
-        digest = config_hash(self.plan.cell_config(defense, attack, n))
+        path = self.cell_path(defense, attack, plain)
+        digest = config_hash(self.plan.cell_config(defense, attack, n, plain))
         done = cell_is_current(path, digest, self.weights_id(defense), data_key(self.source))
         if done:
             log.info("%s x %s: reused %s", defense.name, attack.name, path)

@@ -1,5 +1,5 @@
 """`rb zoo` (`make zoo`): rebuild the model zoo from the model cache after a deliberate
-retraining: every defense of the given profiles, trained where the cache lacks it (one torch
+retraining: every defense of the given profiles (or those named), trained where the cache lacks it (one torch
 thread), written into the zoo with its card (architecture, parameters, recipe, training time
 and threads, torch version, CPU, clean accuracy) and pinned by its SHA-256; entries of models
 not rebuilt are dropped. The committed leaderboards must then be regenerated on these weights."""
@@ -42,8 +42,8 @@ def build_zoo(
         n = runner.plan.test_samples(len(test))
         for name in names:
             defense = instantiate(defense_class(name), profile)
-            if defense.unsupported(source.shape, source.num_classes):
-                continue
+            if defense.weights_from or defense.unsupported(source.shape, source.num_classes):
+                continue  # another defense's weights (it ships none of its own), or unfit data
             model = runner.model(defense).cpu()
             key, _ = runner.plan.model_key(defense)
             meta = json.loads(cache.paths(name, key)[1].read_text())
@@ -64,5 +64,8 @@ def build_zoo(
             log.info("zoo: %s (%s) %s", name, profile, entry.sha256[:12])
             keep.add(key)
             built.append(entry)
-    zoo.replace(keep | {k for k, e in zoo.entries().items() if e.profile not in profiles})
+    others = {
+        k for k, e in zoo.entries().items() if e.profile not in profiles or e.defense not in names
+    }  # other profiles' and other defenses' entries stay: `rb zoo -d NAME` adds one defense
+    zoo.replace(keep | others)
     return built

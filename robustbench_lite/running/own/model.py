@@ -22,6 +22,7 @@ from torch import nn
 from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
+from robustbench_lite.protocol.bpda import Fronted, FrontStep, route_through_approximation
 from robustbench_lite.protocol.contracts import DataSource, Defense
 from robustbench_lite.running.own import checks as user_checks
 from robustbench_lite.running.own.data import resolve_source
@@ -57,6 +58,9 @@ class UserModel(Defense):
         draws: int | None = None,
         make: Callable[[], nn.Module] | None = None,
         normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        bpda: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        front_names: tuple[str | None, str | None] = (None, None),
     ) -> None:
         if not isinstance(model, nn.Module):
             raise RBError(f"the model must be a torch nn.Module, got {type(model).__name__}")
@@ -80,6 +84,21 @@ class UserModel(Defense):
         model = copy.deepcopy(model)  # later changes to the caller's module cannot leak in
         model_checks.ensure_eval(model, name, self.diagnostics)  # the user's, not our wrapper
         self._model = model if self.normalize is None else Normalized(model, *self.normalize).eval()
+        if bpda is not None and preprocess is None:
+            raise RBError("--bpda approximates a --preprocess step; give the step too")
+        #: The declared front step (`--preprocess`) and its BPDA approximation (`--bpda`), named.
+        step_name, bpda_name = front_names  # as given on the command line, else module:name
+        self.preprocess = None if preprocess is None else step_name or _label(preprocess)
+        self.bpda = (
+            None
+            if preprocess is None
+            else "identity"
+            if bpda is None
+            else bpda_name or _label(bpda)
+        )
+        if preprocess is not None:
+            front = FrontStep(preprocess, bpda, name=str(self.bpda))
+            self._model = Fronted(front, self._model).eval()
         self._make = make  # the user's factory: fresh instances without copying one
         self.factory = factory or f"{type(model).__module__}:{type(model).__qualname__}"
         self._weights = weights_sha256(self._model)
@@ -95,7 +114,13 @@ class UserModel(Defense):
             "randomized": self.randomized,
             "draws": self.draws,
             "normalize": None if self.normalize is None else [list(v) for v in self.normalize],
+            **({} if self.preprocess is None else {"preprocess": self.preprocess}),
+            **({} if self.bpda is None else {"bpda": self.bpda}),
         }
+
+    def front_step(self) -> str | None:
+        """The BPDA approximation of its `--preprocess` step (None without one)."""
+        return self.bpda
 
     def build(self, num_classes: int, shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
         """A fresh instance from the user's factory where there is one (`--model`), else a copy
@@ -106,6 +131,8 @@ class UserModel(Defense):
             if isinstance(model, nn.Module):
                 if self.normalize is not None:
                     model = Normalized(model, *self.normalize)
+                if isinstance(self._model, Fronted):
+                    model = Fronted(self._model.front, model)
                 model.load_state_dict(self._model.state_dict())
                 return model.eval()
         return copy.deepcopy(self._model)
@@ -128,6 +155,8 @@ class UserModel(Defense):
             x, y = test.x[:CHECK_SAMPLES], test.y[:CHECK_SAMPLES]
             with guarded(f"model {self.name}"):
                 model = self.build(source.num_classes, source.shape)  # its own instance
+                if self.bpda is not None:  # gradients as the white-box attacks take them
+                    route_through_approximation(model, self.name)
                 model_checks.check_model(
                     model,
                     x,
@@ -140,6 +169,11 @@ class UserModel(Defense):
                 user_checks.warn_on_probabilities(model, x, self.name, self.diagnostics)
             self._checked.add(source.name)
         return self.diagnostics
+
+
+def _label(fn: Callable[..., Any]) -> str:
+    """A callable's recorded name: `module:qualname` (what keys its cells)."""
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 class Normalized(nn.Module):

@@ -22,12 +22,13 @@ from robustbench_lite.home import rb_home
 from robustbench_lite.running.own.model import UserModel
 
 
-def load_factory(spec: str) -> Callable[[], Any]:
+def load_factory(spec: str, flag: str = "--model") -> Callable[..., Any]:
     """`pkg.mod:fn` (imported, the working directory first on the path) or `path/to/file.py:fn`
-    (loaded from that file) -> the callable `fn`; an RBError for anything else."""
+    (loaded from that file) -> the callable `fn`; an RBError (naming `flag`) for anything else."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr.isidentifier():
-        raise RBError(f"--model {spec!r}: expected PACKAGE.MODULE:FACTORY or path/file.py:FACTORY")
+        what = "FACTORY" if flag == "--model" else "FUNCTION"
+        raise RBError(f"{flag} {spec!r}: expected PACKAGE.MODULE:{what} or path/file.py:{what}")
     try:
         if target.endswith(".py") or "/" in target or os.sep in target:
             module = _module_from_file(Path(target))
@@ -41,10 +42,10 @@ def load_factory(spec: str) -> Callable[[], Any]:
     except BaseException as exc:  # the user's module: any failure at import is one line
         if is_stop(exc):
             raise
-        raise RBError(f"--model {spec}: importing {target} failed ({one_line(exc)})") from None
+        raise RBError(f"{flag} {spec}: importing {target} failed ({one_line(exc)})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise RBError(f"--model {spec}: {target} has no callable {attr!r}")
+        raise RBError(f"{flag} {spec}: {target} has no callable {attr!r}")
     return fn
 
 
@@ -118,9 +119,16 @@ def from_factory(
     randomized: bool = False,
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     dataset: str = "cifar10",
+    preprocess: str | None = None,
+    bpda: str | None = None,
 ) -> UserModel:
     """The user model `rb run --model SPEC [--weights FILE] --name NAME` evaluates; SPEC
-    `robustbench:<model>[@<threat model>]` takes one of RobustBench's zoo (`dataset`'s)."""
+    `robustbench:<model>[@<threat model>]` takes one of RobustBench's zoo (`dataset`'s).
+    `--preprocess` and `--bpda` name a non-differentiable front step and its approximation."""
+    if bpda is not None and preprocess is None:
+        raise RBError("--bpda approximates a --preprocess step; give the step too")
+    step = None if preprocess is None else load_factory(preprocess, "--preprocess")
+    approximation = None if bpda is None else load_factory(bpda, "--bpda")
     if spec.startswith(ROBUSTBENCH):
         fn: Callable[[], Any] = functools.partial(robustbench_model, spec, dataset)
     else:
@@ -139,6 +147,12 @@ def from_factory(
         factory=spec if spec.startswith(ROBUSTBENCH) else _factory_label(spec),
         make=fn,
         normalize=normalize,
+        preprocess=step,
+        bpda=approximation,
+        front_names=(
+            None if preprocess is None else _factory_label(preprocess),
+            None if bpda is None else _factory_label(bpda),
+        ),
     )
 
 

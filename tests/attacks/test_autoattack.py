@@ -1,0 +1,79 @@
+"""`autoattack`: AutoAttack's chain inside the protocol follows AutoAttack's order, attacks only
+what is still robust, and charges every member's queries to the runner's counter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from robustbench_lite.attacks.autoattack import AutoAttack
+from robustbench_lite.protocol.contracts import Adversarial, Attack
+from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import attack_class, instantiate
+
+
+def test_members_follow_autoattack() -> None:
+    chain = instantiate(AutoAttack, "standard")
+    members = [(a.name, a.config().get("loss"), q) for a, q in chain.members()]
+    assert members == [
+        ("apgd", "ce", None),
+        ("apgd", "dlr-targeted", None),
+        ("fab", None, None),
+        ("square", None, 5_000),
+    ]
+    assert all(a.config()["steps"] == 100 for a, _ in chain.members()[:3])
+    rand = instantiate(attack_class("autoattack-rand"), "standard").members()
+    assert [(a.name, a.config()["loss"]) for a, _ in rand] == [("apgd", "ce"), ("apgd", "dlr")]
+    assert instantiate(attack_class("autoattack-l2"), "quick").threat_model == "l2"
+
+
+class _Given(Attack):
+    """Returns precomputed points (a stand-in member)."""
+
+    name = "given"
+
+    def __init__(self, points: torch.Tensor) -> None:
+        self.points = points
+
+    def run(self, model: Any, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Adversarial:
+        return Adversarial(self.points)
+
+
+class _Recorder(Attack):
+    """Queries every sample it gets once and returns it unchanged."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def run(self, model: Any, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> Adversarial:
+        self.seen = len(x)
+        model(x)
+        return Adversarial(x)
+
+
+def test_each_member_runs_only_on_what_the_previous_left_robust(
+    baseline, clean_batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = clean_batch
+    pgd = instantiate(attack_class("pgd"), "quick")
+    counter = QueryCounter(baseline, len(x), num_classes=10)
+    adv = pgd.run(counter.view(), x, y, eps=0.3, budget=None, generator=torch.Generator()).x
+    with torch.no_grad():
+        assert bool((baseline(adv).argmax(1) != y).all())  # every one breaks: a clean split
+    even = torch.arange(len(x)) % 2 == 0
+    first = _Given(torch.where(even.view(-1, 1, 1, 1), adv, x))
+    second = _Recorder()
+    monkeypatch.setattr(AutoAttack, "members", lambda self: [(first, None), (second, None)])
+    counter = QueryCounter(baseline, len(x), num_classes=10)
+    chain = instantiate(AutoAttack, "quick")
+    out = chain.run(counter.view(), x, y, eps=0.3, budget=None, generator=torch.Generator())
+    counter.close()
+    assert second.seen == int((~even).sum())  # only the odd samples were left to attack
+    # Each even sample: one row (the chain's check after the first member); each odd one: that
+    # check, the recorder's query and the check after it, charged to the right sample.
+    assert counter.counts.tolist() == [1 if e else 3 for e in even.tolist()]
+    assert torch.equal(out.x[even], adv[even]) and torch.equal(out.x[~even], x[~even])

@@ -1,0 +1,111 @@
+"""BPDA (Athalye et al. 2018): a declared front step answers with its true forward pass, and
+white-box attacks differentiate its approximation; a zero-gradient front layer without the
+declaration is flagged, with it broken."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_lite import evaluate
+from robustbench_lite.protocol.bpda import (
+    NO_BPDA,
+    Fronted,
+    FrontStep,
+    route_through_approximation,
+)
+from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    attack_names,
+    instantiate,
+)
+from robustbench_lite.store import cell_record
+from robustbench_lite.testing import check_attack
+from tests._helpers.fronts import fronted, quantise
+
+WHITE_BOX = [
+    n
+    for n in attack_names()
+    if instantiate(attack_class(n), "quick").knowledge == Knowledge.GRADIENT
+]
+
+
+def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xg), y), xg)
+    return grad
+
+
+def test_forward_is_the_true_step_and_backward_the_approximation(baseline, clean_batch) -> None:
+    x, y = clean_batch
+    plain, through = fronted(baseline, False), fronted(baseline, True)
+    xg = x.clone().requires_grad_(True)
+    assert torch.equal(through(xg), baseline(quantise(x)))  # bit for bit, in BPDA mode too
+    assert torch.equal(plain(x), baseline(quantise(x)))
+    assert float(_input_grad(plain, x, y).abs().max()) == 0.0  # rounding: no gradient
+    bpda = _input_grad(through, x, y)
+    xq = quantise(x).requires_grad_(True)
+    (reference,) = torch.autograd.grad(nn.functional.cross_entropy(baseline(xq), y), xq)
+    assert torch.allclose(bpda, reference)  # the identity's backward: the classifier's gradient
+    doubled = Fronted(FrontStep(quantise, lambda t: 2 * t, name="twice"), baseline).eval()
+    route_through_approximation(doubled, "test")
+    assert torch.allclose(_input_grad(doubled, x, y), 2 * reference)
+
+
+def test_a_model_without_front_steps_cannot_be_routed(baseline) -> None:
+    with pytest.raises(Exception, match="holds no FrontStep"):
+        route_through_approximation(copy.deepcopy(baseline), "none")
+
+
+def test_the_identity_cannot_stand_in_for_a_step_that_changes_shape(clean_batch) -> None:
+    step = FrontStep(lambda t: t.repeat(1, 2, 1, 1), name="identity")
+    route_through_approximation(step, "test")
+    with pytest.raises(Exception, match="declare an approximation"):
+        step(clean_batch[0].clone().requires_grad_(True))
+
+
+@pytest.mark.parametrize("name", WHITE_BOX)
+def test_every_white_box_attack_runs_through_bpda(name: str, baseline, clean_batch) -> None:
+    """On a zero-gradient front step of identity value, BPDA gives the attacks the classifier's
+    gradient: the contract holds with its usual success on the undefended model (other shapes:
+    tests/attacks/test_shapes.py runs the white-box attacks through BPDA too)."""
+    x, y = clean_batch
+    check_attack(attack_class(name), fronted(baseline, True), x[:16], y[:16])
+
+
+class ZeroGradFront(nn.Module):
+    """A hostile model: a front layer whose backward returns zeros (8-bit rounding), undeclared."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(quantise(x))
+
+
+def test_zero_gradient_front_is_flagged_undeclared_and_broken_declared(baseline, tmp_path) -> None:
+    """Undeclared: `zero-grad`, and PGD finds nothing. Declared with `preprocess=`: PGD through
+    BPDA breaks it, the plain `@no-bpda` cell stands beside it, and the row says
+    `shattered-gradients`."""
+    hidden = ZeroGradFront(copy.deepcopy(baseline)).eval()
+    kw: dict[str, Any] = dict(attacks="pgd", profile="quick", n=60, results=tmp_path)
+    masked = evaluate(hidden, name="hidden", **kw)
+    assert "zero-grad" in masked.flags
+    plain_model = copy.deepcopy(baseline).eval()
+    declared = evaluate(plain_model, name="declared", preprocess=quantise, **kw)
+    row = declared.leaderboard.set_index("defense").loc["declared"]
+    assert row["pgd"] < 0.3 < row[f"pgd{NO_BPDA}"], (row["pgd"], row[f"pgd{NO_BPDA}"])
+    assert "zero-grad" not in declared.flags
+    assert "shattered-gradients" in declared.flags
+    records = {
+        r.cell: r
+        for r in cell_record.load(tmp_path / "mnist-5k" / "quick")
+        if r.defense == "declared"
+    }
+    assert records["pgd"].bpda == "identity" and records[f"pgd{NO_BPDA}"].bpda == "none"
