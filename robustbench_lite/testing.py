@@ -73,6 +73,7 @@ def check_attack_declares_itself(cls: type[Attack], profile: str = "quick") -> A
     json.dumps(config)
     for overrides in cls.profiles.values():
         assert set(overrides) <= set(config), f"a profile sets unknown keys {sorted(overrides)}"
+    assert all(isinstance(v, int) and v > 0 for v in cls.unit_samples.values())
     return attack
 
 
@@ -150,6 +151,7 @@ def check_defense_declares_itself(cls: type[Defense]) -> None:
         for overrides in cls.profiles.values():
             assert set(overrides) <= set(config), f"a profile sets unknown keys {sorted(overrides)}"
         assert all(isinstance(v, int) and v > 0 for v in cls.max_eval_samples.values())
+        assert all(isinstance(v, int) and v > 0 for v in cls.unit_samples.values())
     assert (cls.certify is not Defense.certify) == cls.certifies, "certify() iff certifies"
 
 

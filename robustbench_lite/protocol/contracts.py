@@ -78,6 +78,11 @@ class Plugin:
     #: its defense's cap; an explicit `--n` overrides both). For plugins too costly to evaluate on
     #: all samples; the n used is in every result and the leaderboard.
     max_eval_samples: ClassVar[Mapping[str, int]] = {}
+    #: Per profile, at most this many samples in one unit of work (a separately seeded batch,
+    #: checkpointed as it finishes and run as a task of its own), for plugins whose samples take
+    #: minutes each: a cell's unit is the smallest its attack and defense declare, else the run's
+    #: batch size.
+    unit_samples: ClassVar[Mapping[str, int]] = {}
 
     def unsupported(self, shape: Shape, num_classes: int) -> str | None:
         """Why this plugin cannot serve data of `shape` (C, H, W) with `num_classes` classes, or

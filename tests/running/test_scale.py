@@ -170,3 +170,40 @@ def test_jobs_finish_as_their_last_task_returns_and_a_failure_stays_in_its_job()
     assert finished == ["empty", "a", "bad", "b"]
     with pytest.raises(ValueError, match="unique"):
         run_jobs(LocalExecutor(), [_Job("a", 1, log), _Job("a", 1, log)])
+
+
+def test_declared_units_resume_mid_cell_on_another_number_of_workers(
+    tmp_path: Path, rb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A defense whose samples take minutes declares small units (ABS: 4 digits): a cell of one
+    batch is then many units, each checkpointed; killed after two, it resumes on two Ray workers
+    with the arrays of an uninterrupted run in one process (units are seeded by index)."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setattr(registry.defense_class("none"), "unit_samples", {"quick": 7})
+
+    def pgd_cell(root: Path) -> dict[str, Any]:
+        return json.loads((root / "mnist-5k" / "quick" / "none" / "pgd.json").read_text())
+
+    _runner(tmp_path / "whole", rb_home, batch_size=250).run(["pgd"], ["none"])
+    whole = pgd_cell(tmp_path / "whole")
+    assert whole["config"]["unit_samples"] == 7
+    pgd = registry.attack_class("pgd")
+    real, calls = pgd.run, []
+
+    def dies_on_the_third_unit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pgd, "run", dies_on_the_third_unit)
+    with pytest.raises(KeyboardInterrupt):
+        _runner(tmp_path / "split", rb_home, batch_size=250).run(["pgd"], ["none"])
+    assert len(list(tmp_path.glob("split/mnist-5k/quick/none/.shards/pgd/*.json"))) == 2
+    monkeypatch.setattr(pgd, "run", real)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        _runner(tmp_path / "split", rb_home, batch_size=250, executor="ray").run(["pgd"], ["none"])
+    finally:
+        ray.shutdown()
+    assert pgd_cell(tmp_path / "split")["samples"] == whole["samples"]

@@ -84,7 +84,7 @@ class CellJob:
         self.path = ctx.layout.cell(defense.name, self.spec.cell)
         self.x = x
         self.arrays = initial(x, y, clean_pred)
-        self.batches = batches_of(self.arrays.correct, ctx.plan.batch_size)
+        self.batches = batches_of(self.arrays.correct, self.spec.batch_size)  # its units
         step, n = ctx.shard_size, len(self.batches)
         self.groups = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
         self.seconds = 0.0

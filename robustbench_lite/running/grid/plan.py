@@ -142,6 +142,14 @@ class RunPlan:
 
     # -- per cell ------------------------------------------------------------------------------
 
+    def unit_of(self, defense: Defense, attack: Attack) -> int:
+        """The samples in one unit of a cell's work: the run's batch size, or less where the
+        attack or defense declares it (`unit_samples`). Units are seeded by their index, so a
+        cell's numbers depend on this size, never on how many workers run its units."""
+        units = (defense.unit_samples, attack.unit_samples)
+        declared = [u[self.profile.name] for u in units if self.profile.name in u]
+        return min([self.batch_size, *declared])
+
     def cell_config(
         self, defense: Defense, attack: Attack, n: int, plain: bool = False
     ) -> dict[str, Any]:
@@ -161,6 +169,9 @@ class RunPlan:
         }
         if defense.randomized:  # keyed only here, so deterministic cells keep their hashes
             config["eot_draws"] = self.eot_draws(defense)
+        unit = self.unit_of(defense, attack)
+        if unit < self.batch_size:  # keyed only here, so cells of whole batches keep their hashes
+            config["unit_samples"] = unit
         step = self.bpda_of(defense, attack)
         if step is not None:  # keyed only here, so models without a front step keep their hashes
             config["bpda"] = PLAIN if plain else step
@@ -182,7 +193,7 @@ class RunPlan:
             prediction_draws=defense.prediction_draws(),
             randomized=defense.randomized,
             seed=derive_seed(self.seed, "attack", self.dataset, defense.name, name),
-            batch_size=self.batch_size,
+            batch_size=self.unit_of(defense, attack),
             num_classes=self.source.num_classes,
             bpda=not plain and self.bpda_of(defense, attack) is not None,
         )
