@@ -11,7 +11,8 @@ Models: the zoo's standard `ibp`, `pgd-at` and `alp` (the quick ones in a smoke 
 Square) queries per digit for Square; FAB runs AutoAttack's standard FAB-T (9 targets x 100
 steps) and FMN 1,000 steps on both sides. The references are installed without dependencies
 (`make bench` does it; neither needs torchvision, adv-lib's package imports are bypassed): where
-one is missing, its rows show ours alone. `python -m benchmarks independent`.
+one is missing, its rows show ours alone. `BENCH_ATTACKS=fab,fab-l2` runs only those rows.
+`python -m benchmarks independent`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ FAB_STEPS = size(100, 3)
 FMN_STEPS = size(1_000, 5)
 EPS = {"linf": 0.3, "l2": 1.5}  # mnist-5k's defaults
 MODELS = ("ibp", "pgd-at", "alp")
+#: `BENCH_ATTACKS=fab,fab-l2` measures only those of our attacks (default: all five).
+ONLY = {a for a in os.environ.get("BENCH_ATTACKS", "").split(",") if a}
 
 Ref = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -174,6 +177,8 @@ def main() -> None:
         net = model(name)
         x, y = clean_correct(net, N)
         for label, tm, attack, overrides, key, ref_name in PAIRS:
+            if ONLY and label not in ONLY:
+                continue
             mine = _side(ours(attack, overrides), net, x, y, tm)
             ref_run = refs[key]
             theirs = None if ref_run is None else _side(ref_run, net, x, y, tm)
