@@ -1,51 +1,106 @@
-"""ABS inference throughput, batched vs a per-image, per-class loop, and a PGD-40 evaluation.
+"""ABS (Schott et al. 2019) on one thread: its decoders' throughput against the core's dense matrix
+product, and the time per query and image of the reference and the fast latent search.
 
-Both inference variants run side by side in one process on 2 threads with the paper's inference
-hyper-parameters (8000 candidate latents per class, 50 Adam steps); the PGD-40 evaluation uses the
-standard-profile `abs` model from the runner's model cache (trained there first if missing).
+Every ABS query reruns a latent search (best of the stored candidates, then Adam steps through ten
+decoders), so the decoders' forward and backward passes are nearly all of its time. In one run on
+the same model and digits: GMAC/s of a dense 1024x1024 matmul; of the ten decoders' forward and
+forward + latent-gradient passes, reference (`ABSModel.decode_reference`, PyTorch's grouped
+transposed convolutions) and fast (`abs_decoder.FastDecoder`), at the latent search's batch sizes;
+then a whole query per image, reference and fast, with their largest logit difference and label
+agreement, and the per-image, per-class loop of `abs_reference`. Last, a PGD-40 cell's wall time.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from benchmarks.common import PROFILE, size
+from benchmarks.common import PROFILE, size, table, timed
 from benchmarks.common import model as trained
-from robustbench_lite.defenses.abs_model import ABSModel, reference_logits
+from robustbench_lite.defenses.abs_model import ABSModel
+from robustbench_lite.defenses.abs_reference import reference_logits
 from robustbench_lite.protocol.registry import load_dataset
 from robustbench_lite.running.grid.runner import Runner
 
-BATCHED_IMAGES = size(32, 2)
-LOOPED_IMAGES = size(2, 1)
-PGD_IMAGES = size(100, 4)
+#: Images per latent-search call (the search decodes 10 classes per image; 128 is its chunk).
+BATCHES = (8, 32, 128) if PROFILE == "standard" else (2,)
+QUERY_IMAGES = size(16, 2)
+LOOPED_IMAGES = size(1, 0)  # seconds per image even in the quick profile: not in a smoke run
+PGD_IMAGES = size(100, 2)
 
 
-def _rate(fn: Callable[[], object], images: int) -> float:
-    start = time.perf_counter()
-    fn()
-    return images / (time.perf_counter() - start)
+def decoder_macs(decoder: nn.Sequential) -> int:
+    """Multiply-accumulates of one forward pass of all the grouped decoders, per latent row (that
+    is, per image: every class's decoder once)."""
+    macs, h = 0, 1
+    for layer in decoder:
+        if isinstance(layer, nn.ConvTranspose2d):
+            k, s = layer.kernel_size[0], layer.stride[0]
+            macs += h * h * layer.in_channels * layer.out_channels // layer.groups * k * k
+            h = (h - 1) * s + k
+    return macs
 
 
-def throughput(model: ABSModel, x: torch.Tensor) -> None:
-    """Images per second of the batched inference and of the per-image, per-class loop."""
-    with torch.no_grad():
-        model(x[:2])  # warm-up
-        batched = _rate(lambda: model(x[:BATCHED_IMAGES]), BATCHED_IMAGES)
-    looped = _rate(lambda: reference_logits(model, x[:LOOPED_IMAGES]), LOOPED_IMAGES)
-    threads = torch.get_num_threads()
-    print(
-        f"ABS inference ({threads} threads, {len(model.candidates)} candidates, {model.steps} steps)"
-    )
-    print(f"  batched          {batched:8.2f} images/s  ({BATCHED_IMAGES} images)")
-    print(f"  per-image loop   {looped:8.2f} images/s  ({LOOPED_IMAGES} images)")
-    print(f"  speed-up         {batched / looped:8.1f}x")
+def matmul_rate() -> float:
+    """GMAC/s of a dense 1024x1024 float32 matrix product."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    _, seconds = timed(lambda: a @ b, 5)
+    return 1024**3 / seconds / 1e9
+
+
+def _forward_backward(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> None:
+    """One decode and the gradient to the latents (what each Adam step of the search does)."""
+    z = z.clone().requires_grad_(True)
+    torch.autograd.grad(decode(z).square().sum(), z)
+
+
+def decoder_rates(model: ABSModel) -> list[tuple[str, ...]]:
+    """GMAC/s of the decoders' forward and forward + backward (to the latents), both paths."""
+    macs = decoder_macs(model.decoder)
+    rows = []
+    for batch in BATCHES:
+        z = torch.randn(batch, model.num_classes, model.latent_dim)
+        row = [str(batch)]
+        for decode in (model.decode_reference, model.decoder_fn()):
+            with torch.no_grad():
+                _, forward = timed(partial(decode, z))
+            _, backward = timed(partial(_forward_backward, decode, z))
+            row += [
+                f"{batch * macs / forward / 1e9:.1f}",
+                f"{2 * batch * macs / backward / 1e9:.1f}",
+            ]
+        rows.append(tuple(row))
+    return rows
+
+
+def queries(model: ABSModel, x: torch.Tensor) -> list[tuple[str, ...]]:
+    """Seconds per query and image, reference and fast, and their decoders' GMAC/s."""
+    macs = decoder_macs(model.decoder) * (2 * model.steps + 1)  # steps x (fwd + bwd), final fwd
+    rows, logits = [], {}
+    for fast in (False, True):
+        model.fast = fast
+        with torch.no_grad():
+            model(x[:1])  # warm-up
+            logits[fast], seconds = timed(lambda: model(x))
+        per_image = seconds / len(x)
+        name = "fast" if fast else "reference"
+        rows.append((name, f"{per_image:.3f}", f"{macs / per_image / 1e9:.1f}"))
+    model.fast = True
+    if LOOPED_IMAGES:
+        _, looped = timed(lambda: reference_logits(model, x[:LOOPED_IMAGES]), 1)
+        rows.append(("per-image loop", f"{looped / LOOPED_IMAGES:.3f}", ""))
+    diff = (logits[True] - logits[False]).abs().max() / logits[False].abs().max()
+    same = int((logits[True].argmax(1) == logits[False].argmax(1)).sum())
+    print(f"  fast vs reference: max |logit diff| / max |logit| {float(diff):.1e}, ", end="")
+    print(f"same label on {same}/{len(x)} digits")
+    return rows
 
 
 def pgd_evaluation() -> None:
@@ -69,11 +124,19 @@ def pgd_evaluation() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model = trained("abs")
     assert isinstance(model, ABSModel)
-    throughput(model, load_dataset("mnist-5k", "test").x)
+    x = load_dataset("mnist-5k", "test").x[:QUERY_IMAGES]
+    print(
+        f"ABS, 1 thread, {len(model.candidates)} candidates, {model.steps} steps; "
+        f"dense 1024x1024 matmul {matmul_rate():.1f} GMAC/s"
+    )
+    header = ("images", "ref fwd", "ref fwd+bwd", "fast fwd", "fast fwd+bwd")
+    print("decoders, GMAC/s (10 classes per image)")
+    table([header, *decoder_rates(model)])
+    print(f"a query ({QUERY_IMAGES} digits in one call)")
+    table([("path", "s / image", "decoder GMAC/s"), *queries(model, x)])
     pgd_evaluation()
 
 

@@ -1,8 +1,10 @@
 """The ABS model of Schott et al. 2019, "Towards the first adversarially robust neural network
 model on MNIST": ten class-conditional VAE decoders and inference by latent optimization.
 
-The ten decoders run as one network of grouped (transposed) convolutions, one group per class, so
-every (input, class) pair of a batch is decoded in a single call. Inference for class y minimizes
+The ten decoders are one network of grouped (transposed) convolutions, one group per class, so
+every (input, class) pair of a batch is decoded in a single call; the latent search evaluates it
+through `abs_decoder.FastDecoder` (the same function, faster), `abs_reference` holds the slow
+specifications the fast code is tested against. Inference for class y minimizes
 the negative lower bound  (||x - G_y(z)||^2 + beta/2 ||z||^2) / 784  over z: first the best of a
 fixed set of prior latents (decoded once and stored as a buffer), then Adam steps from there.
 """
@@ -10,11 +12,13 @@ fixed set of prior latents (decoded once and stored as a buffer), then Adam step
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-PIXELS = 28 * 28
+from robustbench_lite.defenses.abs_decoder import PIXELS, FastDecoder
+
 #: Fraction of the least likely prior draws dropped when choosing the candidates (reference code).
 DISMISS = 0.1
 ADAM_BETAS = (0.9, 0.999)
@@ -49,25 +53,6 @@ def grouped_encoder(groups: int, latent_dim: int) -> nn.Sequential:
         nn.ELU(),
         nn.Conv2d(g * 64, g * 2 * latent_dim, 5, groups=g),  # 5 -> 1
     )
-
-
-def single_decoder(grouped: nn.Sequential, c: int) -> nn.Sequential:
-    """A standalone copy of decoder `c` of a grouped decoder (for the per-class reference loop)."""
-    layers: list[nn.Module] = []
-    for layer in grouped:
-        if not isinstance(layer, nn.ConvTranspose2d):
-            layers.append(type(layer)())
-            continue
-        g = layer.groups
-        cin, cout = layer.in_channels // g, layer.out_channels // g
-        (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-        one = nn.ConvTranspose2d(cin, cout, (kh, kw), stride=(sh, sw))
-        with torch.no_grad():
-            one.weight.copy_(layer.weight[c * cin : (c + 1) * cin])
-            assert layer.bias is not None and one.bias is not None
-            one.bias.copy_(layer.bias[c * cout : (c + 1) * cout])
-        layers.append(one)
-    return nn.Sequential(*layers).requires_grad_(False)
 
 
 def binarize(x: torch.Tensor) -> torch.Tensor:
@@ -135,8 +120,20 @@ class ABSModel(nn.Module):
 
     # -- pieces --------------------------------------------------------------------------------
 
+    #: Decode through `FastDecoder`; False: through the grouped network itself (the reference,
+    #: for tests and `bench_abs`). Not a hyper-parameter: both compute the same function.
+    fast = True
+
+    def decoder_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """`decode` for the current weights (a `FastDecoder` built once, for a loop of calls)."""
+        return FastDecoder(self.decoder) if self.fast else self.decode_reference
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (B, C, d) -> images (B, C, 784), decoder c applied to z[:, c]."""
+        return self.decoder_fn()(z)
+
+    def decode_reference(self, z: torch.Tensor) -> torch.Tensor:
+        """`decode` through the grouped nn.Sequential itself (PyTorch's transposed convolutions)."""
         b = len(z)
         out = self.decoder(z.reshape(b, self.num_classes * self.latent_dim, 1, 1))
         return out.reshape(b, self.num_classes, PIXELS)
@@ -157,11 +154,14 @@ class ABSModel(nn.Module):
 
     @torch.no_grad()
     def rebuild(self) -> None:
-        """Decode the stored candidates with every decoder and cache the images and costs."""
+        """Decode the stored candidates with every decoder and cache the images and costs.
+
+        Through the reference decoder (a one-time cost): the cache stays bit-identical to the
+        one the committed cells were computed with, and with it every best-candidate argmin."""
         z = self.candidates
         for part in torch.arange(len(z)).split(1000):
             zc = z[part, None, :].expand(-1, self.num_classes, -1)
-            self.decoded[:, part] = self.decode(zc).transpose(0, 1)
+            self.decoded[:, part] = self.decode_reference(zc).transpose(0, 1)
         self.cost.copy_(self.decoded.square().sum(-1) + self.beta * 0.5 * z.square().sum(1))
 
     @torch.no_grad()
@@ -183,12 +183,13 @@ class ABSModel(nn.Module):
         """`steps` Adam steps on the summed bound of all (input, class) pairs at once, latents
         clipped to the radius after each step (pairs are independent: Adam is elementwise)."""
         x, z = x.detach(), z.detach().clone()
+        decode = self.decoder_fn()
         m, v = torch.zeros_like(z), torch.zeros_like(z)
         b1, b2 = ADAM_BETAS
         with torch.enable_grad():
             for t in range(1, self.steps + 1):
                 z.requires_grad_(True)
-                loss = self.bound(x, self.decode(z), z).sum()
+                loss = self.bound(x, decode(z), z).sum()
                 (grad,) = torch.autograd.grad(loss, z)
                 z = z.detach()
                 m.mul_(b1).add_(grad, alpha=1 - b1)
@@ -217,38 +218,6 @@ class ABSModel(nn.Module):
         with torch.no_grad():
             rec = self.decode(z)
         return -self.logit_scale * self.bound(flat, rec, z) + self.logit_offset
-
-
-@torch.no_grad()
-def reference_logits(model: ABSModel, x: torch.Tensor) -> torch.Tensor:
-    """The same algorithm as a straightforward loop over images and classes (torch.optim.Adam on
-    one latent at a time): slow; the specification the batched code is tested against."""
-    decoders = [single_decoder(model.decoder, c) for c in range(model.num_classes)]
-    beta = model.beta
-
-    def bound(xi: torch.Tensor, rec: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return ((rec - xi).square().sum() + beta * 0.5 * z.square().sum()) / PIXELS
-
-    rows = []
-    for xi in x.reshape(len(x), PIXELS):
-        if model.binary:
-            xi = (xi > 0.5).to(xi.dtype)
-        logits = []
-        for c, decoder in enumerate(decoders):
-            prior = beta * 0.5 * model.candidates.square().sum(1)
-            start = ((model.decoded[c] - xi).square().sum(1) + prior).argmin()
-            z = model.candidates[start].clone().view(1, -1, 1, 1).requires_grad_(True)
-            optimizer = torch.optim.Adam([z], lr=model.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
-            with torch.enable_grad():
-                for _ in range(model.steps):
-                    optimizer.zero_grad()
-                    bound(xi, decoder(z).flatten(), z).backward()
-                    optimizer.step()
-                    z.data = clip_to_ball(z.data.flatten(), model.radius).view_as(z)
-            value = bound(xi, decoder(z).flatten(), z)
-            logits.append(-model.logit_scale * value + model.logit_offset)
-        rows.append(torch.stack(logits))
-    return torch.stack(rows) if rows else x.new_zeros(0, model.num_classes)
 
 
 class TrainingVAEs(nn.Module):

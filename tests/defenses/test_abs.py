@@ -11,7 +11,8 @@ from safetensors import safe_open
 
 from robustbench_lite import data
 from robustbench_lite.defenses.abs import ABS
-from robustbench_lite.defenses.abs_model import PIXELS, ABSModel, reference_logits
+from robustbench_lite.defenses.abs_model import PIXELS, ABSModel
+from robustbench_lite.defenses.abs_reference import reference_logits
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.running.grid.runner import Runner
 
