@@ -73,8 +73,10 @@ class FrontStep(nn.Module):
                 )
             return out
         out = self.step(x)
-        if x.requires_grad and not out.requires_grad:  # no path at all: a zero gradient
-            out = out + 0.0 * x.reshape(len(x), -1).sum(1).reshape(-1, *[1] * (out.dim() - 1))
+        if x.requires_grad and not out.requires_grad:  # no path at all: a zero gradient (made
+            # by the product's backward, so it is a tensor of its own, not an expanded view)
+            zero = x.mul(0.0).reshape(len(x), -1).sum(1)
+            out = out + zero.reshape(-1, *[1] * (out.dim() - 1))
         return out
 
     def extra_repr(self) -> str:

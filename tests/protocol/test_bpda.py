@@ -24,9 +24,11 @@ from robustbench_lite.protocol.registry import (
     attack_names,
     instantiate,
 )
+from robustbench_lite.report.flags import evidence
 from robustbench_lite.store import cell_record
 from robustbench_lite.testing import check_attack
 from tests._helpers.fronts import fronted, quantise
+from tests._helpers.records import fake_cell
 
 WHITE_BOX = [
     n
@@ -109,3 +111,21 @@ def test_zero_gradient_front_is_flagged_undeclared_and_broken_declared(baseline,
         if r.defense == "declared"
     }
     assert records["pgd"].bpda == "identity" and records[f"pgd{NO_BPDA}"].bpda == "none"
+
+
+def _pair(bpda_robust: list[bool], plain_robust: list[bool]) -> list[Any]:
+    through = fake_cell({"robust": bpda_robust}, cell="pgd", attack="pgd", bpda="identity")
+    plain = fake_cell({"robust": plain_robust}, cell="pgd@no-bpda", attack="pgd", bpda="none")
+    return [through, plain]
+
+
+def test_shattered_gradients_is_a_sign_test_of_bpda_against_plain() -> None:
+    """Raised when BPDA breaks significantly more digits than the plain cells, `undecided` on
+    too few, silent where they agree or the plain cells win; never a sweep."""
+    codes = lambda cells: {code for code, _ in evidence(cells, None)}  # noqa: E731
+    assert "shattered-gradients" in codes(_pair([False] * 20 + [True] * 20, [True] * 40))
+    assert "shattered-gradients" not in codes(_pair([True] * 40, [True] * 40))
+    assert "shattered-gradients" not in codes(_pair([True] * 40, [False] * 20 + [True] * 20))
+    few = codes(_pair([False] * 3 + [True] * 7, [True] * 10))
+    assert "shattered-gradients" not in few and "undecided" in few
+    assert "eps-not-monotone" not in codes(_pair([True] * 40, [False] * 40))
