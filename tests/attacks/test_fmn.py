@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lite.attacks.fmn import FMN, FMNL2
+from robustbench_lite.attacks.fmn import FMN, FMNL2, onto_sphere
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
@@ -194,3 +194,29 @@ def test_bad_hyper_parameters_are_refused(settings: dict, message: str) -> None:
         FMN(**settings)
     with pytest.raises(RBError, match=message):
         instantiate(attack_class("fmn-l2"), "quick", settings)
+
+
+def test_l2_iterate_is_rescaled_onto_the_radius_not_only_into_it() -> None:
+    """Issue 41: the authors' code (Pintor et al. 2021) rescales the L2 perturbation to norm
+    exactly eps at every step, so a grown eps moves the iterate outward; projecting into the
+    ball left it stalled inside on the standard ibp model. One step on a linear model from a
+    distance of 1.5 (alpha 1): eps is the linearised distance, and the iterate lands on the
+    boundary (norm 1.5), not one alpha out (norm 1)."""
+    g = torch.Generator().manual_seed(2)
+    x = 0.5 + 0.05 * (torch.rand(4, 1, 28, 28, generator=g) - 0.5)
+    w = torch.randn(1, 28, 28, generator=g)
+    b = -(x.flatten(1) @ w.flatten()) - 1.5 * w.norm()  # each sample at L2 distance 1.5
+    model = _Linear(w, b.mean())
+    x = x + ((b - b.mean()) / w.norm()).view(-1, 1, 1, 1) * w / w.norm()  # equalise distances
+    y = torch.ones(4, dtype=torch.int64)  # logit 1 (zero) above the score until it crosses
+    assert bool((model(x).argmax(dim=1) == 1).all())
+    x_adv, _ = _run(FMNL2(steps=1), model, x, y, eps=1.5)
+    assert torch.allclose(_l2(x, x_adv), torch.full((4,), 1.5), atol=1e-3)
+
+
+def test_onto_sphere_sets_each_norm_and_keeps_zero() -> None:
+    delta = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    delta[2] = 0
+    out = onto_sphere(delta, torch.tensor([0.5, 3.0, 2.0]))
+    assert torch.allclose(_l2(torch.zeros_like(out), out), torch.tensor([0.5, 3.0, 0.0]))
+    assert out.dtype == delta.dtype
