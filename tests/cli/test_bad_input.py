@@ -32,6 +32,26 @@ RUN = ["run", "-a", "pgd,pgd-l2", "-d", "none", "--profile", "quick", "--n", "10
         (["--set", "steps=none"], "expected a number, got 'none'"),
         (["--set", "pgd.rel_step_size=inf"], "expected a finite number"),
         (["--set", "pgd.rel_step_size=nan"], "expected a finite number"),
+        (["--preprocess", "torch:round"], "--preprocess given without --model"),
+        (
+            ["--model", "robustbench_lite.defenses:mnist_cnn", "--name", "m", "--bpda", "a:b"],
+            "--bpda approximates a --preprocess step; give the step too",
+        ),
+        (
+            ["--model", "robustbench_lite.defenses:mnist_cnn", "--name", "m", "--preprocess", "x"],
+            "--preprocess 'x': expected PACKAGE.MODULE:FUNCTION or path/file.py:FUNCTION",
+        ),
+        (
+            [
+                "--model",
+                "robustbench_lite.defenses:mnist_cnn",
+                "--name",
+                "m",
+                "--preprocess",
+                "torch:nope",
+            ],
+            "--preprocess torch:nope: torch has no callable 'nope'",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_work(

@@ -5,6 +5,7 @@ declaration is flagged, with it broken."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from robustbench_lite.protocol.bpda import (
     NO_BPDA,
     Fronted,
     FrontStep,
+    front_steps,
     route_through_approximation,
 )
 from robustbench_lite.protocol.contracts import Knowledge
@@ -129,3 +131,18 @@ def test_shattered_gradients_is_a_sign_test_of_bpda_against_plain() -> None:
     few = codes(_pair([False] * 3 + [True] * 7, [True] * 10))
     assert "shattered-gradients" not in few and "undecided" in few
     assert "eps-not-monotone" not in codes(_pair([True] * 40, [False] * 40))
+
+
+def test_the_command_line_declares_a_step_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--preprocess FILE:FN [--bpda FILE:FN]`: the names key the model's cells (as given)."""
+    from robustbench_lite.running.own.model_files import from_factory
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    factory = "robustbench_lite.defenses:mnist_cnn"
+    step = "tests/_helpers/fronts.py:quantise"
+    user = from_factory(factory, name="m", dataset="mnist-5k", preprocess=step)
+    assert user.front_step() == "identity" and user.config()["preprocess"] == step
+    both = from_factory(factory, name="m", dataset="mnist-5k", preprocess=step, bpda=step)
+    assert both.front_step() == step and both.config()["bpda"] == step
+    assert "preprocess" not in from_factory(factory, name="m", dataset="mnist-5k").config()
+    assert len(front_steps(both.build(10))) == 1
