@@ -11,44 +11,10 @@ from torch import nn
 from robustbench_lite.attacks._common.hyperplane import onto_hyperplane
 from robustbench_lite.attacks.fab import FAB, FABL2
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import attack_class, instantiate
 from robustbench_lite.protocol.threat_models import TM
-
-
-def _run(
-    attack: Attack,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    budget: int | None = None,
-    eps: float = 0.3,
-    stochastic: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    counter = QueryCounter(
-        model,
-        len(x),
-        num_classes=int(model(x[:1]).shape[1]),
-        knowledge=attack.knowledge,
-        budget=budget,
-        stochastic=stochastic,
-    )
-    gen = torch.Generator().manual_seed(0)
-    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen).x
-    counter.close()
-    counter.check()
-    return x_adv, counter.counts
-
-
-def _l2(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    return (x_adv - x).flatten(1).norm(dim=1)
-
-
-def _linf(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    return (x_adv - x).flatten(1).abs().amax(dim=1)
+from tests._helpers.minimal_runs import l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -121,13 +87,13 @@ def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> No
     model = _Linear(w, b)
     y = torch.zeros(8, dtype=torch.int64)
     attack = instantiate(attack_class(name), "quick")
-    x_adv, counts = _run(attack, model, x, y)
+    x_adv, counts = run_counted(attack, model, x, y)
     assert bool((model(x_adv).argmax(dim=1) == 1).all())
     # 1 clean query, 2 per step of the one target there is, and the final search.
     assert bool((counts == 1 + 2 * attack.steps + attack.search_steps).all())
     dual = w.abs().sum() if name == "fab" else w.norm()
     optimum = (flat + b) / dual
-    found = (_linf if name == "fab" else _l2)(x, x_adv)
+    found = (linf if name == "fab" else l2)(x, x_adv)
     assert bool((found >= optimum * (1 - 1e-4)).all()), "below the minimum: not adversarial"
     assert bool((found <= optimum * 1.01).all()), f"{(found / optimum).max():.4f} of the optimum"
 
@@ -139,16 +105,16 @@ def test_fab_l2_beats_the_boundary_attack_at_equal_queries(
     model is smaller than the boundary attack's given the same queries per sample (each
     median over the samples it fools)."""
     x, y = clean_batch[0][:20], clean_batch[1][:20]
-    x_fab, spent = _run(instantiate(attack_class("fab-l2"), "quick"), baseline, x, y)
+    x_fab, spent = run_counted(instantiate(attack_class("fab-l2"), "quick"), baseline, x, y)
     per_sample = int(spent.max())
     assert int(spent.min()) == per_sample
     boundary = instantiate(attack_class("boundary"), "quick")
-    x_ba, spent_ba = _run(boundary, baseline, x, y, budget=per_sample, eps=1.5)
+    x_ba, spent_ba = run_counted(boundary, baseline, x, y, budget=per_sample, eps=1.5)
     assert int(spent_ba.max()) <= per_sample
     fab_ok, ba_ok = predict(baseline, x_fab) != y, predict(baseline, x_ba) != y
     assert bool(fab_ok.all())
-    fab_median = float(_l2(x, x_fab)[fab_ok].median())
-    ba_median = float(_l2(x, x_ba)[ba_ok].median())
+    fab_median = float(l2(x, x_fab)[fab_ok].median())
+    ba_median = float(l2(x, x_ba)[ba_ok].median())
     assert fab_median < ba_median, f"fab-l2 {fab_median:.3f}, boundary {ba_median:.3f}"
 
 
@@ -161,7 +127,7 @@ def test_the_kept_margin_does_not_trap_it_at_the_boundary(
     on the standard pgd-at model 3 of 100 digits beyond eps that torchattacks' FAB breaks."""
     x, y = clean_batch
     found = [
-        _l2(x, _run(FABL2(steps=20, n_target_classes=3, rel_margin=rel), baseline, x, y)[0])
+        l2(x, run_counted(FABL2(steps=20, n_target_classes=3, rel_margin=rel), baseline, x, y)[0])
         for rel in (1e-5, 0.0)
     ]
     assert bool((found[0] <= found[1] * 1.01).all()), f"{(found[0] / found[1]).max():.4f}"
@@ -171,9 +137,9 @@ def test_fab_linf_breaks_most_digits_below_0_3(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = clean_batch
-    x_adv, _ = _run(instantiate(attack_class("fab"), "quick"), baseline, x, y)
+    x_adv, _ = run_counted(instantiate(attack_class("fab"), "quick"), baseline, x, y)
     fooled = predict(baseline, x_adv) != y
-    assert float((fooled & (_linf(x, x_adv) < 0.3)).double().mean()) >= 0.9
+    assert float((fooled & (linf(x, x_adv) < 0.3)).double().mean()) >= 0.9
     assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
 
 
@@ -181,10 +147,10 @@ def test_keeps_to_a_budget_and_refuses_one_it_cannot_use(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = clean_batch[0][:8], clean_batch[1][:8]
-    _, counts = _run(FAB(steps=100, n_target_classes=2), baseline, x, y, budget=50)
+    _, counts = run_counted(FAB(steps=100, n_target_classes=2), baseline, x, y, budget=50)
     assert int(counts.max()) <= 50
     with pytest.raises(ValueError, match="fab needs 15 queries per sample"):
-        _run(FAB(n_target_classes=2), baseline, x, y, budget=10)
+        run_counted(FAB(n_target_classes=2), baseline, x, y, budget=10)
 
 
 class _Noisy(nn.Module):
@@ -204,7 +170,7 @@ def test_a_stochastic_model_gets_points_that_hold_under_a_vote(
     x, y = clean_batch[0][:16], clean_batch[1][:16]
     noisy = _Noisy(baseline, 0.3)
     torch.manual_seed(0)
-    x_adv, counts = _run(FABL2(steps=10, n_target_classes=2), noisy, x, y, stochastic=True)
+    x_adv, counts = run_counted(FABL2(steps=10, n_target_classes=2), noisy, x, y, stochastic=True)
     assert int(counts.min()) >= 1 + 2 * 2 * 10
     torch.manual_seed(1)
     with torch.no_grad():

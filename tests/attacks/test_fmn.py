@@ -9,43 +9,9 @@ from torch import nn
 
 from robustbench_lite.attacks.fmn import FMN, FMNL2, onto_sphere
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.contracts import Attack
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.oracle import QueryCounter
 from robustbench_lite.protocol.registry import attack_class, instantiate
-
-
-def _run(
-    attack: Attack,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    budget: int | None = None,
-    eps: float = 0.3,
-    stochastic: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    counter = QueryCounter(
-        model,
-        len(x),
-        num_classes=int(model(x[:1]).shape[1]),
-        knowledge=attack.knowledge,
-        budget=budget,
-        stochastic=stochastic,
-    )
-    gen = torch.Generator().manual_seed(0)
-    x_adv = attack.run(counter.view(), x, y, eps=eps, budget=budget, generator=gen).x
-    counter.close()
-    counter.check()
-    return x_adv, counter.counts
-
-
-def _l2(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    return (x_adv - x).flatten(1).norm(dim=1)
-
-
-def _linf(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    return (x_adv - x).flatten(1).abs().amax(dim=1)
+from tests._helpers.minimal_runs import l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -80,12 +46,12 @@ def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> No
     b = -flat.min() + 0.2  # every sample is class 0, at a distance the box never limits
     model = _Linear(w, b)
     y = torch.zeros(8, dtype=torch.int64)
-    x_adv, counts = _run(instantiate(attack_class(name), "quick"), model, x, y)
+    x_adv, counts = run_counted(instantiate(attack_class(name), "quick"), model, x, y)
     assert bool((model(x_adv).argmax(dim=1) == 1).all())
     assert bool((counts == 100).all())
     dual = w.abs().sum() if name == "fmn" else w.norm()
     optimum = (flat + b) / dual
-    found = (_linf if name == "fmn" else _l2)(x, x_adv)
+    found = (linf if name == "fmn" else l2)(x, x_adv)
     assert bool((found >= optimum * (1 - 1e-4)).all()), "below the minimum: not adversarial"
     assert bool((found <= optimum * 1.01).all()), f"{(found / optimum).max():.4f} of the optimum"
 
@@ -97,16 +63,16 @@ def test_fmn_l2_beats_the_boundary_attack_at_equal_queries(
     smaller than the boundary attack's given the same queries per sample (and both
     medians are over the samples each fools)."""
     x, y = clean_batch[0][:20], clean_batch[1][:20]
-    x_fmn, spent = _run(instantiate(attack_class("fmn-l2"), "quick"), baseline, x, y)
+    x_fmn, spent = run_counted(instantiate(attack_class("fmn-l2"), "quick"), baseline, x, y)
     per_sample = int(spent.max())
     assert int(spent.min()) == per_sample == 100
     boundary = instantiate(attack_class("boundary"), "quick")
-    x_ba, spent_ba = _run(boundary, baseline, x, y, budget=per_sample, eps=1.5)
+    x_ba, spent_ba = run_counted(boundary, baseline, x, y, budget=per_sample, eps=1.5)
     assert int(spent_ba.max()) <= per_sample
     fmn_ok, ba_ok = predict(baseline, x_fmn) != y, predict(baseline, x_ba) != y
     assert bool(fmn_ok.all())
-    fmn_median = float(_l2(x, x_fmn)[fmn_ok].median())
-    ba_median = float(_l2(x, x_ba)[ba_ok].median())
+    fmn_median = float(l2(x, x_fmn)[fmn_ok].median())
+    ba_median = float(l2(x, x_ba)[ba_ok].median())
     assert fmn_median < ba_median, f"fmn-l2 {fmn_median:.3f}, boundary {ba_median:.3f}"
 
 
@@ -114,9 +80,9 @@ def test_fmn_linf_breaks_most_digits_below_0_3(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = clean_batch
-    x_adv, _ = _run(instantiate(attack_class("fmn"), "quick"), baseline, x, y)
+    x_adv, _ = run_counted(instantiate(attack_class("fmn"), "quick"), baseline, x, y)
     fooled = predict(baseline, x_adv) != y
-    small = fooled & (_linf(x, x_adv) < 0.3)
+    small = fooled & (linf(x, x_adv) < 0.3)
     assert float(small.double().mean()) >= 0.9
     assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
 
@@ -127,9 +93,9 @@ def test_more_steps_do_not_lose_ground(
     x, y = clean_batch[0][:16], clean_batch[1][:16]
     medians = []
     for steps in (10, 100):
-        x_adv, _ = _run(FMNL2(steps=steps), baseline, x, y)
+        x_adv, _ = run_counted(FMNL2(steps=steps), baseline, x, y)
         assert bool((predict(baseline, x_adv) != y).all())
-        medians.append(float(_l2(x, x_adv).median()))
+        medians.append(float(l2(x, x_adv).median()))
     assert medians[1] <= medians[0] * 1.001
 
 
@@ -137,10 +103,10 @@ def test_keeps_to_a_budget_and_refuses_one_it_cannot_use(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = clean_batch[0][:8], clean_batch[1][:8]
-    _, counts = _run(FMN(steps=100), baseline, x, y, budget=30)
+    _, counts = run_counted(FMN(steps=100), baseline, x, y, budget=30)
     assert int(counts.max()) == 30
     with pytest.raises(ValueError, match="fmn needs 1 queries per sample"):
-        _run(FMN(), baseline, x, y, budget=0)
+        run_counted(FMN(), baseline, x, y, budget=0)
 
 
 class _Noisy(nn.Module):
@@ -171,12 +137,12 @@ def test_a_stochastic_model_needs_confirmed_points(
     held = {}
     for confirm in (1, 5):
         torch.manual_seed(0)
-        x_adv, counts = _run(FMNL2(steps=40, confirm=confirm), noisy, x, y, stochastic=True)
+        x_adv, counts = run_counted(FMNL2(steps=40, confirm=confirm), noisy, x, y, stochastic=True)
         assert int(counts.min()) >= 40  # every sample takes every step
         torch.manual_seed(1)
         held[confirm] = float((_majority(noisy, x_adv) != y).double().mean())
     assert held[5] >= 0.8 and held[5] >= held[1]
-    _, counts = _run(FMNL2(steps=40), baseline, x, y)
+    _, counts = run_counted(FMNL2(steps=40), baseline, x, y)
     assert bool((counts == 40).all()), "a deterministic model is never asked to confirm"
 
 
@@ -210,13 +176,13 @@ def test_l2_iterate_is_rescaled_onto_the_radius_not_only_into_it() -> None:
     x = x + ((b - b.mean()) / w.norm()).view(-1, 1, 1, 1) * w / w.norm()  # equalise distances
     y = torch.ones(4, dtype=torch.int64)  # logit 1 (zero) above the score until it crosses
     assert bool((model(x).argmax(dim=1) == 1).all())
-    x_adv, _ = _run(FMNL2(steps=1), model, x, y, eps=1.5)
-    assert torch.allclose(_l2(x, x_adv), torch.full((4,), 1.5), atol=1e-3)
+    x_adv, _ = run_counted(FMNL2(steps=1), model, x, y, eps=1.5)
+    assert torch.allclose(l2(x, x_adv), torch.full((4,), 1.5), atol=1e-3)
 
 
 def test_onto_sphere_sets_each_norm_and_keeps_zero() -> None:
     delta = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(0))
     delta[2] = 0
     out = onto_sphere(delta, torch.tensor([0.5, 3.0, 2.0]))
-    assert torch.allclose(_l2(torch.zeros_like(out), out), torch.tensor([0.5, 3.0, 0.0]))
+    assert torch.allclose(l2(torch.zeros_like(out), out), torch.tensor([0.5, 3.0, 0.0]))
     assert out.dtype == delta.dtype
