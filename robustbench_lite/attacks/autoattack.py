@@ -69,8 +69,11 @@ class AutoAttack(Attack):
         self.threat_model = TM(self.norm)
 
     def unsupported(self, shape: tuple[int, int, int], num_classes: int) -> str | None:
-        if num_classes < 4 and self.version == "standard":
-            return "APGD-T's targeted DLR loss needs at least 4 classes"
+        """What a member cannot serve (APGD-T's targeted DLR needs 4 classes, APGD-DLR 3)."""
+        for attack, _ in self.members():
+            reason = attack.unsupported(shape, num_classes)
+            if reason:
+                return f"its member {attack.name}: {reason}"
         return None
 
     def members(self) -> list[tuple[Attack, int | None]]:
