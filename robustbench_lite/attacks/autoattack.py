@@ -7,7 +7,11 @@ The standard version runs APGD-CE, APGD-T (targeted DLR, 9 targets), FAB-T (9 ta
 (5,000 queries), each only on the samples the previous ones left robust; the rand version, for
 randomized defenses, runs APGD-CE and APGD-DLR (the runner's EOT averages every query). The
 members are the registry's own plugins with AutoAttack's parameters; every query they make goes
-through the runner's oracle and is charged, and the runner, not the chain, grades the result."""
+through the runner's oracle and is charged, and the runner, not the chain, grades the result. A
+gradient chain takes no `--budget`: Square's 5,000 queries are its own, charged and shown, not
+capped. FAB may return points beyond eps: they are projected onto the ball and kept only if they
+still fool (AutoAttack drops them). On a stochastic model one fooled answer ends a sample's chain,
+as in AutoAttack; the runner's majority vote then decides."""
 
 from __future__ import annotations
 
@@ -45,6 +49,9 @@ class _Still:
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         local = torch.arange(len(self._keep), device=x.device) if idx is None else idx
+        local = torch.as_tensor(local, dtype=torch.int64)
+        if len(local) and (int(local.min()) < 0 or int(local.max()) >= len(self._keep)):
+            raise ValueError(f"idx out of range 0..{len(self._keep) - 1} for this member's samples")
         return self._model(x, idx=self._keep.to(local.device)[local])
 
 

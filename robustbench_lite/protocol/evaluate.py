@@ -114,11 +114,12 @@ def evaluate(
         )
     model = recipe.make()  # grades, and is never handed out
     attacked = recipe.make()  # the attack's own instance
-    if spec.bpda:  # its backward pass through the front steps' approximations (bpda.py)
-        route_through_approximation(attacked, spec.defense)
     sealed = fingerprint(model)
     if fingerprint(attacked) != sealed:
         raise RBError(f"two fresh builds of the model of {spec.defense} differ: refused")
+    if spec.bpda:  # its backward pass through the front steps' approximations (bpda.py)
+        route_through_approximation(attacked, spec.defense)
+    attacked_seal = fingerprint(attacked)  # its BPDA switches included: an attack cannot flip them
     view = EOT(attacked, spec.eot_draws) if spec.eot_draws > 1 else attacked
     out = initial(x, y, clean_pred)
     batches = batches_of(out.correct, spec.batch_size)
@@ -129,7 +130,9 @@ def evaluate(
         seed = derive_seed(spec.seed, "batch", k)
         torch.manual_seed(seed)  # a randomized defense's draws while attacked
         generator = torch.Generator(device=x.device).manual_seed(seed)
-        _attack_batch(spec, attack, view, model, attacked, sealed, x, y, batch, k, generator, out)
+        _attack_batch(
+            spec, attack, view, model, attacked, attacked_seal, x, y, batch, k, generator, out
+        )
     if fingerprint(model) != sealed:
         raise RBError(f"the grading model of {spec.defense} changed during {attack.name}: refused")
     return out

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.bpda import FrontStep
 from robustbench_lite.protocol.contracts import Adversarial
 
 
 def fingerprint(model: nn.Module) -> str:
-    """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes) and each
-    submodule's train/eval mode: any change an attack makes to the model it attacks shows."""
+    """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes), each submodule's
+    train/eval mode and each front step's BPDA switch: any change an attack makes to the model it
+    attacks shows."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict(keep_vars=False).items():
         t = tensor.detach().cpu().contiguous()
@@ -24,6 +26,8 @@ def fingerprint(model: nn.Module) -> str:
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     for name, module in model.named_modules():
         digest.update(f"{name}:{module.training}".encode())
+        if isinstance(module, FrontStep):  # which gradient its front step gives (bpda.py)
+            digest.update(f"{name}:bpda={module.bpda}".encode())
     return digest.hexdigest()
 
 

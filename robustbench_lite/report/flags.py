@@ -4,12 +4,15 @@ failure"), computed from a row's cells and its model's diagnostics on every lead
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Knowledge
+from robustbench_lite.protocol.registry import defense_class
 from robustbench_lite.report import shattered as shattered_gradients
 from robustbench_lite.report.shattered import is_plain, shattered
 from robustbench_lite.stats import sign_test
@@ -176,7 +179,7 @@ def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
         shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
     found: dict[str, tuple[str, str]] = {}
     for cell in cells:
-        hashes = shipped.get((cell.defense, cell.dataset, cell.profile))
+        hashes = shipped.get((_trained_as(cell.defense), cell.dataset, cell.profile))
         weights = given(cell.weights_sha256)
         short = str(weights or "unrecorded")[:12]
         if hashes and weights not in hashes and "weights-not-shipped" not in found:
@@ -193,6 +196,16 @@ def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
                 f"{str(zoo)[:12]}, not the one installed with the package",
             )
     return list(found.values())
+
+
+@functools.cache
+def _trained_as(defense: str) -> str:
+    """The defense whose shipped weights a row must carry: its own, or those it declares it
+    takes (`weights_from`: bit-depth runs on none's); a user's model is its own."""
+    try:
+        return defense_class(defense).weights_from or defense
+    except RBError:  # not a registered defense (a user's model)
+        return defense
 
 
 def _zero_query(cells: list[CellRecord]) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ digit by digit, with the paired sign test the `masking` flag uses."""
 
 from __future__ import annotations
 
-from robustbench_lite.protocol.bpda import PLAIN
+from robustbench_lite.protocol.bpda import NO_BPDA, PLAIN
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store.cell_record import CellRecord, given
 
@@ -28,9 +28,14 @@ def shattered(
     """(code, evidence) when the BPDA cells of one threat model beat its plain cells: samples
     some BPDA cell broke and no plain cell did, against the reverse; `undecided` when the test
     points that way on fewer than `stat_min` samples."""
-    through = [c.robust_by_index for c in white if given(c.bpda) not in (None, PLAIN)]
-    plain = [c.robust_by_index for c in white if is_plain(c)]
-    if not through or not plain:
+    # Like with like: only attacks run both ways (same cell name but for @no-bpda), so a side
+    # with more attacks (one failed, an override on one side) does not win by construction.
+    bpda_cells = {c.cell: c for c in white if given(c.bpda) not in (None, PLAIN)}
+    plain_cells = {c.cell.replace(NO_BPDA, ""): c for c in white if is_plain(c)}
+    both = sorted(set(bpda_cells) & set(plain_cells))
+    through = [bpda_cells[name].robust_by_index for name in both]
+    plain = [plain_cells[name].robust_by_index for name in both]
+    if not both:
         return []
     common = set(through[0]).intersection(*through[1:], *plain)
     held_bpda = {i: all(r[i] for r in through) for i in common}
@@ -39,8 +44,8 @@ def shattered(
     only_plain = sum(held_bpda[i] and not held_plain[i] for i in common)
     p = sign_test(only_bpda, only_bpda + only_plain)
     said = (
-        f"{tm} eps {eps:g}: through BPDA the white-box attacks broke {only_bpda} samples their "
-        f"plain @no-bpda runs did not (those broke {only_plain} BPDA did not; p = {p:.2g})"
+        f"{tm} eps {eps:g}: through BPDA, {', '.join(both)} broke {only_bpda} samples their plain "
+        f"@no-bpda runs did not (those broke {only_plain} BPDA did not; p = {p:.2g})"
     )
     if only_bpda > only_plain and p < level:
         return [(CODE, said)]

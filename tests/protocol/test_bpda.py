@@ -146,3 +146,46 @@ def test_the_command_line_declares_a_step_by_name(monkeypatch: pytest.MonkeyPatc
     assert both.front_step() == step and both.config()["bpda"] == step
     assert "preprocess" not in from_factory(factory, name="m", dataset="mnist-5k").config()
     assert len(front_steps(both.build(10))) == 1
+
+
+def test_each_instance_has_a_switch_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing one instance of a `--model` through BPDA leaves every other instance plain (the
+    attack's copy of a plain cell, the grader's): a shared step would make @no-bpda a BPDA cell."""
+    from robustbench_lite.running.own.model_files import from_factory
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    user = from_factory(
+        "robustbench_lite.defenses:mnist_cnn",
+        name="m",
+        dataset="mnist-5k",
+        preprocess="tests/_helpers/fronts.py:quantise",
+    )
+    routed, other = user.build(10), user.build(10)
+    route_through_approximation(routed, "m")
+    assert [s.bpda for s in front_steps(other)] == [False]
+    x = torch.rand(2, 1, 28, 28)
+    assert float(_input_grad(other, x, torch.tensor([0, 1])).abs().max()) == 0.0
+    assert float(_input_grad(routed, x, torch.tensor([0, 1])).abs().max()) > 0.0
+
+
+def test_an_attack_that_flips_the_switch_is_refused() -> None:
+    """The attacked instance's fingerprint covers its front steps' BPDA switches."""
+    from robustbench_lite.protocol.integrity import fingerprint
+
+    model = fronted(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), bpda=False)
+    before = fingerprint(model)
+    front_steps(model)[0].bpda = True
+    assert fingerprint(model) != before
+
+
+def test_an_edited_step_keys_other_cells() -> None:
+    from robustbench_lite.running.own.model import code_sha256
+
+    def one(x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x)
+
+    def other(x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * 3) / 3
+
+    assert code_sha256(one) != code_sha256(other)
+    assert code_sha256(one) == code_sha256(one) != code_sha256(one, other)

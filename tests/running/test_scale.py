@@ -15,6 +15,8 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol import registry
 from robustbench_lite.running.grid.executors import LocalExecutor, Task, run_jobs
 from robustbench_lite.running.grid.runner import Runner
+from robustbench_lite.store import shards
+from robustbench_lite.store.layout import shard_dir
 from robustbench_lite.store.models import ModelCache
 
 ATTACKS = ["pgd", "square"]
@@ -201,9 +203,42 @@ def test_declared_units_resume_mid_cell_on_another_number_of_workers(
         _runner(tmp_path / "split", rb_home, batch_size=250).run(["pgd"], ["none"])
     assert len(list(tmp_path.glob("split/mnist-5k/quick/none/.shards/pgd/*.json"))) == 2
     monkeypatch.setattr(pgd, "run", real)
+    kept = {
+        p.name: p.read_bytes() for p in tmp_path.glob("split/mnist-5k/quick/none/.shards/pgd/*")
+    }
+    seen: dict[str, bytes] = {}
+    monkeypatch.setattr(  # keep the units for a look, as the resumed cell left them
+        shards,
+        "clear_shards",
+        lambda path: seen.update({p.name: p.read_bytes() for p in shard_dir(path).glob("*")}),
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         _runner(tmp_path / "split", rb_home, batch_size=250, executor="ray").run(["pgd"], ["none"])
     finally:
         ray.shutdown()
     assert pgd_cell(tmp_path / "split")["samples"] == whole["samples"]
+    assert all(seen[name] == body for name, body in kept.items())  # resumed, not recomputed
+    assert len(seen) > len(kept)
+
+
+def test_a_shard_of_another_size_is_recomputed_not_merged(
+    tmp_path: Path, rb_home: Path, serial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell stopped with one shard size and resumed with another: the old shard covers other
+    samples, so it is recomputed, never merged into the wrong group."""
+    pgd = registry.attack_class("pgd")
+    real, calls = pgd.run, []
+
+    def dies_on_the_second_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pgd, "run", dies_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _runner(tmp_path, rb_home, shard_size=1).run(["pgd"], ["none"])
+    monkeypatch.setattr(pgd, "run", real)
+    _runner(tmp_path, rb_home, shard_size=2).run(ATTACKS, ["none"])
+    assert _samples(tmp_path) == serial

@@ -90,9 +90,13 @@ class CellJob:
         self.seconds = 0.0
         data = data_key(ctx.plan.source)  # a user's data key its shards too: others not merged
         self.shard_key = self.digest if data.pinned else config_hash([self.digest, data.sha256])
-        for record in shards.read_shards(self.path, self.shard_key).values():
+        for k, record in shards.read_shards(self.path, self.shard_key).items():
+            # A shard counts only for the group of exactly its samples: one written under
+            # another batch or shard size (same config) covers others, and is recomputed.
+            if k >= len(self.groups) or record["index"] != self._samples_of(k):
+                continue
             shards.merge_shard(self.arrays, record, self.path)
-            self.groups[int(record["shard"])] = []
+            self.groups[k] = []
             self.seconds += float(record.get("seconds", 0.0))
         self.tasks = [
             Task(
@@ -105,6 +109,10 @@ class CellJob:
         ]
         self.remaining = {task.key for task in self.tasks}
         self.errors: list[BaseException] = []
+
+    def _samples_of(self, k: int) -> list[int]:
+        """The sample indices of shard group k (its batches', in order)."""
+        return [i for b in self.groups[k] for i in self.batches[b].tolist()]
 
     def done(self, task: Task, result: tuple[CellArrays, float]) -> None:
         arrays, seconds = result

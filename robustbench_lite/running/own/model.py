@@ -11,7 +11,9 @@ Weights come from safetensors files only: loading them runs no code (a pickle wo
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -96,6 +98,8 @@ class UserModel(Defense):
             if bpda is None
             else bpda_name or _label(bpda)
         )
+        #: The steps' code, so an edited step never reuses the old step's cells.
+        self._front_sha256 = None if preprocess is None else code_sha256(preprocess, bpda)
         if preprocess is not None:
             front = FrontStep(preprocess, bpda, name=str(self.bpda))
             self._model = Fronted(front, self._model).eval()
@@ -116,6 +120,7 @@ class UserModel(Defense):
             "normalize": None if self.normalize is None else [list(v) for v in self.normalize],
             **({} if self.preprocess is None else {"preprocess": self.preprocess}),
             **({} if self.bpda is None else {"bpda": self.bpda}),
+            **({} if self._front_sha256 is None else {"front_sha256": self._front_sha256}),
         }
 
     def front_step(self) -> str | None:
@@ -131,8 +136,10 @@ class UserModel(Defense):
             if isinstance(model, nn.Module):
                 if self.normalize is not None:
                     model = Normalized(model, *self.normalize)
-                if isinstance(self._model, Fronted):
-                    model = Fronted(self._model.front, model)
+                if isinstance(self._model, Fronted):  # a step of its own: BPDA is per instance
+                    front = self._model.front
+                    step = FrontStep(front.step, front.approximation, name=front.name)
+                    model = Fronted(step, model)
                 model.load_state_dict(self._model.state_dict())
                 return model.eval()
         return copy.deepcopy(self._model)
@@ -169,6 +176,32 @@ class UserModel(Defense):
                 user_checks.warn_on_probabilities(model, x, self.name, self.diagnostics)
             self._checked.add(source.name)
         return self.diagnostics
+
+
+def code_sha256(*fns: Callable[..., Any] | None) -> str:
+    """SHA-256 of callables' code: each one's source where Python has it (else its bytecode and
+    constants), the values it closes over, and a `functools.partial`'s arguments."""
+    digest = hashlib.sha256()
+    for fn in fns:
+        while isinstance(fn, functools.partial):
+            digest.update(repr((fn.args, sorted(fn.keywords.items()))).encode())
+            fn = fn.func
+        if fn is None:
+            digest.update(b"none")
+            continue
+        code = getattr(fn, "__code__", None)
+        try:
+            digest.update(inspect.getsource(fn).encode())
+        except (OSError, TypeError):
+            if code is None:
+                raise RBError(
+                    f"the code of {_label(fn)} cannot be read to key its cells; pass a function "
+                    "defined in a file"
+                ) from None
+            digest.update(repr((code.co_code, code.co_consts)).encode())
+        for cell in getattr(fn, "__closure__", None) or ():
+            digest.update(repr(cell.cell_contents).encode())
+    return digest.hexdigest()
 
 
 def _label(fn: Callable[..., Any]) -> str:
