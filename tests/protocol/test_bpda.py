@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from robustbench_lite import evaluate
+from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.bpda import (
     NO_BPDA,
     Fronted,
@@ -189,3 +190,24 @@ def test_an_edited_step_keys_other_cells() -> None:
 
     assert code_sha256(one) != code_sha256(other)
     assert code_sha256(one) == code_sha256(one) != code_sha256(one, other)
+
+
+def half(x: torch.Tensor) -> torch.Tensor:
+    return x[:, :, :14]
+
+
+def test_an_approximation_of_another_shape_is_one_line_before_any_work(
+    baseline, tmp_path: Path
+) -> None:
+    with pytest.raises(RBError, match=r"returns shape \(2, 1, 14, 28\) where the step returns"):
+        evaluate(
+            copy.deepcopy(baseline),
+            name="m",
+            attacks="pgd",
+            profile="quick",
+            n=10,
+            results=tmp_path,
+            preprocess=quantise,
+            bpda=half,
+        )
+    assert not list(tmp_path.glob("**/*.json"))

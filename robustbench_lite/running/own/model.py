@@ -24,7 +24,12 @@ from torch import nn
 from robustbench_lite.errors import RBError, guarded
 from robustbench_lite.names import NAME
 from robustbench_lite.protocol import checks as model_checks
-from robustbench_lite.protocol.bpda import Fronted, FrontStep, route_through_approximation
+from robustbench_lite.protocol.bpda import (
+    Fronted,
+    FrontStep,
+    front_steps,
+    route_through_approximation,
+)
 from robustbench_lite.protocol.contracts import DataSource, Defense
 from robustbench_lite.running.own import checks as user_checks
 from robustbench_lite.running.own.data import resolve_source
@@ -164,6 +169,7 @@ class UserModel(Defense):
                 model = self.build(source.num_classes, source.shape)  # its own instance
                 if self.bpda is not None:  # gradients as the white-box attacks take them
                     route_through_approximation(model, self.name)
+                    check_front_steps(model, x[:2])
                 model_checks.check_model(
                     model,
                     x,
@@ -176,6 +182,21 @@ class UserModel(Defense):
                 user_checks.warn_on_probabilities(model, x, self.name, self.diagnostics)
             self._checked.add(source.name)
         return self.diagnostics
+
+
+def check_front_steps(model: nn.Module, x: torch.Tensor) -> None:
+    """A declared approximation must map inputs to the step's output shape (BPDA differentiates
+    it in the step's place); else one line before any attack."""
+    for front in front_steps(model):
+        if front.approximation is None:
+            continue
+        with torch.no_grad():
+            step, approximation = front.step(x), front.approximation(x)
+        if approximation.shape != step.shape:
+            raise RBError(
+                f"--bpda {front.name} returns shape {tuple(approximation.shape)} where the step "
+                f"returns {tuple(step.shape)}: it must stand in for the step"
+            )
 
 
 def code_sha256(*fns: Callable[..., Any] | None) -> str:
