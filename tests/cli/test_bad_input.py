@@ -34,6 +34,10 @@ RUN = ["run", "-a", "pgd,pgd-l2", "-d", "none", "--profile", "quick", "--n", "10
         (["--set", "pgd.rel_step_size=nan"], "expected a finite number"),
         (["--preprocess", "torch:round"], "--preprocess given without --model"),
         (
+            ["-d", "none,bit-depth", "--set", "none.width=64"],
+            "bit-depth runs on none's shipped weights: drop --set none.*",
+        ),
+        (
             ["--model", "robustbench_lite.defenses:mnist_cnn", "--name", "m", "--bpda", "a:b"],
             "--bpda approximates a --preprocess step; give the step too",
         ),

@@ -252,6 +252,11 @@ class Runner:
             )
         built = [self._attack(name) for name in attack_list]
         built_defenses = [self._defense(name) for name in defense_list] + given
+        for d in built_defenses:  # its weights are the base's at the profile's settings
+            if d.weights_from is not None and d.weights_from in self.settings:
+                raise RBError(
+                    f"{d.name} runs on {d.weights_from}'s shipped weights: drop --set {d.weights_from}.*"
+                )
         writable_dir(self.results_dir, "results folder")
         writable_dir(self.cache.root.parent, "RB_HOME")
         return built, built_defenses
