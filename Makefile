@@ -27,7 +27,7 @@ lint:
 	lint-imports
 
 pytest:
-	$(PYTHON) -m pytest -q -n 2
+	$(PYTHON) -m pytest -q -n 2 --durations=15
 
 # CI's regression gate, on the zoo's weights (an attack regression shows exactly): every gradient,
 # spatial and transfer cell of the committed quick grid on every defense, every cell of its `none`
@@ -39,8 +39,12 @@ CHEAP := pgd,pgd-l2,pgd-margin,apgd,apgd-l2,apgd-t,apgd-t-l2,spatial,spatial-ran
 regress:
 	$(MAKE) --no-print-directory -j2 regress-cheap regress-none regress-standard regress-retrain
 
+# The input-transformation rows (bit-depth, thermometer) double every white-box cell (through BPDA
+# and plain): CI reruns their pgd and apgd pairs, spatial and transfer; regress-full reruns all.
+SEEDED := none,randomization,ibp,alp,pgd-at,abs,abs-binary
 regress-cheap:
-	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP)
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d $(SEEDED)
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a pgd,apgd,spatial,transfer -d bit-depth,thermometer
 
 regress-none:
 	$(RB) --quiet check --baseline $(QUICK_BASELINE) -d none

@@ -49,10 +49,10 @@ class _Still:
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         local = torch.arange(len(self._keep), device=x.device) if idx is None else idx
-        local = torch.as_tensor(local, dtype=torch.int64)
-        if len(local) and (int(local.min()) < 0 or int(local.max()) >= len(self._keep)):
+        rows = torch.as_tensor(local, dtype=torch.int64, device="cpu")  # checked where counts live
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(self._keep)):
             raise ValueError(f"idx out of range 0..{len(self._keep) - 1} for this member's samples")
-        return self._model(x, idx=self._keep.to(local.device)[local])
+        return self._model(x, idx=self._keep.cpu()[rows])
 
 
 @plugin

@@ -73,18 +73,6 @@ def test_a_killed_run_resumes_inside_the_cell(
     assert _samples(tmp_path) == serial
 
 
-def test_the_ray_executor_gives_the_same_arrays(
-    tmp_path: Path, rb_home: Path, serial: dict[str, Any]
-) -> None:
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        _runner(tmp_path, rb_home, executor="ray", shard_size=1).run(ATTACKS, ["none"])
-    finally:
-        ray.shutdown()
-    assert _samples(tmp_path) == serial
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
