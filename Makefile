@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data/mnist),)
 export RB_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test lint pytest regress regress-cheap regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo docs
+.PHONY: install test lint pytest regress regress-bpda regress-cheap regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo docs
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
@@ -27,7 +27,7 @@ lint:
 	lint-imports
 
 pytest:
-	$(PYTHON) -m pytest -q -n 2 --durations=15
+	$(PYTHON) -m pytest -q -n 2 --durations=15 -m "not bench"
 
 # CI's regression gate, on the zoo's weights (an attack regression shows exactly): every gradient,
 # spatial and transfer cell of the committed quick grid on every defense, every cell of its `none`
@@ -40,14 +40,19 @@ regress:
 	$(MAKE) --no-print-directory -j2 regress-cheap regress-none regress-standard regress-retrain
 
 # The input-transformation rows (bit-depth, thermometer) double every white-box cell (through BPDA
-# and plain): CI reruns their pgd and apgd pairs, spatial and transfer; regress-full reruns all.
+# and plain): `make regress-bpda` reruns their pgd and apgd pairs, spatial and transfer (`make bench`
+# runs it; CI's 15 minutes do not hold it), regress-full reruns all.
 SEEDED := none,randomization,ibp,alp,pgd-at,abs,abs-binary
 regress-cheap:
 	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d $(SEEDED)
+
+regress-bpda:
 	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a pgd,apgd,spatial,transfer -d bit-depth,thermometer
 
+# none's cheap cells are in regress-cheap: here its query-based cells.
+QUERY := nes,lf-nes,boundary,lf-boundary,square,square-l2
 regress-none:
-	$(RB) --quiet check --baseline $(QUICK_BASELINE) -d none
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(QUERY) -d none
 
 regress-standard:
 	$(RB) --quiet check --baseline $(STANDARD)/leaderboard.csv -a spatial,spatial-random -d ibp,none
@@ -68,6 +73,8 @@ zoo:
 # their dependencies (neither needs torchvision); they are not CI dependencies.
 bench:
 	$(PYTHON) -m pip install --quiet --no-deps torchattacks==3.5.1 adv-lib==0.2.8
+	$(PYTHON) -m pytest -q -n 2 -m bench
+	$(MAKE) --no-print-directory regress-bpda
 	$(PYTHON) -m benchmarks
 
 # Every benchmark at a tiny size on the quick models (seconds): one that no longer runs fails CI.

@@ -51,6 +51,7 @@ def test_every_attack_serves_any_shape(name: str, trained: Any) -> None:
     check_attack(attack_class(name), model, x, y, dataset=source, budget=60, min_success=0.0)
 
 
+@pytest.mark.bench
 def test_the_runner_runs_every_attack_on_a_colour_non_square_set(
     quick_runner: Runner, tmp_path: Any
 ) -> None:

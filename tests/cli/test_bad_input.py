@@ -134,6 +134,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
     assert not list((tmp_path / "tmp").iterdir())  # the temporary folder is gone
 
 
+@pytest.mark.bench
 def test_sigterm_stops_a_ray_run_cleanly_too(tmp_path: Path, rb_home: Path) -> None:
     """Ray installs its own SIGTERM handler (exit 1); rb keeps its own: exit 143, shards kept."""
     pytest.importorskip("ray", reason="the ray extra is not installed")

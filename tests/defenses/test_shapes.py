@@ -13,9 +13,16 @@ from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_defense
 from tests._helpers.synthetic import SHAPES, synthetic
 
+#: Defenses whose check on other shapes takes most of a minute (thermometer's training; bit-depth
+#: is none's model behind a rounding): checked in `make bench`.
+LONG = {"thermometer", "bit-depth"}
+
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s[0] for s in SHAPES])
-@pytest.mark.parametrize("name", defense_names())
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.bench) if n in LONG else n for n in defense_names()],
+)
 def test_every_defense_serves_any_shape_or_says_it_cannot(
     name: str, shape: Any, quick_runner: Runner
 ) -> None:

@@ -53,6 +53,7 @@ def _samples(root: Path, dataset: str, name: str) -> dict[str, Any]:
             if p.stem != "diagnostics"}  # fmt: skip
 
 
+@pytest.mark.bench
 def test_cli_and_evaluate_agree_and_normalization_is_the_model_s_own(
     files: tuple[Path, Path, torch.nn.Module], tmp_path: Path
 ) -> None:

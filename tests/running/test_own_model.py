@@ -228,7 +228,7 @@ def test_the_documented_examples_write_to_a_folder_of_their_own() -> None:
     assert "/examples/results/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_the_readme_example_runs_end_to_end_and_leaves_results_unchanged(tmp_path: Path) -> None:
     """The README's commands as written, in a copy of the repository's examples/ and results/:
     the example's row lands in examples/results/, and results/ (here and in the repository
