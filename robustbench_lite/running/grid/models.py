@@ -6,6 +6,7 @@ run anywhere) and cached, on the run's device; and which weights each defense is
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,3 +132,13 @@ class Models:
             raise RBError(f"training {task.key} failed: {exc}") from exc
 
         pool.map(tasks, done, failed)
+
+
+def check_weights_from(defenses: list[Defense], settings: Mapping[str, Any]) -> None:
+    """A defense on another's shipped weights (`weights_from`) takes them at the profile's
+    settings: `--set` of that base beside it would run the two rows on different weights."""
+    for d in defenses:
+        if d.weights_from is not None and d.weights_from in settings:
+            raise RBError(
+                f"{d.name} runs on {d.weights_from}'s shipped weights: drop --set {d.weights_from}.*"
+            )

@@ -33,7 +33,7 @@ from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.report import invariants, leaderboard, ranking, tables
 from robustbench_lite.running.grid.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.grid.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
-from robustbench_lite.running.grid.models import Models
+from robustbench_lite.running.grid.models import Models, check_weights_from
 from robustbench_lite.running.grid.plan import RunPlan
 from robustbench_lite.running.grid.trained import Evaluated, certify_defense, model_recipe
 from robustbench_lite.running.own.data import data_key, resolve_source
@@ -136,7 +136,6 @@ class Runner:
 
     def run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         """Evaluate every (defense, attack) cell, then build the leaderboard of this results dir.
-
         A defense is a registered name or a Defense instance (a user's model, own_model.py).
         Ctrl-C or SIGTERM stops it with every finished cell and shard kept."""
         with stop_on_signals():
@@ -252,11 +251,7 @@ class Runner:
             )
         built = [self._attack(name) for name in attack_list]
         built_defenses = [self._defense(name) for name in defense_list] + given
-        for d in built_defenses:  # its weights are the base's at the profile's settings
-            if d.weights_from is not None and d.weights_from in self.settings:
-                raise RBError(
-                    f"{d.name} runs on {d.weights_from}'s shipped weights: drop --set {d.weights_from}.*"
-                )
+        check_weights_from(built_defenses, self.settings)
         writable_dir(self.results_dir, "results folder")
         writable_dir(self.cache.root.parent, "RB_HOME")
         return built, built_defenses
