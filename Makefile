@@ -43,10 +43,10 @@ regress:
 	$(MAKE) --no-print-directory -j2 regress-cheap-a regress-cheap-b regress-standard
 
 regress-cheap-a:
-	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d none,randomization,ibp
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d none,randomization,abs,abs-binary
 
 regress-cheap-b:
-	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d alp,pgd-at,abs,abs-binary
+	$(RB) --quiet check --baseline $(QUICK_BASELINE) -a $(CHEAP) -d ibp,alp,pgd-at
 
 # The input-transformation rows (bit-depth, thermometer) double every white-box cell (through BPDA
 # and plain): `make regress-bpda` reruns their pgd and apgd pairs, spatial and transfer (`make bench`

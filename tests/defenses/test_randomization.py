@@ -71,6 +71,7 @@ def test_eot_view_is_the_mean_softmax_over_draws(
     torch.testing.assert_close(view.exp(), mean, atol=1e-6, rtol=0)
 
 
+@pytest.mark.bench
 def test_eot_is_not_weaker_and_no_eot_is_a_marked_cell(
     quick_runner: Runner,
     randomized: tuple[Defense, nn.Module],
