@@ -62,8 +62,7 @@ FLAGS: dict[str, str] = {
     "count in the worst case)",
     "undecided": "a statistical flag could not be decided: its test points one way but the row has "
     "too few samples to tell (masking or transfer below 30 samples, an indicator below 3 hits "
-    "on fewer than 30 samples), "
-    "so the row is not cleared of it",
+    "on fewer than 30 samples), so the row is not cleared of it",
     "other-zoo": "the row's weights came from a model zoo other than the one installed with the "
     "package ($RB_ZOO, a received folder) and are none of its files: the row is not the "
     "shipped model's, whatever its name says",
@@ -168,9 +167,8 @@ def attack_flags(cells: list[CellRecord]) -> dict[str, list[tuple[str, str]]]:
 
 
 def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
-    """Rows whose weights are not the zoo's installed with the package (whatever $RB_ZOO says):
-    a shipped defense computed on other weights (lost, retrained, or a swapped zoo's), and any
-    row whose weights came from another zoo's files."""
+    """Rows not on the installed zoo's weights (whatever $RB_ZOO says): a shipped defense on other
+    weights (lost, retrained, a swapped zoo's), or any row on another zoo's files."""
     entries = INSTALLED_ZOO.entries().values()
     every = {entry.sha256 for entry in entries}
     # (defense, dataset, profile) -> hashes; a cell lacking one of them (None) matches no entry.
@@ -200,11 +198,10 @@ def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
 
 @functools.cache
 def _trained_as(defense: str) -> str:
-    """The defense whose shipped weights a row must carry: its own, or those it declares it
-    takes (`weights_from`: bit-depth runs on none's); a user's model is its own."""
+    """The defense whose shipped weights a row carries (`weights_from`: bit-depth takes none's)."""
     try:
         return defense_class(defense).weights_from or defense
-    except RBError:  # not a registered defense (a user's model)
+    except RBError:  # a user's model: its own
         return defense
 
 
