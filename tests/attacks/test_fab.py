@@ -14,7 +14,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import attack_class, instantiate
 from robustbench_lite.protocol.threat_models import TM
-from tests._helpers.minimal_runs import l2, linf, run_counted
+from tests._helpers.minimal_runs import Linear, l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -64,19 +64,6 @@ def test_the_projection_is_the_smallest_step_onto_the_hyperplane_in_the_box(norm
     assert torch.allclose(d[reachable], expected[reachable], atol=1e-9)
 
 
-class _Linear(nn.Module):
-    """Two classes, logit difference w.x + b: the minimal perturbation is known in closed form
-    (|w.x + b| / ||w||_2 in L2, / ||w||_1 in Linf) while the box [0, 1] does not bind."""
-
-    def __init__(self, w: torch.Tensor, b: torch.Tensor) -> None:
-        super().__init__()
-        self.w, self.b = w, b
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = x.flatten(1) @ self.w.flatten() + self.b
-        return torch.stack([score, torch.zeros_like(score)], dim=1)
-
-
 @pytest.mark.parametrize("name", ["fab", "fab-l2"])
 def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> None:
     g = torch.Generator().manual_seed(1)
@@ -84,7 +71,7 @@ def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> No
     w = torch.randn(1, 6, 6, generator=g)
     flat = x.flatten(1) @ w.flatten()
     b = -flat.min() + 0.2  # every sample is class 0, at a distance the box never limits
-    model = _Linear(w, b)
+    model = Linear(w, b)
     y = torch.zeros(8, dtype=torch.int64)
     attack = instantiate(attack_class(name), "quick")
     x_adv, counts = run_counted(attack, model, x, y)

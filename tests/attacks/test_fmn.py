@@ -11,7 +11,7 @@ from robustbench_lite.attacks.fmn import FMN, FMNL2, onto_sphere
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import attack_class, instantiate
-from tests._helpers.minimal_runs import l2, linf, run_counted
+from tests._helpers.minimal_runs import Linear, l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -24,19 +24,6 @@ def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
     assert steps == [100, 1000, 1000]
 
 
-class _Linear(nn.Module):
-    """Two classes, logit difference w.x + b: the minimal perturbation is known in closed form
-    (|w.x + b| / ||w||_2 in L2, / ||w||_1 in Linf) while the box [0, 1] does not bind."""
-
-    def __init__(self, w: torch.Tensor, b: torch.Tensor) -> None:
-        super().__init__()
-        self.w, self.b = w, b
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = x.flatten(1) @ self.w.flatten() + self.b
-        return torch.stack([score, torch.zeros_like(score)], dim=1)
-
-
 @pytest.mark.parametrize("name", ["fmn", "fmn-l2"])
 def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> None:
     g = torch.Generator().manual_seed(1)
@@ -44,7 +31,7 @@ def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> No
     w = torch.randn(1, 6, 6, generator=g)
     flat = x.flatten(1) @ w.flatten()
     b = -flat.min() + 0.2  # every sample is class 0, at a distance the box never limits
-    model = _Linear(w, b)
+    model = Linear(w, b)
     y = torch.zeros(8, dtype=torch.int64)
     x_adv, counts = run_counted(instantiate(attack_class(name), "quick"), model, x, y)
     assert bool((model(x_adv).argmax(dim=1) == 1).all())
@@ -172,7 +159,7 @@ def test_l2_iterate_is_rescaled_onto_the_radius_not_only_into_it() -> None:
     x = 0.5 + 0.05 * (torch.rand(4, 1, 28, 28, generator=g) - 0.5)
     w = torch.randn(1, 28, 28, generator=g)
     b = -(x.flatten(1) @ w.flatten()) - 1.5 * w.norm()  # each sample at L2 distance 1.5
-    model = _Linear(w, b.mean())
+    model = Linear(w, b.mean())
     x = x + ((b - b.mean()) / w.norm()).view(-1, 1, 1, 1) * w / w.norm()  # equalise distances
     y = torch.ones(4, dtype=torch.int64)  # logit 1 (zero) above the score until it crosses
     assert bool((model(x).argmax(dim=1) == 1).all())
