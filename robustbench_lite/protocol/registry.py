@@ -28,7 +28,7 @@ P = TypeVar("P", bound=Plugin)
 log = logging.getLogger(__name__)
 #: The warnings about bad entry points given so far: each once per process.
 _warned: set[str] = set()
-_scanned: dict[tuple[str, object], dict[str, "Entry"]] = {}  # (group, scanner): its plugins
+_scanned: dict[tuple[str, object], dict[str, Entry]] = {}  # (group, scanner): its plugins
 
 
 @dataclass(frozen=True)

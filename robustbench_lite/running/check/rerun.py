@@ -174,9 +174,7 @@ def _chosen(
     return chosen
 
 
-def _subset(
-    baseline: pd.DataFrame, rebuilt: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _subset(baseline: pd.DataFrame, rebuilt: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows and columns both a subset's rerun and its baseline have, worst cases and
     certificates left out of both (they span cells the subset did not rerun: its paired per-cell
     test decides instead; shown, they would read as new numbers that nothing compared)."""
