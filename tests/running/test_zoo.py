@@ -109,3 +109,19 @@ def test_rb_check_reruns_a_chosen_subset_on_the_zoo(tmp_path: Path) -> None:
     assert [f.cell for f in report.flips] == ["none/pgd", "none/clean_acc"]
     assert all(f.fell == f.rose == 0 for f in report.flips)  # on its own weights: identical
     assert [c.cell for c in report.changes] == ["none/clean_acc", "none/pgd"]  # no partial worst
+
+
+def test_rb_check_of_a_plain_cell_reruns_it_alone(tmp_path: Path) -> None:
+    """A `@no-bpda` cell reruns without its BPDA twin (and the twin without it): each is one
+    attack's run, not two."""
+    shutil.copytree(QUICK, tmp_path / "mnist-5k" / "quick")
+    work = tmp_path / "rerun"
+    report = check(
+        tmp_path / "mnist-5k" / "quick" / "leaderboard.csv",
+        attacks=["pgd@no-bpda"],
+        defenses=["bit-depth"],
+        workdir=work,
+    )
+    assert not report.failed, report.render()
+    assert [f.cell for f in report.flips] == ["bit-depth/pgd@no-bpda", "bit-depth/clean_acc"]
+    assert sorted(p.name for p in work.rglob("pgd*.json")) == ["pgd@no-bpda.json"]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from robustbench_lite import stats
 from robustbench_lite.errors import RBError
+from robustbench_lite.protocol.bpda import NO_BPDA
 from robustbench_lite.protocol.registry import defense_names
 from robustbench_lite.report import invariants, leaderboard, tables
 from robustbench_lite.report.columns import Column, Kind
@@ -62,6 +63,8 @@ def _runner_for(
         cache=cache,
         eot=not cell.no_eot,
         retrain=retrain,
+        # a declared front step's cell reruns alone, not its twin through (or without) BPDA too
+        only_plain=NO_BPDA in cell.suffix if isinstance(cell.bpda, str) else None,
     )
 
 

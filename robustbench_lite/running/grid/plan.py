@@ -41,6 +41,7 @@ class RunPlan:
     budget: int | None = None  # per-sample queries of score- and label-based attacks
     eot: bool = True  # False (--no-eot) only to show what EOT changes; such cells are marked
     batch_size: int = 250
+    only_plain: bool | None = None  # `rb check` of one cell: only its plain (True) or BPDA twin
 
     @property
     def dataset(self) -> str:
@@ -201,7 +202,8 @@ class RunPlan:
     def variants(self, defense: Defense, attack: Attack) -> list[bool]:
         """The `plain` values of an attack's cells on `defense`: [False], plus True (a plain
         `@no-bpda` cell) for a white-box attack on a declared front step."""
-        return [False, True] if self.bpda_of(defense, attack) is not None else [False]
+        both = [False, True] if self.bpda_of(defense, attack) is not None else [False]
+        return [p for p in both if self.only_plain in (None, p)] or both
 
     def certificate_config(self, defense: Defense, n: int, eps: float) -> dict[str, Any]:
         """What a certificate file is keyed by: the defense's model and samples, the eps, the

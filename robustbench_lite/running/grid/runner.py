@@ -70,6 +70,7 @@ class Runner:
     threads: int | None = 1  # torch threads in this process (None: torch's default)
     device: str | None = None  # auto, cpu, cuda, cuda:N; None: $RB_DEVICE or auto (devices.py)
     retrain: bool = False  # train anew instead of loading the zoo's model of a config
+    only_plain: bool | None = None  # a declared front step's cells: only plain / BPDA ones
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
@@ -97,6 +98,7 @@ class Runner:
             budget=self.budget,
             eot=self.eot,
             batch_size=self.batch_size,
+            only_plain=self.only_plain,
         )
         self.layout = GridLayout.of(self.results_dir, self.dataset, self.profile)
         self.log = RunLog()
