@@ -10,8 +10,9 @@ members are the registry's own plugins with AutoAttack's parameters; every query
 through the runner's oracle and is charged, and the runner, not the chain, grades the result. A
 gradient chain takes no `--budget`: Square's 5,000 queries are its own, charged and shown, not
 capped. FAB may return points beyond eps: they are projected onto the ball and kept only if they
-still fool (AutoAttack drops them). On a stochastic model one fooled answer ends a sample's chain,
-as in AutoAttack; the runner's majority vote then decides."""
+still fool (AutoAttack drops them). On a stochastic model a sample leaves the chain only when
+`CONFIRM` fresh answers in a row are fooled (AutoAttack takes one): a lucky draw must not spare
+it the later members; the runner's majority vote grades what the chain returns."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from robustbench_lite.api import (
 )
 
 VERSIONS = ("standard", "rand")
+CONFIRM = 3  # fooled answers in a row that end a sample's chain on a stochastic model
 
 
 class _Still:
@@ -124,11 +126,13 @@ class AutoAttack(Attack):
                 still, x[keep], y[keep], eps=eps, budget=queries, generator=generator
             )
             candidate = ball.project(x[keep], found.x.clamp(0.0, 1.0), eps)  # FAB may overshoot
+            answers = CONFIRM if getattr(model, "stochastic", False) else 1
             with torch.no_grad():
-                label = model(candidate, idx=keep).argmax(dim=1)
-            fooled = label != y[keep]
-            x_adv[keep[fooled]] = candidate[fooled]
-            robust[keep[fooled]] = False
+                fooled = torch.stack(
+                    [model(candidate, idx=keep).argmax(dim=1) != y[keep] for _ in range(answers)]
+                )
+            x_adv[keep[fooled.any(0)]] = candidate[fooled.any(0)]  # the best it has, even unsure
+            robust[keep[fooled.all(0)]] = False
         return Adversarial(x_adv)
 
 

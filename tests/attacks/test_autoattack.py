@@ -77,3 +77,35 @@ def test_each_member_runs_only_on_what_the_previous_left_robust(
     # check, the recorder's query and the check after it, charged to the right sample.
     assert counter.counts.tolist() == [1 if e else 3 for e in even.tolist()]
     assert torch.equal(out.x[even], adv[even]) and torch.equal(out.x[~even], x[~even])
+
+
+class _Flaky:
+    """A stochastic oracle whose first answer is always fooled and every later one correct: a
+    lucky draw, as a randomized defense gives one."""
+
+    num_classes, stochastic, knowledge, threat_model = 10, True, "scores", None
+
+    def __init__(self, y: torch.Tensor) -> None:
+        self.y, self.calls = y, 0
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls += 1
+        rows = torch.arange(len(x)) if idx is None else torch.as_tensor(idx)
+        label = self.y[rows] if self.calls > 1 else (self.y[rows] + 1) % 10
+        return torch.nn.functional.one_hot(label, 10).float()
+
+
+@pytest.mark.parametrize("stochastic", [True, False])
+def test_one_lucky_answer_does_not_end_a_sample_on_a_stochastic_model(
+    clean_batch, monkeypatch: pytest.MonkeyPatch, stochastic: bool
+) -> None:
+    x, y = clean_batch
+    second = _Recorder()
+    monkeypatch.setattr(AutoAttack, "members", lambda self: [(_Given(x), None), (second, None)])
+    oracle = _Flaky(y)
+    oracle.stochastic = stochastic
+    chain = instantiate(AutoAttack, "quick")
+    chain.run(oracle, x, y, eps=0.3, budget=None, generator=torch.Generator())
+    # Stochastic: the later correct answers keep every sample for the next member; a
+    # deterministic model's one fooled answer is final.
+    assert second.seen == (len(x) if stochastic else 0)
