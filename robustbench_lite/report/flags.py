@@ -4,21 +4,18 @@ failure"), computed from a row's cells and its model's diagnostics on every lead
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.contracts import Knowledge
-from robustbench_lite.protocol.registry import defense_class
 from robustbench_lite.report import shattered as shattered_gradients
 from robustbench_lite.report.shattered import is_plain, shattered
+from robustbench_lite.report.weights import unshipped
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
-from robustbench_lite.store.cell_record import CellRecord, given
-from robustbench_lite.store.zoo import ZOO, Zoo
+from robustbench_lite.store.cell_record import CellRecord
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
 FLAGS: dict[str, str] = {
@@ -82,8 +79,6 @@ INDICATOR_FLAGS = {
 }
 INDICATOR_MIN = 3
 LEVEL = 0.05
-#: The zoo installed with the package, the reference of every row (its manifest read once).
-INSTALLED_ZOO = Zoo(ZOO)
 #: Below this many samples a sign test that points one way cannot clear a row: `undecided`.
 STAT_MIN = 30
 
@@ -116,7 +111,7 @@ def evidence(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> lis
     found.extend(_sweeps(cells))
     found.extend(_zero_query(cells))
     found.extend(_indicators(cells))
-    found.extend(_unshipped(cells))
+    found.extend(unshipped(cells))
     if diagnostics is None:
         found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
     for code, detail in (diagnostics or {}).get("flags", {}).items():
@@ -164,45 +159,6 @@ def attack_flags(cells: list[CellRecord]) -> dict[str, list[tuple[str, str]]]:
         if why:
             out[cell.cell] = [("implausible-efficiency", why)]
     return out
-
-
-def _unshipped(cells: list[CellRecord]) -> list[tuple[str, str]]:
-    """Rows not on the installed zoo's weights (whatever $RB_ZOO says): a shipped defense on other
-    weights (lost, retrained, a swapped zoo's), or any row on another zoo's files."""
-    entries = INSTALLED_ZOO.entries().values()
-    every = {entry.sha256 for entry in entries}
-    # (defense, dataset, profile) -> hashes; a cell lacking one of them (None) matches no entry.
-    shipped: dict[tuple[str | None, str | None, str | None], set[str]] = defaultdict(set)
-    for entry in entries:
-        shipped[entry.defense, entry.dataset, entry.profile].add(entry.sha256)
-    found: dict[str, tuple[str, str]] = {}
-    for cell in cells:
-        hashes = shipped.get((_trained_as(cell.defense), cell.dataset, cell.profile))
-        weights = given(cell.weights_sha256)
-        short = str(weights or "unrecorded")[:12]
-        if hashes and weights not in hashes and "weights-not-shipped" not in found:
-            found["weights-not-shipped"] = (
-                "weights-not-shipped",
-                f"{cell.cell} was computed on weights {short}; the zoo installed with the "
-                f"package ships {', '.join(sorted(h[:12] for h in hashes))} for this defense",
-            )
-        zoo = given(cell.zoo_sha256)
-        if zoo not in (None, "none") and weights not in every and "other-zoo" not in found:
-            found["other-zoo"] = (
-                "other-zoo",
-                f"{cell.cell} loaded weights {short} from the zoo with manifest "
-                f"{str(zoo)[:12]}, not the one installed with the package",
-            )
-    return list(found.values())
-
-
-@functools.cache
-def _trained_as(defense: str) -> str:
-    """The defense whose shipped weights a row carries (`weights_from`: bit-depth takes none's)."""
-    try:
-        return defense_class(defense).weights_from or defense
-    except RBError:  # a user's model: its own
-        return defense
 
 
 def _zero_query(cells: list[CellRecord]) -> list[tuple[str, str]]:

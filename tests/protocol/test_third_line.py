@@ -117,11 +117,11 @@ def test_a_swapped_zoo_is_flagged_whatever_rb_zoo_says(
 def test_weights_from_another_zoo_are_flagged_on_any_dataset() -> None:
     cell = fake_cell(cell="pgd", defense="mine", dataset="my-data", profile="quick",
                      weights_sha256="f" * 64, zoo_sha256="e" * 64)  # fmt: skip
-    from robustbench_lite.report.flags import _unshipped
+    from robustbench_lite.report.weights import unshipped
 
-    assert [code for code, _ in _unshipped([cell])] == ["other-zoo"]
-    assert _unshipped([replace(cell, zoo_sha256="none")]) == []
-    assert _unshipped([replace(cell, weights_sha256=_shipped("none").sha256)]) == []
+    assert [code for code, _ in unshipped([cell])] == ["other-zoo"]
+    assert unshipped([replace(cell, zoo_sha256="none")]) == []
+    assert unshipped([replace(cell, weights_sha256=_shipped("none").sha256)]) == []
 
 
 # -- indicators from in-ball queries only ----------------------------------------------------------
