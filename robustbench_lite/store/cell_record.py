@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.bpda import NO_BPDA
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.protocol.evaluate import CellArrays
 from robustbench_lite.store.files import seal, tampering, write_json
-from robustbench_lite.store.layout import GridLayout, is_cell
+from robustbench_lite.store.layout import NO_EOT, GridLayout, is_cell
 from robustbench_lite.store.records import REQUIRED, cell_problem, cell_record, identity, owned
 
 log = logging.getLogger(__name__)
@@ -142,10 +141,12 @@ class CellRecord:
 
     @property
     def worst_suffix(self) -> str:
-        """The suffix of the worst-case column the cell counts in: its own, except that a plain
-        `@no-bpda` cell counts in its threat model's main worst case (its examples are verified
-        like any other)."""
-        return self.suffix.replace(NO_BPDA, "")
+        """The suffix of the worst-case column the cell counts in: its eps (and `@no-eot`) only.
+        A budget or hyper-parameter override and a plain `@no-bpda` cell attack the same ball,
+        and their examples are verified like any other, so they count in the threat model's
+        worst case at that eps; their own columns still name the override."""
+        parts = self.suffix.split("@")[1:]
+        return "".join(f"@{p}" for p in parts if p.startswith("eps=") or f"@{p}" == NO_EOT)
 
     @property
     def model_identity(self) -> str:
