@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 from robustbench_lite.protocol.contracts import Knowledge
 from robustbench_lite.report import shattered as shattered_gradients
@@ -16,6 +15,7 @@ from robustbench_lite.report.weights import unshipped
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
 from robustbench_lite.store.cell_record import CellRecord
+from robustbench_lite.store.diagnostics import DiagnosticsRecord
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
 FLAGS: dict[str, str] = {
@@ -83,12 +83,14 @@ LEVEL = 0.05
 STAT_MIN = 30
 
 
-def row_flags(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> list[str]:
+def row_flags(cells: list[CellRecord], diagnostics: DiagnosticsRecord | None) -> list[str]:
     """The flag codes of one leaderboard row (one model's cells), with the evidence behind each."""
     return sorted({code for code, _ in evidence(cells, diagnostics)})
 
 
-def evidence(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> list[tuple[str, str]]:
+def evidence(
+    cells: list[CellRecord], diagnostics: DiagnosticsRecord | None
+) -> list[tuple[str, str]]:
     """(flag code, the numbers behind it) for every flag a row raises."""
     found: list[tuple[str, str]] = []
     by_tm: dict[tuple[str, float], list[CellRecord]] = defaultdict(list)
@@ -114,8 +116,8 @@ def evidence(cells: list[CellRecord], diagnostics: dict[str, Any] | None) -> lis
     found.extend(unshipped(cells))
     if diagnostics is None:
         found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
-    for code, detail in (diagnostics or {}).get("flags", {}).items():
-        found.append((code, str(detail)))
+    else:
+        found.extend(diagnostics.flags.items())
     return found
 
 

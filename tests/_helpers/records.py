@@ -1,11 +1,13 @@
-"""Hand-made cell records for report tests: a `CellRecord` from the few fields a test cares about
-(the rest neutral defaults), built without the store's self-check, as no file is read."""
+"""Hand-made records for report tests: a `CellRecord` from the few fields a test cares about
+(the rest neutral defaults), and diagnostics that raise nothing, built without the store's
+self-check, as no file is read."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from robustbench_lite.store.cell_record import CellRecord, QueryStats, Samples
+from robustbench_lite.store.diagnostics import DiagnosticsRecord
 
 
 def fake_cell(samples: dict[str, Any] | None = None, **fields: Any) -> CellRecord:
@@ -57,3 +59,22 @@ def fake_cell(samples: dict[str, Any] | None = None, **fields: Any) -> CellRecor
         "max_eval_samples": None,
     }
     return CellRecord(**{**defaults, **fields})
+
+
+def clean_diagnostics(**fields: Any) -> DiagnosticsRecord:
+    """Diagnostics of a model that passed every check (no flags), with `fields` overridden."""
+    defaults: dict[str, Any] = {
+        "defense": "fake",
+        "config": {},
+        "config_hash": "",
+        "samples": 50,
+        "zero_grad_share": 0.0,
+        "changed_share": 0.0,
+        "unbounded_success": 1.0,
+        "flags": {},
+        "weights_sha256": None,
+        "data_sha256": None,
+        "wall_time_s": 0.0,
+        "content_hash": "",
+    }
+    return DiagnosticsRecord(**{**defaults, **fields})

@@ -24,7 +24,7 @@ from robustbench_lite.store import cell_record
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.zoo import MANIFEST, ZOO, Zoo, ZooEntry
 from tests._helpers import doubles, third_party
-from tests._helpers.records import fake_cell
+from tests._helpers.records import clean_diagnostics, fake_cell
 from tests.protocol.hostile_cells import small_runner
 
 
@@ -110,8 +110,8 @@ def test_a_swapped_zoo_is_flagged_whatever_rb_zoo_says(
     assert forged_cells[0].weights_sha256 == swap.sha256
     shipped = hashlib.sha256((ZOO / MANIFEST).read_bytes()).hexdigest()
     assert honest_cells[0].zoo_sha256 == shipped
-    assert "weights-not-shipped" in row_flags(forged_cells, {"flags": {}})
-    assert "weights-not-shipped" not in row_flags(honest_cells, {"flags": {}})
+    assert "weights-not-shipped" in row_flags(forged_cells, clean_diagnostics())
+    assert "weights-not-shipped" not in row_flags(honest_cells, clean_diagnostics())
 
 
 def test_weights_from_another_zoo_are_flagged_on_any_dataset() -> None:
@@ -154,7 +154,7 @@ def test_one_query_outside_the_ball_does_not_launder_non_converging(laundered: d
     still = laundered["launder-still"]
     assert still.indicator_shares["non_converging"] == 1.0
     assert still.out_of_ball == pytest.approx(1 / 11)
-    assert "non-converging" in row_flags([still], {"flags": {}})
+    assert "non-converging" in row_flags([still], clean_diagnostics())
 
 
 # -- implausible efficiency ------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_a_labels_attack_reading_the_zoo_is_flagged_and_ranked_apart(
     cells = cell_record.load(grid)
     stolen = next(c for c in cells if c.attack == "stolen-weights")
     assert stolen.queries.median_success == 1 and stolen.robust_acc < 0.1
-    masking = [d for code, d in evidence(cells, {"flags": {}}) if code == "masking"]
+    masking = [d for code, d in evidence(cells, clean_diagnostics()) if code == "masking"]
     assert masking and not any("stolen-weights" in d for d in masking)  # nes's stays
     frame = ranking.table(grid).set_index("attack")
     assert frame.loc["stolen-weights", "flags"] == "implausible-efficiency"

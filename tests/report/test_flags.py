@@ -15,7 +15,7 @@ from robustbench_lite.stats import wilson
 from robustbench_lite.store.cell_record import CellRecord
 from robustbench_lite.store.models import ModelCache
 from tests._helpers import doubles
-from tests._helpers.records import fake_cell
+from tests._helpers.records import clean_diagnostics, fake_cell
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def _cell(name: str, knowledge: str, robust: list[bool]) -> CellRecord:
 
 def test_a_sign_test_too_small_to_decide_says_so() -> None:
     few = [_cell("pgd", "gradient", [True] * 6), _cell("square", "scores", [False] * 3 + [True] * 3)]  # fmt: skip
-    found = dict(evidence(few, {"flags": {}}))
+    found = dict(evidence(few, clean_diagnostics()))
     assert "masking" not in found and "too few samples to test masking (n=6)" in found["undecided"]
     many = [_cell("pgd", "gradient", [True] * 60), _cell("square", "scores", [False] * 3 + [True] * 57)]  # fmt: skip
-    assert {c for c, _ in evidence(many, {"flags": {}})} == set()  # decided: not significant
+    assert {c for c, _ in evidence(many, clean_diagnostics())} == set()  # decided: not significant

@@ -16,6 +16,7 @@ from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.store import cell_record
 from robustbench_lite.store.models import ModelCache
 from tests._helpers import doubles
+from tests._helpers.records import clean_diagnostics
 
 BROKEN = {
     "broken-first": ("tests._helpers.broken_attacks:FirstIterate", "silent-success"),
@@ -39,7 +40,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory, rb_home: Path) -> Path:
 
 def _flags_of(cell_dir: Path, name: str) -> set[str]:
     cell = next(c for c in cell_record.load(cell_dir) if c.attack == name)
-    return {code for code, _ in evidence([cell], {"flags": {}})}
+    return {code for code, _ in evidence([cell], clean_diagnostics())}
 
 
 @pytest.mark.parametrize("name", list(BROKEN))
