@@ -10,7 +10,6 @@ from pathlib import Path
 from robustbench_lite.report.leaderboard import build, rows, worst_groups
 from robustbench_lite.store import cell_record, certificates
 from robustbench_lite.store.cell_record import CellRecord
-from robustbench_lite.store.records import model_identity
 
 
 def violations(cell_dir: Path) -> list[str]:
@@ -49,16 +48,14 @@ def unsound_certificates(cell_dir: Path, cells: list[CellRecord]) -> list[str]:
     """Samples certified at some eps that an attack cell of the same threat model and eps broke."""
     found = []
     for cert in certificates.load(cell_dir):
-        flags = dict(zip(cert["samples"]["index"], cert["samples"]["certified"], strict=True))
+        flags = cert.samples.certified_by_index
         for cell in cells:
-            same = (
-                cell.defense == cert["defense"] and cell.threat_model == certificates.THREAT_MODEL
-            )
-            same = same and cell.model_identity == model_identity(cert)  # the same model's
-            if not (same and math.isclose(cell.eps, cert["eps"])):
+            same = cell.defense == cert.defense and cell.threat_model == certificates.THREAT_MODEL
+            same = same and cell.model_identity == cert.model_identity  # the same model's
+            if not (same and math.isclose(cell.eps, cert.eps)):
                 continue
             robust = cell.robust_by_index
             broken = sorted(i for i, ok in flags.items() if ok and i in robust and not robust[i])
             if broken:
-                found.append(f"{cert['defense']} x {cell.cell}: certified but broken {broken}")
+                found.append(f"{cert.defense} x {cell.cell}: certified but broken {broken}")
     return found

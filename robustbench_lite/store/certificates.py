@@ -9,7 +9,8 @@ are kept beside them as `claimed`; elsewhere the defense's flags are recorded as
 `verified_by: null`. The leaderboard turns verified certificates into `certified_acc` columns and
 claimed ones into `claimed_certified_acc` columns, never the one for the other; the invariants
 check both against the attacks' outcomes (a certified sample that an attack broke means an unsound
-certificate).
+certificate). The runner writes a certificate as a dict (`record`); it is read back as a typed
+`CertificateRecord` (`load`), so the report reads attributes, never string keys.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,10 @@ import torch
 
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.threat_models import TM
+from robustbench_lite.store.fields import number, of_type, optional, optional_number
 from robustbench_lite.store.files import tampering
 from robustbench_lite.store.layout import GridLayout, is_certificate
-from robustbench_lite.store.records import model_identity
+from robustbench_lite.store.records import identity
 
 COLUMN = "certified_acc"  # a certificate the runner recomputed itself
 CLAIMED = "claimed_" + COLUMN  # a certificate it could not: the defense's word
@@ -54,14 +58,71 @@ def is_verified(column: str) -> bool:
     return column.startswith(COLUMN)
 
 
-def shown_column(cert: dict[str, Any]) -> str:
-    """The leaderboard column of a certificate file: its `certified_acc[@eps=e]` only when the
-    runner verified it, else `claimed_certified_acc[@eps=e]` (files that predate verification
-    included: nothing recomputed them)."""
-    column = str(cert.get("column") or COLUMN)
-    if cert.get("verified_by") == VERIFIED_BY or column.startswith(CLAIMED):
+def shown_column(column: str | None, verified_by: str | None) -> str:
+    """The leaderboard column of a certificate filed under `column`: its `certified_acc[@eps=e]`
+    only when the runner verified it, else `claimed_certified_acc[@eps=e]` (files that predate
+    verification included: nothing recomputed them)."""
+    column = column or COLUMN
+    if verified_by == VERIFIED_BY or column.startswith(CLAIMED):
         return column
     return CLAIMED + column.removeprefix(COLUMN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateSamples:
+    """Per-sample flags, in sample order (`claimed` None in files that predate verification)."""
+
+    index: list[int]
+    clean_correct: list[bool]
+    certified: list[bool]
+    claimed: list[bool] | None
+
+    @property
+    def certified_by_index(self) -> dict[int, bool]:
+        """The per-sample certified flags by sample index."""
+        return dict(zip(self.index, self.certified, strict=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateRecord:
+    """One certificate file as read back (verified): which model at what eps, the accuracies and
+    the per-sample flags they follow from, and who certified them (`verified_by`, None for the
+    defense's own word). Fields older files lack are None ({} for `versions`)."""
+
+    kind: str | None
+    schema: int | None
+    dataset: str | None
+    seed: int | None
+    threat_model: str | None
+    eps: float
+    n: int
+    defense: str
+    column: str | None
+    verified_by: str | None
+    config_hash: str
+    config: Mapping[str, Any]
+    clean_acc: float
+    certified_acc: float
+    claimed_acc: float | None
+    samples: CertificateSamples
+    unverifiable: str | None
+    weights_sha256: str | None
+    data_sha256: str | None
+    versions: Mapping[str, Any]
+    wall_time_s: float | None
+    content_hash: str
+    # where it was read from: not part of the file
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def model_identity(self) -> str:
+        """`<model key>:<weights SHA-256>`: the model it certifies (records.identity)."""
+        return identity(self.config, self.weights_sha256)
+
+    @property
+    def shown_column(self) -> str:
+        """Its leaderboard column (`shown_column`): a claimed one unless the runner verified it."""
+        return shown_column(self.column, self.verified_by)
 
 
 def record(
@@ -89,7 +150,7 @@ def record(
         "kind": "certificate",
         **{k: config[k] for k in ("schema", "dataset", "seed", "threat_model", "eps", "n")},
         "defense": config["defense"]["name"],
-        "column": shown_column({"column": config["column"], "verified_by": verified_by}),
+        "column": shown_column(config["column"], verified_by),
         "verified_by": verified_by,
         "config_hash": digest,
         "config": config,
@@ -105,8 +166,9 @@ def record(
     }
 
 
-def load(cell_dir: Path) -> list[dict[str, Any]]:
-    """Every certificate file under `cell_dir` (one folder per defense)."""
+def load(cell_dir: Path) -> list[CertificateRecord]:
+    """Every certificate file under `cell_dir` (one folder per defense), verified and typed; a
+    file that does not verify is an RBError."""
     found = []
     for path in GridLayout(Path(cell_dir)).records():
         if not is_certificate(path):
@@ -118,9 +180,13 @@ def load(cell_dir: Path) -> list[dict[str, Any]]:
         problem = tampering(cert) if isinstance(cert, dict) else "not a JSON object"
         if problem is None:
             problem = _contradiction(cert)
+        if problem is None:
+            try:
+                found.append(_typed(cert, path))
+            except (KeyError, TypeError) as exc:
+                problem = f"a field is missing or not of its type ({exc})"
         if problem:
             raise RBError(f"refusing certificate {path}: {problem}; delete it and rerun")
-        found.append(cert)
     return found
 
 
@@ -128,11 +194,47 @@ def columns(cell_dir: Path) -> dict[tuple[str, str], dict[str, tuple[float, int]
     """(defense, model key) -> {[claimed_]certified_acc[@eps=e]: (accuracy, samples)}."""
     out: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
     for cert in load(cell_dir):
-        out[cert["defense"], model_identity(cert)][shown_column(cert)] = (
-            cert["certified_acc"],
-            int(cert["n"]),
-        )
+        out[cert.defense, cert.model_identity][cert.shown_column] = (cert.certified_acc, cert.n)
     return dict(out)
+
+
+def _typed(cert: dict[str, Any], source: Path) -> CertificateRecord:
+    """The record of a file that verifies (`_contradiction` checked its flags and accuracies);
+    a KeyError or TypeError where a field is missing or not of its type."""
+    samples = cert["samples"]
+    index = of_type(samples["index"], list)
+    if len(index) != cert["n"] or not all(isinstance(i, int) for i in index):
+        raise TypeError(f"its per-sample 'index' is not a list of {cert['n']} sample indices")
+    return CertificateRecord(
+        kind=optional(cert, "kind", str),
+        schema=optional(cert, "schema", int),
+        dataset=optional(cert, "dataset", str),
+        seed=optional(cert, "seed", int),
+        threat_model=optional(cert, "threat_model", str),
+        eps=number(cert, "eps"),
+        n=of_type(cert["n"], int),
+        defense=of_type(cert["defense"], str),
+        column=optional(cert, "column", str),
+        verified_by=optional(cert, "verified_by", str),
+        config_hash=of_type(cert["config_hash"], str),
+        config=of_type(cert["config"], dict),
+        clean_acc=number(cert, "clean_acc"),
+        certified_acc=number(cert, "certified_acc"),
+        claimed_acc=optional_number(cert, "claimed_acc"),
+        samples=CertificateSamples(
+            index=index,
+            clean_correct=samples["clean_correct"],
+            certified=samples["certified"],
+            claimed=samples.get("claimed"),
+        ),
+        unverifiable=optional(cert, "unverifiable", str),
+        weights_sha256=optional(cert, "weights_sha256", str),
+        data_sha256=optional(cert, "data_sha256", str),
+        versions=optional(cert, "versions", dict) or {},
+        wall_time_s=optional_number(cert, "wall_time_s"),
+        content_hash=of_type(cert["content_hash"], str),
+        source=source,
+    )
 
 
 def _contradiction(cert: dict[str, Any]) -> str | None:

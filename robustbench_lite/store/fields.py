@@ -20,3 +20,16 @@ def optional(record: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
     """`record[key]` if it is a `kind`, None where it is missing or null, else a TypeError."""
     value = record.get(key)
     return None if value is None else of_type(value, kind)
+
+
+def number(record: Mapping[str, Any], key: str) -> float:
+    """`record[key]` if it is a number (an int or a float, kept as it is), else a TypeError."""
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key} {value!r} is not a number")
+    return value
+
+
+def optional_number(record: Mapping[str, Any], key: str) -> float | None:
+    """`number`, None where the field is missing or null."""
+    return None if record.get(key) is None else number(record, key)

@@ -234,13 +234,9 @@ def owned(path: Path) -> bool:
 
 
 def identity(config: Mapping[str, Any] | None, weights: str | None) -> str:
-    """`<model key>:<weights SHA-256>` of a record ('' parts in files that predate them)."""
+    """`<model key>:<weights SHA-256>` of a record ('' parts in files that predate them): the
+    `model_identity` of a cell, certificate and diagnostics record alike."""
     return f"{(config or {}).get('model_key', '')!s}:{weights or ''}"
-
-
-def model_identity(record: Mapping[str, Any]) -> str:
-    """The `identity` of a certificate or diagnostics record (a cell's: CellRecord)."""
-    return identity(record.get("config"), record.get("weights_sha256"))
 
 
 def short(model: str) -> str:

@@ -96,7 +96,7 @@ def _sealed(record: dict[str, object]) -> dict[str, object]:
     return seal({**record, "config_hash": config_hash(record["config"])})
 
 
-def _load(tmp_path, record: dict[str, object]) -> list[dict[str, object]]:
+def _load(tmp_path, record: dict[str, object]) -> list[certificates.CertificateRecord]:
     (tmp_path / "x").mkdir(exist_ok=True)
     (tmp_path / "x" / "certified.json").write_text(json.dumps(_sealed(record)))
     return certificates.load(tmp_path)
@@ -119,7 +119,7 @@ def test_a_record_keeps_the_claim_beside_the_runners_flags_and_says_which_counts
     claimed = certificates.record(_config("certified_acc@eps=0.1"), "h", CORRECT, own)
     assert claimed["column"] == "claimed_certified_acc@eps=0.1" and claimed["verified_by"] is None
     assert certificates.columns(tmp_path) == {}
-    assert [c["column"] for c in _load(tmp_path, verified)] == ["certified_acc"]
+    assert [c.column for c in _load(tmp_path, verified)] == ["certified_acc"]
     with pytest.raises(RBError, match="unsound"):  # a claim still may not hold misclassified ones
         certificates.record(_config(), "h", CORRECT, claim)
 

@@ -10,6 +10,7 @@ from robustbench_lite.report.columns import Column, Stat
 from robustbench_lite.report.format import is_missing
 from robustbench_lite.report.site.html import esc, table, value_cell
 from robustbench_lite.store.cell_record import CellRecord, given
+from robustbench_lite.store.certificates import CertificateRecord
 
 INDICATORS = ("silent_success", "incomplete", "non_converging")
 
@@ -67,11 +68,18 @@ def cells_table(cells: list[CellRecord], row: dict[str, Any]) -> str:
     return table(columns, rows, css=["cells"])
 
 
-def certificates_table(certs: list[dict[str, Any]]) -> str:
+def certificates_table(certs: list[CertificateRecord]) -> str:
     rows = [
-        f"<tr><td>{esc(c['column'])}</td>"
+        f"<tr><td>{esc(c.column)}</td>"
         + "".join(
-            value_cell(k, c.get(k)) for k in ("eps", "n", "clean_acc", "certified_acc", "seed")
+            value_cell(k, v)
+            for k, v in (
+                ("eps", c.eps),
+                ("n", c.n),
+                ("clean_acc", c.clean_acc),
+                ("certified_acc", c.certified_acc),
+                ("seed", c.seed),
+            )
         )
         + "</tr>\n"
         for c in certs
@@ -96,16 +104,9 @@ class Provenance(NamedTuple):
         return cls(c.cell, c.seed, attack, c.versions, c.config_hash, given(c.content_hash) or "")
 
     @classmethod
-    def of_certificate(cls, r: Mapping[str, Any]) -> Provenance:
-        attack = (r["config"].get("attack") or {}).get("config", {})
-        return cls(
-            r.get("cell") or r.get("column", ""),
-            r.get("seed"),
-            attack,
-            r.get("versions") or {},
-            r.get("config_hash", ""),
-            r.get("content_hash", ""),
-        )
+    def of_certificate(cls, r: CertificateRecord) -> Provenance:
+        attack = (r.config.get("attack") or {}).get("config", {})
+        return cls(r.column or "", r.seed, attack, r.versions, r.config_hash, r.content_hash)
 
 
 def provenance_table(records: list[Provenance]) -> str:

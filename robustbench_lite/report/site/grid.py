@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -16,7 +15,7 @@ from robustbench_lite.report.format import FLAGS, is_missing
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.report.verdict import headline_columns
 from robustbench_lite.store.cell_record import CellRecord
-from robustbench_lite.store.records import model_identity
+from robustbench_lite.store.certificates import CertificateRecord
 from robustbench_lite.store.zoo import ZooEntry
 
 
@@ -29,7 +28,7 @@ class Grid:
     slug: str  # its folder in the site and its anchor on the index, e.g. 'mnist-5k/standard'
     frame: pd.DataFrame  # the leaderboard (leaderboard.build)
     cells: list[CellRecord]
-    certificates: list[dict[str, Any]]
+    certificates: list[CertificateRecord]
     evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # row -> flags
     attacks: pd.DataFrame = field(default_factory=pd.DataFrame)  # ranking.table
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # ranking.scores
@@ -46,15 +45,13 @@ class Grid:
         """The model key of a row."""
         return next((key for lab, key, _ in rows(self.cells) if lab == label), None)
 
-    def row_certificates(self, label: str) -> list[dict[str, Any]]:
+    def row_certificates(self, label: str) -> list[CertificateRecord]:
         """The certificates of the model of one row."""
         for lab, key, group in rows(self.cells):
             if lab == label:
                 defense = group[0].defense
                 return [
-                    c
-                    for c in self.certificates
-                    if c["defense"] == defense and model_identity(c) == key
+                    c for c in self.certificates if c.defense == defense and c.model_identity == key
                 ]
         return []
 
