@@ -1,5 +1,5 @@
 """One attack run through the runner's counter, and the distances a minimal attack's tests read
-(shared by the FMN and FAB tests)."""
+(shared by the FMN and FAB tests), and their comparison with the boundary attack."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from robustbench_lite.protocol.contracts import Attack
+from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.oracle import QueryCounter
+from robustbench_lite.protocol.registry import attack_class, instantiate
 
 
 def run_counted(
@@ -34,6 +36,23 @@ def run_counted(
     counter.close()
     counter.check()
     return x_adv, counter.counts
+
+
+def against_boundary(
+    name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float, int]:
+    """Issue 41's comparison: the minimal L2 attack `name` (quick profile) and the boundary
+    attack given the same queries per sample; their median L2 distances, each over the samples
+    it fools (the minimal attack must fool all), and the queries per sample."""
+    x_min, spent = run_counted(instantiate(attack_class(name), "quick"), model, x, y)
+    per_sample = int(spent.max())
+    assert int(spent.min()) == per_sample  # every sample charged the same
+    boundary = instantiate(attack_class("boundary"), "quick")
+    x_ba, spent_ba = run_counted(boundary, model, x, y, budget=per_sample, eps=1.5)
+    assert int(spent_ba.max()) <= per_sample
+    min_ok, ba_ok = predict(model, x_min) != y, predict(model, x_ba) != y
+    assert bool(min_ok.all())
+    return float(l2(x, x_min)[min_ok].median()), float(l2(x, x_ba)[ba_ok].median()), per_sample
 
 
 def l2(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:

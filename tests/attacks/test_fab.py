@@ -14,7 +14,7 @@ from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import attack_class, instantiate
 from robustbench_lite.protocol.threat_models import TM
-from tests._helpers.minimal_runs import Linear, l2, linf, run_counted
+from tests._helpers.minimal_runs import Linear, against_boundary, l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -92,18 +92,10 @@ def test_fab_l2_beats_the_boundary_attack_at_equal_queries(
     """Issue 41's comparison for FAB: its median L2 distance on 20 digits of the quick `none`
     model is smaller than the boundary attack's given the same queries per sample (each
     median over the samples it fools)."""
-    x, y = clean_batch[0][:20], clean_batch[1][:20]
-    x_fab, spent = run_counted(instantiate(attack_class("fab-l2"), "quick"), baseline, x, y)
-    per_sample = int(spent.max())
-    assert int(spent.min()) == per_sample
-    boundary = instantiate(attack_class("boundary"), "quick")
-    x_ba, spent_ba = run_counted(boundary, baseline, x, y, budget=per_sample, eps=1.5)
-    assert int(spent_ba.max()) <= per_sample
-    fab_ok, ba_ok = predict(baseline, x_fab) != y, predict(baseline, x_ba) != y
-    assert bool(fab_ok.all())
-    fab_median = float(l2(x, x_fab)[fab_ok].median())
-    ba_median = float(l2(x, x_ba)[ba_ok].median())
-    assert fab_median < ba_median, f"fab-l2 {fab_median:.3f}, boundary {ba_median:.3f}"
+    fab, boundary, _ = against_boundary(
+        "fab-l2", baseline, clean_batch[0][:20], clean_batch[1][:20]
+    )
+    assert fab < boundary, f"fab-l2 {fab:.3f}, boundary {boundary:.3f}"
 
 
 def test_the_kept_margin_does_not_trap_it_at_the_boundary(

@@ -11,7 +11,7 @@ from robustbench_lite.attacks.fmn import FMN, FMNL2, onto_sphere
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
 from robustbench_lite.protocol.registry import attack_class, instantiate
-from tests._helpers.minimal_runs import Linear, l2, linf, run_counted
+from tests._helpers.minimal_runs import Linear, against_boundary, l2, linf, run_counted
 
 
 def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
@@ -49,18 +49,11 @@ def test_fmn_l2_beats_the_boundary_attack_at_equal_queries(
     """Issue 41's test: FMN's median L2 distance on 20 digits of the quick `none` model is
     smaller than the boundary attack's given the same queries per sample (and both
     medians are over the samples each fools)."""
-    x, y = clean_batch[0][:20], clean_batch[1][:20]
-    x_fmn, spent = run_counted(instantiate(attack_class("fmn-l2"), "quick"), baseline, x, y)
-    per_sample = int(spent.max())
-    assert int(spent.min()) == per_sample == 100
-    boundary = instantiate(attack_class("boundary"), "quick")
-    x_ba, spent_ba = run_counted(boundary, baseline, x, y, budget=per_sample, eps=1.5)
-    assert int(spent_ba.max()) <= per_sample
-    fmn_ok, ba_ok = predict(baseline, x_fmn) != y, predict(baseline, x_ba) != y
-    assert bool(fmn_ok.all())
-    fmn_median = float(l2(x, x_fmn)[fmn_ok].median())
-    ba_median = float(l2(x, x_ba)[ba_ok].median())
-    assert fmn_median < ba_median, f"fmn-l2 {fmn_median:.3f}, boundary {ba_median:.3f}"
+    fmn, boundary, queries = against_boundary(
+        "fmn-l2", baseline, clean_batch[0][:20], clean_batch[1][:20]
+    )
+    assert queries == 100
+    assert fmn < boundary, f"fmn-l2 {fmn:.3f}, boundary {boundary:.3f}"
 
 
 def test_fmn_linf_breaks_most_digits_below_0_3(
