@@ -64,13 +64,13 @@ class FAB(Attack):
     (fmn's quick 100 steps: 0.0866 and 1.3429, 9.8 and 7.2 s); standard 1,811 queries, median
     Linf 0.0852 in 172 s (on 2 cores shared by three busy workers). Against torchattacks' FAB on
     the standard models: `benchmarks/bench_independent.py`, docs/benchmarks.md.
-    Not in `--attack all` (in_all = False) until the committed grids are regenerated with it.
+    In `--attack all` since the committed quick grid has its cells (the standard grid gains
+    them with its one regeneration).
     """
 
     name = "fab"
     knowledge = Knowledge.GRADIENT
     minimal = True
-    in_all = False
     profiles: ClassVar = {
         "quick": {"steps": 20, "n_target_classes": 3},
         "standard": {"steps": 100, "n_target_classes": 9},

@@ -115,13 +115,13 @@ class FMN(Attack):
     leave the median L2 norm 11% above 100 steps'), standard and paper 1000 (the paper's
     setting: on the standard pgd-at model the median Linf norm is 0.337 after 100 steps, 0.329
     after 1000; L2 barely moves after 100).
-    Not in `--attack all` (in_all = False) until the committed grids are regenerated with it.
+    In `--attack all` since the committed quick grid has its cells (the standard grid gains
+    them with its one regeneration).
     """
 
     name = "fmn"
     knowledge = Knowledge.GRADIENT
     minimal = True
-    in_all = False
     profiles: ClassVar = {
         "quick": {"steps": 100},
         "standard": {"steps": 1000},
