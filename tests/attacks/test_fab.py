@@ -12,16 +12,21 @@ from robustbench_lite.attacks._common.hyperplane import onto_hyperplane
 from robustbench_lite.attacks.fab import FAB, FABL2
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.registry import attack_class, instantiate
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    attack_names,
+    instantiate,
+    resolve_names,
+)
 from robustbench_lite.protocol.threat_models import TM
 from tests._helpers.minimal_runs import Linear, against_boundary, l2, linf, run_counted
 
 
-def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
+def test_registered_as_minimal_white_box_attacks_in_all() -> None:
     for name, tm in (("fab", "linf"), ("fab-l2", "l2")):
         attack = instantiate(attack_class(name), "quick")
         assert (attack.threat_model, attack.knowledge, attack.minimal) == (tm, "gradient", True)
-        assert not attack_class(name).in_all
+        assert name in resolve_names(["all"], attack_names(), "attack")
     assert attack_class("fab-l2") is FABL2
     standard = instantiate(FAB, "standard").config()
     # AutoAttack's FAB-T in its standard version.

@@ -10,15 +10,20 @@ from torch import nn
 from robustbench_lite.attacks.fmn import FMN, FMNL2, onto_sphere
 from robustbench_lite.errors import RBError
 from robustbench_lite.protocol.evaluate import predict
-from robustbench_lite.protocol.registry import attack_class, instantiate
+from robustbench_lite.protocol.registry import (
+    attack_class,
+    attack_names,
+    instantiate,
+    resolve_names,
+)
 from tests._helpers.minimal_runs import Linear, against_boundary, l2, linf, run_counted
 
 
-def test_registered_as_minimal_white_box_attacks_left_out_of_all() -> None:
+def test_registered_as_minimal_white_box_attacks_in_all() -> None:
     for name, tm in (("fmn", "linf"), ("fmn-l2", "l2")):
         attack = instantiate(attack_class(name), "quick")
         assert (attack.threat_model, attack.knowledge, attack.minimal) == (tm, "gradient", True)
-        assert not attack_class(name).in_all
+        assert name in resolve_names(["all"], attack_names(), "attack")
     assert attack_class("fmn-l2") is FMNL2
     steps = [instantiate(FMN, p).config()["steps"] for p in ("quick", "standard", "paper")]
     assert steps == [100, 1000, 1000]
