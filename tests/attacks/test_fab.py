@@ -90,7 +90,6 @@ def test_finds_the_known_minimal_perturbation_of_a_linear_model(name: str) -> No
     assert bool((found <= optimum * 1.01).all()), f"{(found / optimum).max():.4f} of the optimum"
 
 
-@pytest.mark.bench
 def test_fab_l2_beats_the_boundary_attack_at_equal_queries(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -118,7 +117,6 @@ def test_the_kept_margin_does_not_trap_it_at_the_boundary(
     assert bool((found[0] <= found[1] * 1.01).all()), f"{(found[0] / found[1]).max():.4f}"
 
 
-@pytest.mark.bench
 def test_fab_linf_breaks_most_digits_below_0_3(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -150,7 +148,6 @@ class _Noisy(nn.Module):
         return self.base(x + self.sigma * torch.randn_like(x))
 
 
-@pytest.mark.bench
 def test_a_stochastic_model_gets_points_that_hold_under_a_vote(
     baseline: nn.Module, clean_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:

@@ -145,7 +145,6 @@ def test_binary_abs_binarizes_with_a_straight_through_gradient(
         assert torch.equal(binary(nudged), binary(x.detach()))
 
 
-@pytest.mark.bench
 def test_decoded_candidates_are_saved_and_loaded_through_the_model_cache(
     no_zoo: None, quick_runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

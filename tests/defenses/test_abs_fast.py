@@ -72,7 +72,6 @@ def test_fast_and_reference_decode_agree_on_the_trained_quick_model(abs_quick: A
     assert torch.allclose(fast, slow, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.bench
 def test_fast_latent_search_matches_the_reference_on_100_digits(
     abs_quick: ABSModel, mnist_test: data.Dataset
 ) -> None:

@@ -13,13 +13,13 @@ from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.testing import check_defense
 from tests._helpers.synthetic import SHAPES, synthetic
 
-#: Defenses whose check on other shapes takes most of a minute (thermometer's training; bit-depth
-#: is none's model behind a rounding): checked in `make bench`.
-LONG = {"thermometer", "bit-depth"}
+#: Defenses whose check on other shapes takes most of a minute (thermometer's training): checked
+#: in `make bench`.
+LONG = {"thermometer"}
 
 
-#: Adversarially trained defenses on the non-square shape: the CIFAR-shaped one stays in CI.
-LONG_ON = {("alp", "synthetic-40x48"), ("pgd-at", "synthetic-40x48")}
+#: ALP on the non-square shape (21 s); its CIFAR-shaped check and PGD-AT's on both stay in CI.
+LONG_ON = {("alp", "synthetic-40x48")}
 
 
 @pytest.mark.parametrize(

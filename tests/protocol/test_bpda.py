@@ -77,18 +77,11 @@ def test_the_identity_cannot_stand_in_for_a_step_that_changes_shape(clean_batch)
         step(clean_batch[0].clone().requires_grad_(True))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        n if n in ("pgd", "apgd", "fab") else pytest.param(n, marks=pytest.mark.bench)
-        for n in WHITE_BOX
-    ],
-)
+@pytest.mark.parametrize("name", WHITE_BOX)
 def test_every_white_box_attack_runs_through_bpda(name: str, baseline, clean_batch) -> None:
     """On a zero-gradient front step of identity value, BPDA gives the attacks the classifier's
     gradient: the contract holds with its usual success on the undefended model (other shapes:
-    tests/attacks/test_shapes.py runs every white-box attack through BPDA in CI; here pgd, apgd
-    and fab do, the others in `make bench`)."""
+    tests/attacks/test_shapes.py runs every white-box attack through BPDA too)."""
     x, y = clean_batch
     check_attack(attack_class(name), fronted(baseline, True), x[:12], y[:12])
 

@@ -76,7 +76,6 @@ def test_a_defense_model_computes_on_the_data_device(
     assert logits.device == x.device and logits.shape == (4, 10)
 
 
-@pytest.mark.bench
 def test_the_protocol_keeps_to_the_data_device(
     tmp_path: Path, rb_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

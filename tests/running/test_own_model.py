@@ -67,7 +67,6 @@ def _cells(root: Path, name: str) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.bench
 def test_python_cli_and_plugin_give_the_same_numbers(weights: Path, tmp_path: Path) -> None:
     attacks = ["pgd", "square"]
     with pytest.MonkeyPatch.context() as mp:  # registered only for this run: the name is free after

@@ -107,7 +107,6 @@ def test_overspending_the_query_budget_is_refused(
         runner.run(["overreach"], ["none"])
 
 
-@pytest.mark.bench
 def test_same_seed_same_numbers_other_seed_other_model(tmp_path: Path, rb_home: Path) -> None:
     first = _runner(tmp_path / "a", rb_home).run(["pgd-l2"], ["none"])
     second = _runner(tmp_path / "b", rb_home, cache=ModelCache(tmp_path / "fresh")).run(

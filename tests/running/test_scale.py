@@ -210,7 +210,6 @@ def test_declared_units_resume_mid_cell_on_another_number_of_workers(
     assert len(seen) > len(kept)
 
 
-@pytest.mark.bench
 def test_a_shard_of_another_size_is_recomputed_not_merged(
     tmp_path: Path, rb_home: Path, serial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,7 +72,6 @@ def test_a_tampered_zoo_file_is_refused_in_one_line(
     assert err.count("\n") == 1 and "fails its pinned SHA-256" in err and entry.file in err
 
 
-@pytest.mark.bench
 def test_other_weights_of_a_zoo_config_are_a_row_of_their_own(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path / "home")
     common = {"profile": "quick", "n": 20, "quiet": True, "results_dir": tmp_path, "cache": cache}
