@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="replace the block between <!-- leaderboard:start/end --> in this file",
     )
+    board.add_argument(
+        "--write",
+        action="store_true",
+        help="also rewrite the grid's own leaderboard.csv/.md and attacks.csv from its cells "
+        "(after copying cells in from another machine)",
+    )
 
     attacks = sub.add_parser("attacks", help="the attack leaderboard: attacks ranked per grid")
     _grid_arguments(attacks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from robustbench_lite.cli.main import main
+
+TABLES = ("leaderboard.csv", "leaderboard.md", "attacks.csv")
 
 
 def _rb(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -109,3 +112,24 @@ def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().startswith("rb: error: unknown attack 'fgsm'")
     assert "Traceback" not in done.stderr
+
+
+def test_leaderboard_write_rebuilds_a_grid_s_tables_after_cells_are_copied_in(
+    tmp_path: Path, capsys
+) -> None:
+    """A grid whose tables lag its cells (cells copied in from a GPU machine or a Ray worker's
+    disk): `rb leaderboard` only reads, `--write` rewrites the tables byte for byte as a run
+    would have."""
+    quick = Path(__file__).resolve().parents[2] / "results" / "mnist-5k" / "quick"
+    grid = tmp_path / "mnist-5k" / "quick"
+    shutil.copytree(quick, grid)
+    made = {name: (grid / name).read_bytes() for name in TABLES}
+    for name in TABLES:  # what the grid's tables say before the copied cells are counted
+        (grid / name).write_text("stale\n")
+    code, _, _ = _rb(capsys, "leaderboard", "--results", str(tmp_path), "--profile", "quick")
+    assert code == 0 and (grid / "leaderboard.csv").read_text() == "stale\n"  # reading only
+    code, _, _ = _rb(
+        capsys, "leaderboard", "--results", str(tmp_path), "--profile", "quick", "--write"
+    )
+    assert code == 0
+    assert {name: (grid / name).read_bytes() for name in TABLES} == made
