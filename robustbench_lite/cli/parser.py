@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--write",
         action="store_true",
-        help="also rewrite the grid's own leaderboard.csv/.md and attacks.csv from its cells "
-        "(after copying cells in from another machine)",
+        help="also rewrite the grid's own tables (the leaderboard and attack CSV and Markdown "
+        "files a run writes) from its cells, after copying cells in from another machine",
     )
 
     attacks = sub.add_parser("attacks", help="the attack leaderboard: attacks ranked per grid")
