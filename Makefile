@@ -127,12 +127,18 @@ site:
 
 # On a machine with CUDA (minutes of GPU time): the plugin contracts on the GPU, the quick grid
 # rerun there and compared sample by sample with the committed CPU baseline, then the ABS cells of
-# the standard grid that are too slow for a CPU (query-based, resumable like every cell).
-ABS_QUERY_ATTACKS := nes,lf-nes,boundary,lf-boundary,square,square-l2
+# the standard grid that are too slow for a CPU (tens of CPU-hours: every ABS query reruns its
+# latent search), white-box first (what both ABS rows lack to be whole), then the query-based
+# ones; each resumable unit by unit, so a cut-off run keeps what it finished (`rb leaderboard
+# --write` after copying them back). The protocol is the CPU's: same configs, same cells.
+ABS_WHITE_BOX := pgd-l2,apgd-l2,apgd-t-l2,pgd,pgd-margin,apgd,apgd-t
+ABS_QUERY_ATTACKS := square,square-l2,boundary,lf-boundary,nes,lf-nes
 gpu:
 	RB_DEVICE=cuda $(PYTHON) -m pytest -q tests/attacks/test_contract.py \
 		tests/defenses/test_contract.py tests/protocol/test_integrity.py \
 		tests/protocol/test_guarantees.py
 	RB_DEVICE=cuda $(RB) --quiet check --baseline $(QUICK_BASELINE)
+	RB_DEVICE=cuda $(RB) --quiet run -a $(ABS_WHITE_BOX) -d abs,abs-binary --profile standard \
+		--threads 4
 	RB_DEVICE=cuda $(RB) --quiet run -a $(ABS_QUERY_ATTACKS) -d abs,abs-binary --profile standard \
 		--threads 4
