@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.protocol.contracts import Defense
+from robustbench_lite.protocol.contracts import Attack, Defense
 from robustbench_lite.protocol.registry import defense_class, instantiate
 from robustbench_lite.running.grid.executors import Task
 from robustbench_lite.running.grid.plan import RunPlan
-from robustbench_lite.running.grid.trained import build_model, train_model
+from robustbench_lite.running.grid.trained import build_model, model_recipe, train_model
 from robustbench_lite.store.models import ModelCache
 from robustbench_lite.store.zoo import Zoo, ZooEntry
 
@@ -88,6 +88,17 @@ class Models:
             state, seconds = train_model(defense, self.plan.source, self.plan.seed, not self.quiet)
             self._store_trained(defense, model, state, seconds)
         return self._frozen(model)
+
+    def hand_surrogates(self, attacks: list[Attack], settings: Mapping[str, Any]) -> None:
+        """Hand each transfer attack its surrogate model (trained or loaded now, once)."""
+        for attack in attacks:
+            name = attack.surrogate_defense()
+            if name is None:
+                continue
+            surrogate = instantiate(defense_class(name), self.plan.profile.name, settings.get(name))
+            trained = self.model(surrogate)
+            recipe = model_recipe(surrogate, self.plan.source, self.plan.seed, trained, self.device)
+            attack.use_surrogate(recipe, self.weights_id(surrogate))
 
     def _frozen(self, model: nn.Module) -> nn.Module:
         model.eval()

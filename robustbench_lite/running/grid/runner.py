@@ -35,7 +35,7 @@ from robustbench_lite.running.grid.executors import EXECUTORS, Job, executor, ru
 from robustbench_lite.running.grid.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
 from robustbench_lite.running.grid.models import Models, check_weights_from
 from robustbench_lite.running.grid.plan import RunPlan
-from robustbench_lite.running.grid.trained import Evaluated, certify_defense, model_recipe
+from robustbench_lite.running.grid.trained import Evaluated, certify_defense
 from robustbench_lite.running.own.data import data_key, resolve_source
 from robustbench_lite.running.own.home import settle
 from robustbench_lite.running.own.model import UserModel
@@ -150,7 +150,7 @@ class Runner:
     def _run(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> pd.DataFrame:
         built_attacks, built_defenses = self.prepare(attacks, defenses)
         self.models.pin_threads()
-        self._surrogates(built_attacks)
+        self.models.hand_surrogates(built_attacks, self.settings)
         test = self.source.load("test")
         self.source.content_sha256(test)  # hashed once, from the split loaded here
         n = self.plan.test_samples(len(test))
@@ -265,17 +265,6 @@ class Runner:
 
     def _defense(self, name: str) -> Defense:
         return instantiate(defense_class(name), self.profile, self.settings.get(name))
-
-    def _surrogates(self, attacks: list[Attack]) -> None:
-        """Hand each transfer attack its surrogate model (trained or loaded now, once)."""
-        for attack in attacks:
-            name = attack.surrogate_defense()
-            if name is None:
-                continue
-            surrogate = instantiate(defense_class(name), self.profile, self.settings.get(name))
-            trained = self.models.model(surrogate)
-            recipe = model_recipe(surrogate, self.source, self.seed, trained, self._device)
-            attack.use_surrogate(recipe, self.models.weights_id(surrogate))
 
     def cell_path(self, defense: Defense, attack: Attack, plain: bool = False) -> Path:
         """Where the cell of `attack` on `defense` is written (`plain`: its `@no-bpda` cell)."""
