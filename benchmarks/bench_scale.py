@@ -80,7 +80,7 @@ def model_share(n: int = SHARE_N) -> list[tuple[str, ...]]:
     rows = [("attack", "wall s", "model s", "inside model")]
     for name in attack_names():
         attack = runner._attack(name)
-        runner._surrogates([attack])  # a transfer attack's surrogate, outside the clock
+        runner.models.hand_surrogates([attack], runner.settings)  # the surrogate, outside the clock
         spec = runner.plan.cell_spec(defense, attack)
         recipe = recipe_of(defense.name, lambda: Timed(copy.deepcopy(model)), Timed(model), "cpu")
         SECONDS[0] = 0.0
