@@ -146,8 +146,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     if args.readme is not None:
         tables.update_readme(args.readme, board, cell_dir)
     if args.write:  # the tables a run writes beside its cells, and nothing else
-        tables.save(board, cell_dir)
-        ranking.save(cell_dir)
+        tables.save_grid(board, cell_dir)
 
 
 def cmd_attacks(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lite.errors import RBError
-from robustbench_lite.report import flags
+from robustbench_lite.report import flags, ranking
 from robustbench_lite.report.columns import FLAGS, RANK, VERDICT, Column, Kind, Stat, titles
 from robustbench_lite.report.leaderboard import rows
 from robustbench_lite.report.verdict import RULE, headline_columns
@@ -44,6 +44,13 @@ def save(frame: pd.DataFrame, cell_dir: Path) -> None:
     layout = GridLayout(Path(cell_dir))
     atomic_write_text(layout.leaderboard_csv, to_csv(frame))
     atomic_write_text(layout.leaderboard_md, to_markdown(frame))
+
+
+def save_grid(frame: pd.DataFrame, cell_dir: Path) -> None:
+    """Every table a grid keeps beside its cells: the leaderboard (`save`) and attacks.csv
+    (`ranking.save`); a run and `rb leaderboard --write` both write exactly these."""
+    save(frame, cell_dir)
+    ranking.save(cell_dir)
 
 
 def to_csv(frame: pd.DataFrame) -> str:

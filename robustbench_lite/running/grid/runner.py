@@ -30,7 +30,7 @@ from robustbench_lite.protocol.registry import (
 )
 from robustbench_lite.protocol.spec import incompatibility, profile_named
 from robustbench_lite.protocol.threat_models import threat_model
-from robustbench_lite.report import invariants, leaderboard, ranking, tables
+from robustbench_lite.report import invariants, leaderboard, tables
 from robustbench_lite.running.grid.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.grid.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
 from robustbench_lite.running.grid.models import Models, check_weights_from
@@ -180,8 +180,7 @@ class Runner:
             for defense, runnable in work:
                 self._evaluate_defense(defense, runnable, built_attacks, test, n, pool, grid)
         board = leaderboard.build(self.cell_dir)
-        tables.save(board, self.cell_dir)
-        ranking.save(self.cell_dir)
+        tables.save_grid(board, self.cell_dir)
         if self.failed:
             raise RBError(f"{len(self.failed)} cell(s) failed: " + "; ".join(self.failed))
         broken = invariants.violations(self.cell_dir)
