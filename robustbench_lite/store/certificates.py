@@ -19,7 +19,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from robustbench_lite.protocol.threat_models import TM
 from robustbench_lite.store.fields import number, of_type, optional, optional_number
 from robustbench_lite.store.files import tampering
 from robustbench_lite.store.layout import GridLayout, is_certificate
-from robustbench_lite.store.records import identity
+from robustbench_lite.store.records import ModelRecord
 
 COLUMN = "certified_acc"  # a certificate the runner recomputed itself
 CLAIMED = "claimed_" + COLUMN  # a certificate it could not: the defense's word
@@ -84,7 +84,7 @@ class CertificateSamples:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CertificateRecord:
+class CertificateRecord(ModelRecord):
     """One certificate file as read back (verified): which model at what eps, the accuracies and
     the per-sample flags they follow from, and who certified them (`verified_by`, None for the
     defense's own word). Fields older files lack are None ({} for `versions`)."""
@@ -99,25 +99,12 @@ class CertificateRecord:
     defense: str
     column: str | None
     verified_by: str | None
-    config_hash: str
-    config: Mapping[str, Any]
     clean_acc: float
     certified_acc: float
     claimed_acc: float | None
     samples: CertificateSamples
     unverifiable: str | None
-    weights_sha256: str | None
-    data_sha256: str | None
     versions: Mapping[str, Any]
-    wall_time_s: float | None
-    content_hash: str
-    # where it was read from: not part of the file
-    source: Path | None = field(default=None, compare=False)
-
-    @property
-    def model_identity(self) -> str:
-        """`<model key>:<weights SHA-256>`: the model it certifies (records.identity)."""
-        return identity(self.config, self.weights_sha256)
 
     @property
     def shown_column(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +17,20 @@ from robustbench_lite.protocol.checks import SAMPLES, flags_of
 from robustbench_lite.store.fields import of_type, optional
 from robustbench_lite.store.files import tampering
 from robustbench_lite.store.layout import DIAGNOSTICS
-from robustbench_lite.store.records import identity
+from robustbench_lite.store.records import ModelRecord
 
 
 @dataclass(frozen=True, kw_only=True)
-class DiagnosticsRecord:
+class DiagnosticsRecord(ModelRecord):
     """One model's diagnostics as read back: the checks' numbers, the flags they raise (code ->
     the numbers in words) and the model and settings they were measured on."""
 
     defense: str | None
-    config: Mapping[str, Any]
-    config_hash: str
     samples: int | None
     zero_grad_share: float
     changed_share: float
     unbounded_success: float
     flags: Mapping[str, str]
-    weights_sha256: str | None
-    data_sha256: str | None  # files older than data keys lack it
-    wall_time_s: float | None
-    content_hash: str
-    # where it was read from: not part of the file
-    source: Path | None = field(default=None, compare=False)
-
-    @property
-    def model_identity(self) -> str:
-        """`<model key>:<weights SHA-256>`: the model it was measured on (records.identity)."""
-        return identity(self.config, self.weights_sha256)
 
 
 def load(file: Path) -> DiagnosticsRecord | None:

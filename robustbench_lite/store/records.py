@@ -10,6 +10,7 @@ import json
 import math
 import platform
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -243,3 +244,23 @@ def short(model: str) -> str:
     """A row label's suffix: the weights' hash where known, else the model key (8 characters)."""
     key, _, weights = model.partition(":")
     return (weights or key)[:8]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRecord:
+    """What a record of one model (a certificate, diagnostics) shares: its config and hash, the
+    weights and data it was computed on, its time and seal, and where it was read from."""
+
+    config: Mapping[str, Any]
+    config_hash: str
+    weights_sha256: str | None
+    data_sha256: str | None  # files older than data keys lack it
+    wall_time_s: float | None
+    content_hash: str
+    # where it was read from: not part of the file
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def model_identity(self) -> str:
+        """`<model key>:<weights SHA-256>`: the model it was computed on (`identity`)."""
+        return identity(self.config, self.weights_sha256)
