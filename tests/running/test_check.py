@@ -108,6 +108,18 @@ def test_update_rewrites_the_baseline(baseline_dir: Path, tmp_path: Path, monkey
     assert check(cell_dir / "leaderboard.csv").failed is False  # the weak model is the new normal
 
 
+def test_a_subset_update_keeps_the_other_cells(baseline_dir: Path, tmp_path: Path) -> None:
+    cell_dir = _copy(baseline_dir, tmp_path)
+    (cell_dir / "attacks.csv").unlink()
+    kept = (cell_dir / "none" / "pgd-l2.json").read_bytes()
+    report = check(cell_dir / "leaderboard.csv", update=True, attacks=["pgd"])
+    assert not report.failed and any("rewritten" in n for n in report.notes)
+    assert (cell_dir / "none" / "pgd-l2.json").read_bytes() == kept  # not rerun: untouched
+    assert (cell_dir / "none" / "pgd.json").is_file()
+    assert set(pd.read_csv(cell_dir / "attacks.csv")["attack"]) >= {"pgd", "pgd-l2"}
+    assert not check(cell_dir / "leaderboard.csv").failed  # still whole, still its own baseline
+
+
 def test_hand_edited_result_is_refused(baseline_dir: Path, tmp_path: Path) -> None:
     cell_dir = _copy(baseline_dir, tmp_path)
     path = cell_dir / "none" / "pgd.json"

@@ -151,7 +151,7 @@ def check(
                     )
         report.failures.extend(invariants.violations(rerun_dir))
         if update:
-            _replace_baseline(rerun_dir, cell_dir)
+            _replace_baseline(rerun_dir, cell_dir, whole=not (attacks or defenses))
             report.notes.append(f"baseline {cell_dir} rewritten from the rerun")
             report.failures.clear()
     return report
@@ -210,14 +210,17 @@ def _own_models(models: Sequence[UserModel], cells: list[CellRecord]) -> dict[st
     return own
 
 
-def _replace_baseline(source: Path, target: Path) -> None:
-    """Put the rerun's result files and leaderboard in place of the baseline's (removing the
-    baseline's own result files only: a file the store did not write stays)."""
-    for old in GridLayout(target).records():
-        if owned(old):
-            old.unlink()
+def _replace_baseline(source: Path, target: Path, *, whole: bool) -> None:
+    """Put the rerun's result files in place of the baseline's and rebuild its tables (leaderboard
+    and attacks.csv, as a run writes them). A `whole` rerun replaces every result file the store
+    wrote (a file it did not write stays); a subset's replaces only the files it reran, so
+    `--update -a pgd` keeps every other cell."""
+    if whole:
+        for old in GridLayout(target).records():
+            if owned(old):
+                old.unlink()
     for new in GridLayout(source).records():
         destination = target / new.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(new, destination)
-    tables.save(leaderboard.build(target), target)
+    tables.save_grid(leaderboard.build(target), target)
