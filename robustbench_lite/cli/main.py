@@ -105,6 +105,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
         threads=args.threads,
         retrain=args.retrain,
     )
+    if args.dry_run:
+        from robustbench_lite.cli import run_view
+
+        reports.write(run_view.preview(request.preview(), request.cell_dir))
+        return
     _emit_run(request.execute(), request, args)
 
 

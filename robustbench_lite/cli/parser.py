@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train anew instead of loading the zoo's model of a config (other weights: a row of "
         "their own)",
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the cells it would compute and why (new, stale), and do nothing",
+    )
     run.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="rerun a committed leaderboard's cells; fail on a fall")

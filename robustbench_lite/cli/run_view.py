@@ -134,3 +134,18 @@ def report(runners: Sequence[Any], cell_dir: Path, width: int | None = None) -> 
         indent = "    " if line.startswith("  ") else ""
         wrapped += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False)
     return "\n".join(wrapped) + "\n"
+
+
+def preview(logs: Sequence[Any], cell_dir: Path) -> str:
+    """`rb run --dry-run`: the cells a run would compute, each with why (new, or a file it may
+    not reuse), under `cell_dir`, then how many it would reuse; nothing was trained or run."""
+    pending = [(path, why) for run_log in logs for path, why in run_log.pending]
+    reused = sum(len(run_log.reused) for run_log in logs)
+    lines = [
+        f"Would compute {len(pending)} cell{'s' if len(pending) != 1 else ''} under {cell_dir} "
+        f"and reuse {reused} (dry run: nothing trained or attacked):"
+    ]
+    for path, why in pending:
+        shown = path.relative_to(cell_dir) if path.is_relative_to(cell_dir) else path
+        lines.append(f"  {shown.with_suffix('')!s:<32} {why}")
+    return "\n".join(lines) + "\n"

@@ -32,6 +32,7 @@ from robustbench_lite.protocol.registry import (
     resolve_names,
 )
 from robustbench_lite.running.eps import Eps, eps_groups, parse_eps_spec
+from robustbench_lite.running.grid.jobs import RunLog
 from robustbench_lite.running.grid.runner import Runner
 from robustbench_lite.running.own.data import from_tensors, resolve_source
 from robustbench_lite.running.own.model import UserModel
@@ -157,6 +158,11 @@ class RunRequest:
     def cell_dir(self) -> Path:
         """The grid folder this request writes (`<results>/<dataset>/<profile>/`)."""
         return self.runs[0][0].cell_dir
+
+    def preview(self) -> list[RunLog]:
+        """What `execute` would compute and why, per runner (`RunLog.pending`, `reused`), doing
+        none of it: no check of a user's model, no training, no attack (`rb run --dry-run`)."""
+        return [runner.preview(names, self.rows()) for runner, names in self.runs]
 
     def execute(self) -> pd.DataFrame:
         """The user models' checks (protocol/checks.py: a model that cannot be evaluated stops

@@ -74,11 +74,16 @@ def is_current(
 
 
 def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey) -> bool:
-    """Whether the cell file at `path` may be reused: one rb wrote (else an RBError: it is not
-    overwritten), that verifies against its own arrays and is not `stale`. A file that does not
-    verify is recomputed, with a warning."""
+    """Whether the cell file at `path` may be reused (`cell_staleness` finds no reason not to)."""
+    return cell_staleness(path, digest, weights, data) is None
+
+
+def cell_staleness(path: Path, digest: str, weights: str | None, data: DataKey) -> str | None:
+    """Why the cell at `path` must be computed (`new`: no file; `does not verify`: a file that
+    does not match its own arrays, recomputed with a warning; else `stale`'s reason), or None
+    when it may be reused. A file rb did not write is an RBError: it is never overwritten."""
     if not path.is_file():
-        return False
+        return "new"
     if not owned(path):
         raise RBError(
             f"{path} is not a result file rb wrote: move it away so the cell can be written"
@@ -87,9 +92,9 @@ def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey)
         stored = cell_record.read(path)
     except RBError as exc:
         log.warning("%s: recomputing it", exc)
-        return False
+        return "does not verify"
     made = Made(stored.config_hash, given(stored.weights_sha256), given(stored.data_sha256))
     why = stale(made, digest, weights, data)
     if why is not None and why != "made under another config":
         log.info("%s: %s; recomputing it", path, why)
-    return why is None
+    return why

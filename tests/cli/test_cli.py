@@ -133,3 +133,26 @@ def test_leaderboard_write_rebuilds_a_grid_s_tables_after_cells_are_copied_in(
     )
     assert code == 0
     assert {name: (grid / name).read_bytes() for name in TABLES} == made
+
+
+def test_dry_run_lists_the_cells_a_run_would_compute_and_does_nothing(
+    tmp_path: Path, capsys
+) -> None:
+    """`rb run --dry-run` over the committed quick grid: every cell is current but the one whose
+    file is gone; under another seed each file is stale; nothing is written or trained."""
+    quick = Path(__file__).resolve().parents[2] / "results" / "mnist-5k" / "quick"
+    grid = tmp_path / "res" / "mnist-5k" / "quick"
+    shutil.copytree(quick, grid)
+    (grid / "none" / "pgd.json").unlink()
+    before = sorted(p for p in tmp_path.rglob("*"))
+    args = ["run", "-a", "pgd,pgd-l2", "-d", "none,ibp", "--profile", "quick", "--quiet"]
+    code, out, _ = _rb(capsys, *args, "--results", str(tmp_path / "res"), "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0].startswith("Would compute 1 cell under ")
+    assert "and reuse 3 " in out and out.split()[-2:] == ["none/pgd", "new"]
+    code, out, _ = _rb(
+        capsys, *args, "--results", str(tmp_path / "res"), "--dry-run", "--seed", "1"
+    )
+    assert code == 0 and "Would compute 4 cells" in out and "and reuse 0 " in out
+    assert out.count("made under another config") == 3
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # no cell or table written

@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunLog:
-    """What a run did, as it does it: the result files taken from earlier runs, those written
-    now, and the cells that failed (with why)."""
+    """What a run did, as it does it: the result files taken from earlier runs, the cells it
+    found to compute (with why), those written now, and the cells that failed (with why)."""
 
     reused: list[Path] = field(default_factory=list)
+    pending: list[tuple[Path, str]] = field(default_factory=list)
     computed: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 

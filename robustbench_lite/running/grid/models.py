@@ -91,14 +91,27 @@ class Models:
 
     def hand_surrogates(self, attacks: list[Attack], settings: Mapping[str, Any]) -> None:
         """Hand each transfer attack its surrogate model (trained or loaded now, once)."""
-        for attack in attacks:
-            name = attack.surrogate_defense()
-            if name is None:
-                continue
-            surrogate = instantiate(defense_class(name), self.plan.profile.name, settings.get(name))
+        for attack, surrogate in self._surrogates(attacks, settings):
             trained = self.model(surrogate)
             recipe = model_recipe(surrogate, self.plan.source, self.plan.seed, trained, self.device)
             attack.use_surrogate(recipe, self.weights_id(surrogate))
+
+    def name_surrogates(self, attacks: list[Attack], settings: Mapping[str, Any]) -> None:
+        """A dry run's `hand_surrogates`: each transfer attack learns only its surrogate's
+        weights (what its cells' configs are keyed on); no model is loaded or trained."""
+        for attack, surrogate in self._surrogates(attacks, settings):
+            attack.use_surrogate(None, self.weights_id(surrogate))
+
+    def _surrogates(
+        self, attacks: list[Attack], settings: Mapping[str, Any]
+    ) -> list[tuple[Attack, Defense]]:
+        """Each transfer attack with its surrogate defense, built with its settings."""
+        named = [(a, a.surrogate_defense()) for a in attacks]
+        return [
+            (a, instantiate(defense_class(name), self.plan.profile.name, settings.get(name)))
+            for a, name in named
+            if name is not None
+        ]
 
     def _frozen(self, model: nn.Module) -> nn.Module:
         model.eval()

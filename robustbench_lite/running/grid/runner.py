@@ -28,21 +28,21 @@ from robustbench_lite.protocol.registry import (
     instantiate,
     resolve_names,
 )
-from robustbench_lite.protocol.spec import incompatibility, profile_named
+from robustbench_lite.protocol.spec import profile_named
 from robustbench_lite.protocol.threat_models import threat_model
 from robustbench_lite.report import invariants, leaderboard, tables
 from robustbench_lite.running.grid.executors import EXECUTORS, Job, executor, run_jobs
 from robustbench_lite.running.grid.jobs import CellJob, DiagnosticsJob, JobContext, RunLog
 from robustbench_lite.running.grid.models import Models, check_weights_from
+from robustbench_lite.running.grid.pending import pending
 from robustbench_lite.running.grid.plan import RunPlan
 from robustbench_lite.running.grid.trained import Evaluated, certify_defense
-from robustbench_lite.running.own.data import data_key, resolve_source
+from robustbench_lite.running.own.data import resolve_source
 from robustbench_lite.running.own.home import settle
 from robustbench_lite.running.own.model import UserModel
-from robustbench_lite.store.files import config_hash, writable_dir
+from robustbench_lite.store.files import writable_dir
 from robustbench_lite.store.layout import GridLayout
 from robustbench_lite.store.models import ModelCache
-from robustbench_lite.store.reuse import cell_is_current
 
 log = logging.getLogger(__name__)
 
@@ -154,25 +154,7 @@ class Runner:
         test = self.source.load("test")
         self.source.content_sha256(test)  # hashed once, from the split loaded here
         n = self.plan.test_samples(len(test))
-        work = []
-        shape, classes = self.source.shape, self.source.num_classes
-        for defense in built_defenses:
-            unfit = defense.unsupported(shape, classes)
-            if unfit:  # like an impossible pair: said once, up front
-                log.warning("skipping %s on %s: %s", defense.name, self.dataset, unfit)
-                continue
-            runnable = []
-            for attack in built_attacks:
-                reason = incompatibility(attack, defense) or attack.unsupported(shape, classes)
-                for plain in self.plan.variants(defense, attack):
-                    if self._is_done(defense, attack, self.plan.samples(n, defense, attack), plain):
-                        continue
-                    if reason:
-                        log.warning("skipping %s x %s: %s", defense.name, attack.name, reason)
-                        break
-                    runnable.append((attack, plain))
-            if runnable or defense.certifies:
-                work.append((defense, runnable))
+        work = pending(self, built_attacks, built_defenses, n)
         pool = executor(self.executor, self.address)
         self.models.train_missing([d for d, _ in work], pool)
         total = sum(len(r) for _, r in work)
@@ -187,6 +169,19 @@ class Runner:
         if broken:
             raise RBError("soundness invariant broken: " + "; ".join(broken))
         return board
+
+    def preview(self, attacks: Iterable[str], defenses: Iterable[str | Defense]) -> RunLog:
+        """What `run` would do, doing none of it (`rb run --dry-run`): its log with the cells to
+        compute and why (`pending`) and those it would reuse; nothing is trained or attacked."""
+        built_attacks, built_defenses = self.prepare(attacks, defenses)
+        self.models.name_surrogates(built_attacks, self.settings)
+        pending(
+            self,
+            built_attacks,
+            built_defenses,
+            self.plan.test_samples(len(self.source.load("test"))),
+        )
+        return self.log
 
     def _evaluate_defense(
         self,
@@ -268,16 +263,6 @@ class Runner:
     def cell_path(self, defense: Defense, attack: Attack, plain: bool = False) -> Path:
         """Where the cell of `attack` on `defense` is written (`plain`: its `@no-bpda` cell)."""
         return self.layout.cell(defense.name, self.plan.cell_name(attack, defense, plain))
-
-    def _is_done(self, defense: Defense, attack: Attack, n: int, plain: bool = False) -> bool:
-        """Whether the cell's file is current (store/reuse.py); then it is reused."""
-        path = self.cell_path(defense, attack, plain)
-        digest = config_hash(self.plan.cell_config(defense, attack, n, plain))
-        done = cell_is_current(path, digest, self.weights_id(defense), data_key(self.source))
-        if done:
-            log.info("%s x %s: reused %s", defense.name, attack.name, path)
-            self.log.reused.append(path)
-        return done
 
     # -- models --------------------------------------------------------------------------------
 
