@@ -104,6 +104,12 @@ class AutoAttack(Attack):
             (make("square"), self.square_queries),
         ]
 
+    def member_configs(self) -> list[dict[str, Any]]:
+        return [
+            {"name": attack.name, "config": attack.config(), "queries": queries}
+            for attack, queries in self.members()
+        ]
+
     def run(
         self,
         model: QueryModel,

@@ -39,8 +39,10 @@ class FAB(Attack):
     random point at min(best norm, eps) / 2), each of `steps` steps queries x_k for the logit
     difference f = z_t - z_y and its gradient g, and linearises the boundary f = 0 at x_k. The
     smallest steps onto that hyperplane inside the box [0, 1], d_k from x_k and d_0 from x
-    (`onto_hyperplane`, the paper's box-constrained projection), are mixed: x_k+1 =
-    (1 - a)(x_k + eta d_k) + a (x + eta d_0), with a = min(|d_k| / (|d_k| + |d_0|), alpha_max)
+    (`onto_hyperplane`, the paper's box-constrained projection; gradient components below
+    `grad_floor` of the largest count as zero, as in AutoAttack's code, so the box corner where
+    the hyperplane is out of reach does not move rounding noise by its whole room), are mixed:
+    x_k+1 = (1 - a)(x_k + eta d_k) + a (x + eta d_0), with a = min(|d_k| / (|d_k| + |d_0|), alpha_max)
     the paper's bias towards the original point (a close boundary pulls towards x) and eta > 1
     an overshoot that crosses it. A second query checks x_k+1: if it fools (any class but y,
     with a margin above `rel_margin` of the largest |logit|, as FMN counts it) it is kept when
@@ -86,6 +88,9 @@ class FAB(Attack):
     beta: float = hp(0.9, between(0, 1, open_low=True, open_high=True))
     search_steps: int = hp(10, at_least(0), doc="final bisection towards x")
     rel_margin: float = hp(1e-5, between(0, 1), doc="margin that counts as fooling, per |logit|")
+    grad_floor: float = hp(
+        1e-8, between(0, 1), doc="gradient components below this share of the largest: zero"
+    )
     confirm: int = hp(5, at_least(1), doc="fresh draws that must agree (stochastic models)")
 
     def validate(self) -> None:
@@ -187,6 +192,11 @@ class FAB(Attack):
                 (grad,) = torch.autograd.grad(diff.sum(), x_k)
             # The boundary between y and the target, linearised at x_k: f + <g, z - x_k> = 0.
             f, g = diff.detach().squeeze(1).double(), grad.flatten(1).double()
+            # Components far below the float32 gradient's resolution are noise: left in, the box
+            # corner (where the hyperplane is out of reach) moves each of them by its whole room
+            # for no progress (AutoAttack's projection drops |w| < 1e-8 likewise).
+            floor = self.grad_floor * g.abs().amax(dim=1, keepdim=True)
+            g = torch.where(g.abs() <= floor, torch.zeros_like(g), g)
             xf = x_k.detach().flatten(1).double()
             c = torch.cat([-f, -f - (g * (x0 - xf)).sum(dim=1)])
             d = onto_hyperplane(self.threat_model, torch.cat([xf, x0]), torch.cat([g, g]), c)

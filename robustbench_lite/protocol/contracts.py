@@ -134,6 +134,11 @@ class Attack(Plugin, ABC):
         surrogate weights, other cells)."""
         return None
 
+    def member_configs(self) -> list[dict[str, Any]]:
+        """A chain's members, each `{"name", "config", "queries"}` (keys its cells: a member's
+        changed default is a new cell, not a reused one); [] for a single attack."""
+        return []
+
     @abstractmethod
     def run(
         self,

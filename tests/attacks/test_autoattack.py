@@ -109,3 +109,28 @@ def test_one_lucky_answer_does_not_end_a_sample_on_a_stochastic_model(
     # Stochastic: the later correct answers keep every sample for the next member; a
     # deterministic model's one fooled answer is final.
     assert second.seen == (len(x) if stochastic else 0)
+
+
+def test_a_member_s_defaults_key_the_chain_s_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain's own settings do not name its members' other hyper-parameters: a member's
+    changed default (FAB's `grad_floor`, added after the first chain cells) must make a new
+    cell, not reuse one made with the old behaviour."""
+    from robustbench_lite.attacks import autoattack
+    from robustbench_lite.attacks.fab import FAB
+    from robustbench_lite.protocol.contracts import preset
+    from robustbench_lite.protocol.registry import defense_class
+    from robustbench_lite.running.grid.runner import Runner
+    from robustbench_lite.store.files import config_hash
+
+    plan = Runner(profile="standard", quiet=True).plan
+    none = instantiate(defense_class("none"), "standard")
+    chain = instantiate(attack_class("autoattack"), "standard")
+    before = plan.cell_config(none, chain, 100)
+    assert [m["name"] for m in before["members"]] == ["apgd", "apgd", "fab", "square"]
+    assert before["members"][2]["config"]["grad_floor"] == 1e-8
+    other = preset(FAB, "fab", "FAB with another default", grad_floor=0.0)
+    real = autoattack.attack_class
+    monkeypatch.setattr(autoattack, "attack_class", lambda n: other if n == "fab" else real(n))
+    after = plan.cell_config(none, chain, 100)
+    assert chain.config() == before["attack"]["config"] == after["attack"]["config"]
+    assert config_hash(after) != config_hash(before)

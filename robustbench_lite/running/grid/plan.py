@@ -179,6 +179,9 @@ class RunPlan:
         surrogate = attack.surrogate_defense()
         if surrogate is not None:  # a transfer attack's cells depend on the surrogate's weights
             config["surrogate"] = {"defense": surrogate, "weights": attack.surrogate_weights()}
+        members = attack.member_configs()
+        if members:  # a chain's cells depend on every member's settings, defaults included
+            config["members"] = members
         return config
 
     def cell_spec(self, defense: Defense, attack: Attack, plain: bool = False) -> CellSpec:
