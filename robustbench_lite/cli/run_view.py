@@ -27,6 +27,7 @@ from robustbench_lite.report.columns import (
     Column,
     Kind,
 )
+from robustbench_lite.running.grid.jobs import RunLog
 from robustbench_lite.store import cell_record, certificates
 from robustbench_lite.store.layout import CERTIFICATE, is_certificate
 
@@ -136,7 +137,7 @@ def report(runners: Sequence[Any], cell_dir: Path, width: int | None = None) -> 
     return "\n".join(wrapped) + "\n"
 
 
-def preview(logs: Sequence[Any], cell_dir: Path) -> str:
+def preview(logs: Sequence[RunLog], cell_dir: Path) -> str:
     """`rb run --dry-run`: the cells a run would compute, each with why (new, or a file it may
     not reuse), under `cell_dir`, then how many it would reuse; nothing was trained or run."""
     pending = [(path, why) for run_log in logs for path, why in run_log.pending]
