@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data/mnist),)
 export RB_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test lint pytest regress regress-lane regress-rest regress-minimal regress-bpda regress-cheap regress-cheap-a regress-cheap-b regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard quick-baseline sweep site gpu zoo docs
+.PHONY: install test lint pytest regress regress-lane regress-rest regress-minimal regress-bpda regress-cheap regress-cheap-a regress-cheap-b regress-none regress-standard regress-retrain regress-full bench bench-smoke leaderboard leaderboard-plan quick-baseline sweep site gpu zoo docs
 
 # torch first, pinned: its CPU wheel lies on the machine; an unpinned torch pulls GBs of CUDA.
 install:
@@ -116,6 +116,11 @@ sweep:
 # The standard grid (hours on two CPU cores; resumable cell by cell), its plots and README's table.
 # Its cells run as Ray tasks, one per core (`make install` installs ray; GRID_EXECUTOR=local: one).
 GRID_EXECUTOR ?= ray
+# What `make leaderboard` would compute, each cell with why (new, or made under another config):
+# seconds, nothing trained or attacked.
+leaderboard-plan:
+	$(RB) --quiet run --attack all --defense all --profile standard --dry-run
+
 leaderboard:
 	$(RB) --quiet run --attack all --defense all --profile standard --executor $(GRID_EXECUTOR)
 	$(RB) --quiet plot --results results --profile standard
