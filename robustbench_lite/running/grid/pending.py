@@ -5,24 +5,43 @@ run (`rb run --dry-run`) decide that, each cell logged in the run's `RunLog`."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
-from robustbench_lite.protocol.contracts import Attack, Defense
+from robustbench_lite.protocol.contracts import Attack, DataSource, Defense
 from robustbench_lite.protocol.spec import incompatibility
+from robustbench_lite.running.grid.jobs import RunLog
+from robustbench_lite.running.grid.plan import RunPlan
 from robustbench_lite.running.own.data import data_key
 from robustbench_lite.store.files import config_hash
 from robustbench_lite.store.reuse import cell_staleness
 
-if TYPE_CHECKING:
-    from robustbench_lite.running.grid.runner import Runner
-
 log = logging.getLogger(__name__)
+
+
+class Grid(Protocol):
+    """What the decision reads of a run (the `Runner`): its plan, data, log, cell paths and the
+    weights each defense is evaluated with."""
+
+    @property
+    def plan(self) -> RunPlan: ...
+
+    @property
+    def source(self) -> DataSource: ...
+
+    @property
+    def log(self) -> RunLog: ...
+
+    def cell_path(self, defense: Defense, attack: Attack, plain: bool = False) -> Path: ...
+
+    def weights_id(self, defense: Defense) -> str | None: ...
+
 
 #: Per defense, its cells still to compute: (attack, plain), plain naming a `@no-bpda` cell.
 Work = list[tuple[Defense, list[tuple[Attack, bool]]]]
 
 
-def pending(runner: Runner, attacks: list[Attack], defenses: list[Defense], n: int) -> Work:
+def pending(runner: Grid, attacks: list[Attack], defenses: list[Defense], n: int) -> Work:
     """Per defense, the cells not current, each logged with why (`runner.log.pending`); a pair
     that cannot run is skipped with a warning, a defense unfit for the data once."""
     work: Work = []
@@ -30,7 +49,7 @@ def pending(runner: Runner, attacks: list[Attack], defenses: list[Defense], n: i
     for defense in defenses:
         unfit = defense.unsupported(shape, classes)
         if unfit:  # like an impossible pair: said once, up front
-            log.warning("skipping %s on %s: %s", defense.name, runner.dataset, unfit)
+            log.warning("skipping %s on %s: %s", defense.name, runner.source.name, unfit)
             continue
         runnable = []
         for attack in attacks:
@@ -50,7 +69,7 @@ def pending(runner: Runner, attacks: list[Attack], defenses: list[Defense], n: i
     return work
 
 
-def staleness(runner: Runner, defense: Defense, attack: Attack, n: int, plain: bool) -> str | None:
+def staleness(runner: Grid, defense: Defense, attack: Attack, n: int, plain: bool) -> str | None:
     """Why the cell must be computed, or None: its file is reused (and logged as such)."""
     path = runner.cell_path(defense, attack, plain)
     digest = config_hash(runner.plan.cell_config(defense, attack, n, plain))
