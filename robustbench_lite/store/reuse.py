@@ -73,11 +73,6 @@ def is_current(
     return stale(Made.of(record), digest, weights, data) is None
 
 
-def cell_is_current(path: Path, digest: str, weights: str | None, data: DataKey) -> bool:
-    """Whether the cell file at `path` may be reused (`cell_staleness` finds no reason not to)."""
-    return cell_staleness(path, digest, weights, data) is None
-
-
 def cell_staleness(path: Path, digest: str, weights: str | None, data: DataKey) -> str | None:
     """Why the cell at `path` must be computed (`new`: no file; `does not verify`: a file that
     does not match its own arrays, recomputed with a warning; else `stale`'s reason), or None
