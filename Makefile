@@ -17,9 +17,10 @@ install:
 	$(PIP) install -e '.[dev,ray]'
 
 # pytest on both cores, then the single-process checks (lint, the regression gate, bench-smoke,
-# docs) in two lanes, one per core, of about the same length (measured alone 2026-12-07, seconds:
-# lint 34, regress-cheap-a 55, regress-minimal 90, regress-eot 45, docs 6 | regress-cheap-b 45,
-# regress-standard 18, regress-bpda 28, regress-none 101, regress-retrain 26, bench-smoke 55).
+# docs) in two lanes, one per core, of about the same length (2026-12-07, seconds, alone unless
+# noted: lint 34, regress-cheap-a 56 (beside one other job), regress-minimal 90, regress-eot about
+# 42 (126 less the 84 of the cells it dropped), docs 6 | regress-cheap-b 45, regress-standard 18,
+# regress-bpda 28, regress-none 101, regress-retrain 26, bench-smoke 55).
 test: pytest checks
 
 checks:
@@ -137,11 +138,11 @@ sweep:
 # The standard grid (hours on two CPU cores; resumable cell by cell), its plots and README's table.
 # Its cells run as Ray tasks, one per core (`make install` installs ray; GRID_EXECUTOR=local: one).
 GRID_EXECUTOR ?= ray
-# What `make leaderboard` would compute, each cell with why (new, or made under another config):
-# seconds, nothing trained or attacked.
 # AutoAttack's chains are not in `all` (each member is a cell of its own there): the grid runs them
 # by name on the rows that hold them, so a change to a member's default recomputes them here too.
 CHAIN_ROWS := none,ibp,alp,pgd-at
+# What `make leaderboard` would compute, each cell with why (new, or made under another config):
+# seconds, nothing trained or attacked.
 leaderboard-plan:
 	$(RB) --quiet run --attack all --defense all --profile standard --dry-run
 	$(RB) --quiet run --attack autoattack,autoattack-l2 --defense $(CHAIN_ROWS) --profile standard \
