@@ -27,11 +27,10 @@ checks:
 	$(MAKE) --no-print-directory -j2 checks-a checks-b
 
 checks-a:
-	$(MAKE) --no-print-directory lint regress-cheap-a regress-minimal regress-eot docs
+	$(MAKE) --no-print-directory lint regress-lane docs
 
 checks-b:
-	$(MAKE) --no-print-directory regress-cheap-b regress-standard regress-bpda regress-none \
-		regress-retrain bench-smoke
+	$(MAKE) --no-print-directory regress-rest bench-smoke
 
 # ruff, the types (mypy; [tool.mypy] in pyproject.toml), then the one-way layers (import-linter's
 # contracts there).
@@ -141,20 +140,19 @@ GRID_EXECUTOR ?= ray
 # AutoAttack's chains are not in `all` (each member is a cell of its own there): the grid runs them
 # by name on the rows that hold them, so a change to a member's default recomputes them here too.
 CHAIN_ROWS := none,ibp,alp,pgd-at
+# $(call standard_grid,FLAGS): every selection of the standard grid, each run with FLAGS.
+define standard_grid
+	$(RB) --quiet run --attack all --defense all --profile standard $(1)
+	$(RB) --quiet run --attack autoattack,autoattack-l2 --defense $(CHAIN_ROWS) --profile standard $(1)
+	$(RB) --quiet run --attack autoattack-rand --defense randomization --profile standard $(1)
+endef
 # What `make leaderboard` would compute, each cell with why (new, or made under another config):
 # seconds, nothing trained or attacked.
 leaderboard-plan:
-	$(RB) --quiet run --attack all --defense all --profile standard --dry-run
-	$(RB) --quiet run --attack autoattack,autoattack-l2 --defense $(CHAIN_ROWS) --profile standard \
-		--dry-run
-	$(RB) --quiet run --attack autoattack-rand --defense randomization --profile standard --dry-run
+	$(call standard_grid,--dry-run)
 
 leaderboard:
-	$(RB) --quiet run --attack all --defense all --profile standard --executor $(GRID_EXECUTOR)
-	$(RB) --quiet run --attack autoattack,autoattack-l2 --defense $(CHAIN_ROWS) --profile standard \
-		--executor $(GRID_EXECUTOR)
-	$(RB) --quiet run --attack autoattack-rand --defense randomization --profile standard \
-		--executor $(GRID_EXECUTOR)
+	$(call standard_grid,--executor $(GRID_EXECUTOR))
 	$(RB) --quiet plot --results results --profile standard
 	$(RB) leaderboard --results results --profile standard --readme README.md > /dev/null
 
