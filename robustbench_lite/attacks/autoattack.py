@@ -105,10 +105,7 @@ class AutoAttack(Attack):
         ]
 
     def member_configs(self) -> list[dict[str, Any]]:
-        return [
-            {"name": attack.name, "config": attack.config(), "queries": queries}
-            for attack, queries in self.members()
-        ]
+        return [{**attack.keyed(), "queries": queries} for attack, queries in self.members()]
 
     def run(
         self,

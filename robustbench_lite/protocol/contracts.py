@@ -83,6 +83,9 @@ class Plugin:
     #: minutes each: a cell's unit is the smallest its attack and defense declare, else the run's
     #: batch size.
     unit_samples: ClassVar[Mapping[str, int]] = {}
+    #: Bumped by a fix that changes what the plugin computes under the same hyper-parameters,
+    #: so results made before the fix are recomputed, not reused (`keyed`); 0 keys nothing.
+    revision: ClassVar[int] = 0
 
     def unsupported(self, shape: Shape, num_classes: int) -> str | None:
         """Why this plugin cannot serve data of `shape` (C, H, W) with `num_classes` classes, or
@@ -111,6 +114,14 @@ class Plugin:
     def config(self) -> dict[str, Any]:
         """The hyper-parameters this instance runs with; recorded in every result."""
         return {key: getattr(self, key) for key in type(self).hyperparameters()}
+
+    def keyed(self) -> dict[str, Any]:
+        """What keys a result made with this plugin: its name, `config` and, once a fix bumped
+        it, its `revision` (absent at 0, so results made before revisions existed keep theirs)."""
+        key: dict[str, Any] = {"name": self.name, "config": self.config()}
+        if self.revision:
+            key["revision"] = self.revision
+        return key
 
 
 class Attack(Plugin, ABC):

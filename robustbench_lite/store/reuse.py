@@ -14,6 +14,7 @@ from robustbench_lite.store import cell_record
 from robustbench_lite.store.cell_record import given
 from robustbench_lite.store.files import tampering
 from robustbench_lite.store.records import owned
+from robustbench_lite.store.retracted import retracted
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +35,34 @@ class DataKey:
 
 @dataclass(frozen=True)
 class Made:
-    """What a stored record says it was made from: config hash, weights and data hashes."""
+    """What a stored record says it was made from: config hash, weights and data hashes, and
+    its own content hash (which names a retracted record: store/retracted.py)."""
 
     config_hash: str | None
     weights_sha256: str | None
     data_sha256: str | None
+    content_hash: str | None = None
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Made:
         """Of a certificate or diagnostics record (JSON)."""
         get = record.get
-        return cls(get("config_hash"), get("weights_sha256"), get("data_sha256"))
+        return cls(
+            get("config_hash"), get("weights_sha256"), get("data_sha256"), get("content_hash")
+        )
 
 
 def stale(made: Made, digest: str, weights: str | None, data: DataKey | None) -> str | None:
     """Why a verified record may not be reused (another config, other weights when `weights`
-    is known, other data when `data` is given), or None: the one rule every reuse applies."""
+    is known, other data when `data` is given, or retracted), or None: the one rule every reuse
+    applies."""
     if made.config_hash != digest:
         return "made under another config"
     if weights is not None and made.weights_sha256 != weights:
         return "made on other weights"
     if data is not None and not data.matches(made.data_sha256):
         return "made on other data"
-    return None
+    return retracted(made.content_hash)
 
 
 def is_current(
@@ -88,7 +94,12 @@ def cell_staleness(path: Path, digest: str, weights: str | None, data: DataKey) 
     except RBError as exc:
         log.warning("%s: recomputing it", exc)
         return "does not verify"
-    made = Made(stored.config_hash, given(stored.weights_sha256), given(stored.data_sha256))
+    made = Made(
+        stored.config_hash,
+        given(stored.weights_sha256),
+        given(stored.data_sha256),
+        given(stored.content_hash),
+    )
     why = stale(made, digest, weights, data)
     if why is not None and why != "made under another config":
         log.info("%s: %s; recomputing it", path, why)

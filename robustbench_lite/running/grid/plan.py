@@ -122,6 +122,8 @@ class RunPlan:
             "config": defense.config(),
             "seed": self.seed,
         }
+        if defense.revision:  # a fix to how a defense trains: new weights, not reused ones
+            config["revision"] = defense.revision
         if self._users_data_sha256 is not None:  # a user's data: its content, not its name
             config["data_sha256"] = self._users_data_sha256
         return config_hash(config), config
@@ -161,8 +163,8 @@ class RunPlan:
             "n": n,
             "seed": self.seed,
             "model_key": self.model_key(defense)[0],
-            "defense": {"name": defense.name, "config": defense.config()},
-            "attack": {"name": attack.name, "config": attack.config()},
+            "defense": defense.keyed(),
+            "attack": attack.keyed(),
             "threat_model": attack.threat_model,
             "eps": self.eps_of(attack),
             "budget": self.budget_of(attack),
@@ -219,7 +221,7 @@ class RunPlan:
             "n": n,
             "seed": self.seed,
             "model_key": self.model_key(defense)[0],
-            "defense": {"name": defense.name, "config": defense.config()},
+            "defense": defense.keyed(),
             "threat_model": certificates.THREAT_MODEL,
             "eps": eps,
             "column": certificates.COLUMN + certificates.suffix(eps, default),
