@@ -14,8 +14,9 @@ from robustbench_lite.report.shattered import is_plain, shattered
 from robustbench_lite.report.weights import unshipped
 from robustbench_lite.stats import sign_test
 from robustbench_lite.store import certificates
-from robustbench_lite.store.cell_record import CellRecord
+from robustbench_lite.store.cell_record import CellRecord, given
 from robustbench_lite.store.diagnostics import DiagnosticsRecord
+from robustbench_lite.store.retracted import retracted
 
 #: Code -> what it means; the leaderboard's `flags` column holds codes joined by ';'.
 FLAGS: dict[str, str] = {
@@ -66,6 +67,9 @@ FLAGS: dict[str, str] = {
     "non-converging": "an attack never improved on the clean margin of more than 10% of the "
     "samples that held: it did not move there (a broken step, or no signal)",
     shattered_gradients.CODE: shattered_gradients.MEANING,
+    "retracted-cell": "a cell of the row was made by code fixed since under an unchanged config "
+    "(store/retracted.py): its verified examples still count, but the fixed attack may break "
+    "samples it missed; `rb run` recomputes it",
     "unverified-certificate": "the runner could not recompute the row's certificate (its model "
     "is not made of the layers interval bound propagation covers), so its certified accuracy is "
     "the defense's word, shown as claimed_certified_acc and never as certified_acc",
@@ -114,6 +118,7 @@ def evidence(
     found.extend(_zero_query(cells))
     found.extend(_indicators(cells))
     found.extend(unshipped(cells))
+    found.extend(_retracted(cells))
     if diagnostics is None:
         found.append(("no-diagnostics", "no verified diagnostics of this model beside its cells"))
     else:
@@ -172,6 +177,16 @@ def _zero_query(cells: list[CellRecord]) -> list[tuple[str, str]]:
         free = sum(bool(c) and not r and q == 0 for c, r, q in rows)
         if free:
             out.append(("zero-query-success", f"{cell.cell} broke {free} samples with 0 queries"))
+    return out
+
+
+def _retracted(cells: list[CellRecord]) -> list[tuple[str, str]]:
+    """Cells whose content hash a retraction names (store/retracted.py), with its reason."""
+    out = []
+    for cell in cells:
+        why = retracted(given(cell.content_hash))
+        if why:
+            out.append(("retracted-cell", f"{cell.cell}: {why}"))
     return out
 
 

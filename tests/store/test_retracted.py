@@ -80,3 +80,18 @@ def test_a_revision_keys_new_cells_and_zero_keys_nothing(monkeypatch: pytest.Mon
     assert bumped["attack"]["revision"] == 2 and config_hash(bumped) != committed["config_hash"]
     monkeypatch.setattr(type(none), "revision", 1)  # a fix to how a defense trains
     assert plan.model_key(none)[0] != model
+
+
+def test_a_row_holding_a_retracted_cell_is_flagged_until_it_is_rerun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from robustbench_lite.report.flags import evidence
+    from robustbench_lite.store.cell_record import read
+
+    cells = [read(QUICK / "none" / name) for name in ("pgd.json", "square.json")]
+    assert not [code for code, _ in evidence(cells, None) if code == "retracted-cell"]
+    old = json.loads((QUICK / "none" / "pgd.json").read_text())["content_hash"]
+    fix = retracted.Retraction(reason="made before a test's fix", content_hashes=frozenset({old}))
+    monkeypatch.setattr(retracted, "RETRACTIONS", (fix,))
+    found = [why for code, why in evidence(cells, None) if code == "retracted-cell"]
+    assert found == ["pgd: retracted: made before a test's fix"]
