@@ -19,6 +19,14 @@ from robustbench_lite.store.files import config_hash
 QUICK = Path(__file__).resolve().parents[2] / "results" / "mnist-5k" / "quick"
 
 
+def _retract_none_pgd(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Retract the committed quick cell none/pgd (a fix a test pretends was made); its hash."""
+    old: str = json.loads((QUICK / "none" / "pgd.json").read_text())["content_hash"]
+    fix = retracted.Retraction(reason="made before a test's fix", content_hashes=frozenset({old}))
+    monkeypatch.setattr(retracted, "RETRACTIONS", (fix,))
+    return old
+
+
 def _rb(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(list(args))
     return code, capsys.readouterr().out
@@ -38,9 +46,7 @@ def test_a_retracted_cell_is_recomputed_not_reused_and_its_successor_counts(
     grid = tmp_path / "res" / "mnist-5k" / "quick"
     shutil.copytree(QUICK, grid)
     cell = grid / "none" / "pgd.json"
-    old = json.loads(cell.read_text())["content_hash"]
-    fix = retracted.Retraction(reason="made before a test's fix", content_hashes=frozenset({old}))
-    monkeypatch.setattr(retracted, "RETRACTIONS", (fix,))
+    old = _retract_none_pgd(monkeypatch)
     args = ["run", "-a", "pgd", "-d", "none", "--profile", "quick", "--quiet"]
     args += ["--results", str(tmp_path / "res")]
     code, out = _rb(capsys, *args, "--dry-run")
@@ -90,8 +96,6 @@ def test_a_row_holding_a_retracted_cell_is_flagged_until_it_is_rerun(
 
     cells = [read(QUICK / "none" / name) for name in ("pgd.json", "square.json")]
     assert not [code for code, _ in evidence(cells, None) if code == "retracted-cell"]
-    old = json.loads((QUICK / "none" / "pgd.json").read_text())["content_hash"]
-    fix = retracted.Retraction(reason="made before a test's fix", content_hashes=frozenset({old}))
-    monkeypatch.setattr(retracted, "RETRACTIONS", (fix,))
+    _retract_none_pgd(monkeypatch)
     found = [why for code, why in evidence(cells, None) if code == "retracted-cell"]
     assert found == ["pgd: retracted: made before a test's fix"]
